@@ -1,0 +1,128 @@
+"""The app factory: `create_app(settings)` assembles the function; nothing happens at import."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from handler import facade, health
+from handler.dispatch import validation_errors
+from handler.errors import (
+    FunctionError,
+    MethodNotAllowed,
+    NotFound,
+    SchemaViolation,
+    problem_response,
+)
+from handler.config import Settings
+from handler.ingress import Ingress
+from handler.logs import configure_logging
+from handler.registry import Registry
+from handler.runtime import Runtime
+from schemas import CATALOGUE, Catalogue
+
+DESCRIPTION = """
+A CloudEvents-driven Knative Eventing function.
+
+* **`POST /`** is the CloudEvents ingress the Knative Broker delivers to (binary, structured and
+  batched content modes, spec versions 1.0 and 0.3). It answers `200` with the reply event in the
+  mode of the request, `202` when there is nothing to say, `4xx` problem+json for events that must
+  not be retried, `409`/`5xx` for those the broker should retry.
+* **`/api/v1/...`** is the synchronous facade for the Streamlit UI.
+"""
+
+
+def _error_response(request: Request, error: FunctionError) -> Response:
+    status, headers, body = problem_response(error, instance=request.url.path)
+    return Response(
+        content=body,
+        status_code=status,
+        headers={k.decode(): v.decode() for k, v in headers if k != b"content-length"},
+    )
+
+
+async def _function_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FunctionError)  # noqa: S101 - registered for FunctionError only
+    return _error_response(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return _error_response(request, SchemaViolation("the request does not match its schema", errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    error: FunctionError
+    if exc.status_code == 404:
+        error = NotFound(f"no route for {request.url.path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        error = FunctionError(str(exc.detail))
+        error.status_code = exc.status_code  # type: ignore[misc]
+        error.title = HTTPStatus(exc.status_code).phrase  # type: ignore[misc]
+    response = _error_response(request, error)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+class FunctionApp(FastAPI):
+    """FastAPI, with the CloudEvents ingress served ahead of the middleware stack.
+
+    `POST /` is the hot path: one replica should do the work of three. Starlette's middleware and
+    routing cost more per request than the whole ingress, so the ingress paths are dispatched
+    here, at the ASGI entry, and everything else (facade, health, docs) is plain FastAPI.
+    """
+
+    fast_paths: dict[str, Any]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            endpoint = self.fast_paths.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: Registry | None = None,
+    catalogue: Catalogue = CATALOGUE,
+) -> FastAPI:
+    """Build the function: the ingress, the facade, health, error mapping and lifecycle."""
+    if settings is None:
+        settings = Settings()
+    if registry is None:
+        from handler.functions import registry as default_registry
+
+        registry = default_registry
+    configure_logging(settings)
+    runtime = Runtime.build(settings, registry, catalogue)
+    app = FunctionApp(
+        title="knative-python-backend",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=runtime.lifespan,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(FunctionError, _function_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(health.router)
+    app.include_router(facade.router)
+    app.fast_paths = {"/": Ingress(runtime)}
+    return app

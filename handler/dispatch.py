@@ -1,0 +1,195 @@
+"""From a decoded event to its reply: route by type, validate the payload, dedupe, run the handler.
+
+No HTTP here: the ingress, the facade and the WebSocket all come through this module, so the same
+payload gets the same validation, the same handler and the same errors whichever door it used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from handler.binding import NOTHING, SPEC_V1, Event, is_json
+from handler.config import Settings
+from handler.dedupe import DedupeStore, Reply, State, event_key
+from handler.errors import (
+    Conflict,
+    HandlerFailed,
+    HandlerTimeout,
+    SchemaViolation,
+    UnknownEventType,
+    UnsupportedMediaType,
+)
+from handler.logs import get_logger
+from handler.registry import Route
+
+# Reply ids are UUIDv5 of the request's source and id in this namespace: a redelivery of the
+# same event gets the same reply id, whichever replica answers it.
+REPLY_NAMESPACE = uuid.UUID("6f1f4d3e-8a53-5c39-9d0e-1f5b2b7c9a10")
+# Extensions copied from a request to its reply: the distributed-tracing extension.
+_TRACE_EXTENSIONS = ("traceparent", "tracestate")
+
+log = get_logger("handler.dispatch")
+
+
+def reply_id(source: str, event_id: str) -> str:
+    """The deterministic id of the reply to the event `source` + `event_id`."""
+    return str(uuid.uuid5(REPLY_NAMESPACE, f"{len(source)}:{source}{event_id}"))
+
+
+def rfc3339_now() -> str:
+    """The current UTC time as an RFC 3339 timestamp with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def validation_errors(exc: ValidationError, prefix: str = "data") -> list[dict[str, Any]]:
+    """Pydantic's errors as problem+json items; input values are left out on purpose."""
+    return [
+        {
+            "loc": [prefix, *err["loc"]] if prefix else list(err["loc"]),
+            "msg": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one event was answered."""
+
+    reply: Event | None
+    outcome: str  # "ok", "duplicate" or "no-reply"
+
+    @property
+    def status(self) -> int:
+        return 200 if self.reply is not None else 202
+
+
+class Dispatcher:
+    """Routes events to their handlers; shared by every door into the function."""
+
+    def __init__(self, routes: Mapping[str, Route], dedupe: DedupeStore, settings: Settings):
+        self.routes = dict(routes)
+        self.dedupe = dedupe
+        self._source = settings.event_source
+        self._timeout = settings.handler_timeout_seconds
+        self._accepted = sorted(self.routes)
+
+    def route(self, event_type: str) -> Route:
+        """The route of `event_type`, or UnknownEventType listing the accepted types."""
+        route = self.routes.get(event_type)
+        if route is None:
+            raise UnknownEventType(
+                f"no handler for event type {event_type!r}",
+                accepted_types=self._accepted,
+            )
+        return route
+
+    def validate(self, route: Route, event: Event) -> BaseModel:
+        """The event's payload as its route's model, or a 415/400 error."""
+        model = route.spec.model
+        if not is_json(event.datacontenttype):
+            raise UnsupportedMediaType(
+                f"{route.spec.type} carries JSON; datacontenttype {event.datacontenttype!r} "
+                "is not a JSON media type",
+            )
+        try:
+            if event.json_data is not NOTHING:
+                return model.model_validate(event.json_data)
+            if event.data is not None:
+                return model.model_validate_json(event.data)
+        except ValidationError as exc:
+            raise SchemaViolation(
+                f"the data of {route.spec.type} does not match its schema",
+                validation_errors(exc),
+            ) from None
+        raise SchemaViolation(
+            f"{route.spec.type} requires data and the event carries none",
+            [{"loc": ["data"], "msg": "Field required", "type": "missing"}],
+        )
+
+    async def call(self, route: Route, payload: BaseModel) -> BaseModel | None:
+        """Run the handler within its time budget; its failures become transient errors."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await route.handler(payload)
+        except TimeoutError:
+            raise HandlerTimeout(
+                f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
+            ) from None
+        except Exception as exc:
+            log.exception("handler_failed", type=route.spec.type, error=type(exc).__name__)
+            raise HandlerFailed(f"the handler of {route.spec.type} failed") from None
+        if result is None or isinstance(result, route.reply.model):
+            return result
+        log.error("handler_bad_result", type=route.spec.type, result=type(result).__name__)
+        raise HandlerFailed(f"the handler of {route.spec.type} returned an invalid reply")
+
+    async def handle(self, event: Event, route: Route, payload: BaseModel) -> Outcome:
+        """Handle one validated event exactly once: replay, 409, or run the handler."""
+        key = event_key(event.source, event.id)
+        fingerprint = hashlib.blake2b(
+            payload.__pydantic_serializer__.to_json(payload), digest_size=16
+        ).hexdigest()
+        claim = await self.dedupe.claim(key, fingerprint)
+        if claim.state is State.DONE:
+            assert claim.reply is not None  # noqa: S101 - DONE always carries the reply
+            if claim.fingerprint != fingerprint:
+                # Same identity, different payload: the producer broke the CloudEvents contract.
+                # The first answer stands (the event was handled once); the mismatch is logged.
+                log.warning(
+                    "producer_error_payload_changed",
+                    id=event.id,
+                    source=event.source,
+                    type=event.type,
+                )
+            stored = claim.reply
+            reply = None if stored.attributes is None else Event(stored.attributes, stored.data)
+            return Outcome(reply, "duplicate")
+        if claim.state is State.IN_PROGRESS:
+            raise Conflict(
+                f"event {event.id!r} from {event.source!r} is being handled; retry later",
+                retry_after=1,
+            )
+        try:
+            result = await self.call(route, payload)
+        except BaseException:
+            await self.dedupe.release(key)
+            raise
+        reply = None if result is None else self.reply_event(event, route, result)
+        await self.dedupe.complete(
+            key,
+            Reply(
+                None if reply is None else reply.attributes,
+                None if reply is None else reply.data,
+                fingerprint,
+            ),
+        )
+        return Outcome(reply, "ok" if reply is not None else "no-reply")
+
+    def reply_event(self, request: Event, route: Route, result: BaseModel) -> Event:
+        """The reply CloudEvent to `request` carrying `result`."""
+        attributes: dict[str, Any] = {
+            "specversion": SPEC_V1,
+            "id": reply_id(request.source, request.id),
+            "source": self._source,
+            "type": route.reply.type,
+            "time": rfc3339_now(),
+            "datacontenttype": "application/json",
+        }
+        correlation = request.attributes.get("correlationid")
+        if correlation is not None:
+            attributes["replyid"] = correlation
+        for name in _TRACE_EXTENSIONS:
+            value = request.attributes.get(name)
+            if value is not None:
+                attributes[name] = value
+        return Event(attributes, result.__pydantic_serializer__.to_json(result))

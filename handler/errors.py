@@ -1,0 +1,190 @@
+"""The function's one exception tree, and the one place errors become HTTP responses.
+
+    FunctionError                      500  (root; never raised bare)
+    ├── ClientError                    4xx: the broker must not retry, it dead-letters
+    │   ├── MalformedEvent             400  not a valid CloudEvent (binding rules)
+    │   │   └── InvalidBatch           400  one event of a batch is malformed (names its index)
+    │   ├── SchemaViolation            400  the payload fails its Pydantic schema (lists field errors)
+    │   ├── UnknownEventType           400  no handler for the type (lists the accepted ones)
+    │   ├── Unauthenticated            401
+    │   ├── Forbidden                  403
+    │   ├── NotFound                   404
+    │   ├── MethodNotAllowed           405
+    │   ├── Conflict                   409  retryable: the same event is still being handled
+    │   ├── PayloadTooLarge            413
+    │   ├── UnsupportedMediaType       415
+    │   └── HeadersTooLarge            431
+    └── TransientError                 503  the broker retries (Retry-After where known)
+        ├── StoreUnavailable           503  dedupe/outbox/dead-letter store unreachable
+        ├── HandlerTimeout             504  the handler exceeded its time budget
+        └── HandlerFailed              500  the handler raised
+
+Each class carries its status code and RFC 9457 problem type; `problem_response` is the only code
+that turns one into bytes on the wire. Third-party exceptions (pydantic, orjson, redis, httpx) are
+translated into this tree where they are caught, so they never leak into a response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+
+PROBLEM_JSON = "application/problem+json"
+_PROBLEM_BASE = "https://knative-python-backend.dev/problems/"
+
+
+class FunctionError(Exception):
+    """Root of every error the function raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    problem: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+    @property
+    def retry_after(self) -> int | None:
+        """Seconds a client should wait before retrying, when known."""
+        value = self.extensions.get("retry_after")
+        return int(value) if value is not None else None
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The RFC 9457 problem document for this error."""
+        body: dict[str, Any] = {
+            "type": _PROBLEM_BASE + self.problem,
+            "title": self.title,
+            "status": self.status_code,
+            "detail": self.detail,
+        }
+        if instance is not None:
+            body["instance"] = instance
+        body.update((k, v) for k, v in self.extensions.items() if k != "retry_after")
+        return body
+
+
+class ClientError(FunctionError):
+    """The request is wrong; sending it again will not help."""
+
+    status_code = 400
+    problem = "bad-request"
+    title = "Bad request"
+
+
+class MalformedEvent(ClientError):
+    problem = "malformed-event"
+    title = "Malformed CloudEvent"
+
+
+class InvalidBatch(MalformedEvent):
+    problem = "invalid-batch"
+    title = "Invalid CloudEvents batch"
+
+
+class SchemaViolation(ClientError):
+    problem = "schema-violation"
+    title = "Payload does not match its schema"
+
+    def __init__(self, detail: str, errors: Sequence[dict[str, Any]], **extensions: Any) -> None:
+        super().__init__(detail, errors=list(errors), **extensions)
+
+
+class UnknownEventType(ClientError):
+    problem = "unknown-event-type"
+    title = "No handler for this event type"
+
+
+class Unauthenticated(ClientError):
+    status_code = 401
+    problem = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(ClientError):
+    status_code = 403
+    problem = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(ClientError):
+    status_code = 404
+    problem = "not-found"
+    title = "Not found"
+
+
+class MethodNotAllowed(ClientError):
+    status_code = 405
+    problem = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class Conflict(ClientError):
+    """The same event is being handled right now; the broker retries 409 later."""
+
+    status_code = 409
+    problem = "in-progress"
+    title = "Event already in progress"
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413
+    problem = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ClientError):
+    status_code = 415
+    problem = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class HeadersTooLarge(ClientError):
+    status_code = 431
+    problem = "headers-too-large"
+    title = "Request header fields too large"
+
+
+class TransientError(FunctionError):
+    """Worth retrying: the broker redelivers on 5xx."""
+
+    status_code = 503
+    problem = "unavailable"
+    title = "Temporarily unavailable"
+
+
+class StoreUnavailable(TransientError):
+    problem = "store-unavailable"
+    title = "Store unavailable"
+
+
+class HandlerTimeout(TransientError):
+    status_code = 504
+    problem = "handler-timeout"
+    title = "Handler timed out"
+
+
+class HandlerFailed(TransientError):
+    status_code = 500
+    problem = "handler-failed"
+    title = "Handler failed"
+
+
+def problem_response(
+    error: FunctionError, instance: str | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, raw headers and body of the problem+json response for `error`."""
+    body = orjson.dumps(error.to_problem(instance))
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if error.retry_after is not None:
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    if isinstance(error, MethodNotAllowed) and "allow" in error.extensions:
+        headers.append((b"allow", str(error.extensions["allow"]).encode()))
+    return error.status_code, headers, body

@@ -1,0 +1,102 @@
+"""The synchronous HTTP facade the Streamlit UI calls: the same catalogue, validation and handler
+as the CloudEvents ingress, with plain JSON in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from handler.errors import PROBLEM_JSON, NotFound
+from handler.runtime import Runtime
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+
+PROBLEM: dict[str, Any] = {
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                },
+                "required": ["type", "title", "status", "detail"],
+            }
+        }
+    }
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem+json errors."""
+    descriptions = {
+        400: "Malformed request or payload that fails its schema (field errors listed)",
+        401: "Missing or invalid credentials",
+        403: "Credentials valid but not allowed",
+        404: "Not found",
+        413: "Body too large",
+        415: "Unsupported media type",
+        503: "Temporarily unavailable; retry",
+        504: "The handler timed out; retry",
+    }
+    return {code: {"description": descriptions[code], **PROBLEM} for code in codes}
+
+
+router = APIRouter(prefix="/api/v1", tags=["facade"])
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    summary="Ask a query synchronously",
+    responses=problems(400, 413, 415, 503, 504),
+)
+async def query(body: QueryRequest, request: Request) -> Any:
+    """Run the query handler on `body` and return its answer (the data of the reply event)."""
+    dispatcher = runtime_of(request).dispatcher
+    route = dispatcher.route(QUERY_REQUEST.type)
+    result = await dispatcher.call(route, body)
+    if result is None:
+        return Response(status_code=204)
+    return result
+
+
+@router.get("/schemas", summary="List the event types and their schemas")
+async def list_schemas(request: Request) -> dict[str, Any]:
+    """Every event type of the catalogue, whether the function consumes or produces it."""
+    runtime = runtime_of(request)
+    consumed = {s.type for s in runtime.catalogue.consumed}
+    return {
+        "types": [
+            {
+                "type": spec.type,
+                "description": spec.description,
+                "direction": "consumed" if spec.type in consumed else "produced",
+                "reply": spec.reply.type if spec.reply else None,
+                "schema": str(request.url_for("get_schema", event_type=spec.type)),
+            }
+            for spec in runtime.catalogue.values()
+        ]
+    }
+
+
+@router.get(
+    "/schemas/{event_type}",
+    summary="JSON Schema of an event type's data",
+    responses=problems(404),
+)
+async def get_schema(event_type: str, request: Request) -> JSONResponse:
+    """The JSON Schema (draft 2020-12) of the data of `event_type`."""
+    spec = runtime_of(request).catalogue.get(event_type)
+    if spec is None:
+        raise NotFound(f"no event type {event_type!r} in the catalogue")
+    return JSONResponse(spec.json_schema(), media_type="application/schema+json")

@@ -1,0 +1,23 @@
+"""Business logic: the query handlers. ─────────────────────────────────────────────────────────
+
+This is the place to edit. A handler is an async function of the validated payload that returns
+the reply payload (or None when there is nothing to say: the broker then gets 202). It never sees
+HTTP, headers or CloudEvent envelopes; the same handler serves the broker's events, the
+synchronous facade and the WebSocket.
+
+To handle a new event type: add its model and `EventSpec` in `schemas/`, then register a handler
+here with `@registry.handles(YOUR_SPEC)`, then run `make manifests`.
+"""
+
+from __future__ import annotations
+
+from handler.registry import Registry
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+
+registry = Registry()
+
+
+@registry.handles(QUERY_REQUEST)
+async def handle_query(request: QueryRequest) -> QueryResponse:
+    """Answer a query. Replace the body with the real work (it may await I/O)."""
+    return QueryResponse(result={"message": f"Processed query: {request.query}"})

@@ -1,0 +1,193 @@
+"""The CloudEvents ingress: `POST /` from the Knative Broker, at the ASGI level.
+
+This is the hot path, so the app hands it its path before FastAPI's middleware and routing: no
+Request object, no dependency injection, no response classes. It reads the body within its limit,
+lets the pure binding decode it, lets the dispatcher handle it, and writes the reply in the mode
+the request came in. Everything else falls through to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from handler.binding import BATCH, STRUCTURED, Event, Mode, decode, to_batch, to_binary
+from handler.binding import to_structured as encode_structured
+from handler.dispatch import Outcome
+from handler.errors import FunctionError, MalformedEvent, MethodNotAllowed, PayloadTooLarge
+from handler.errors import problem_response
+from handler.logs import get_logger
+from handler.runtime import Runtime
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+log = get_logger("handler.ingress")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the body was read; nothing to answer."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise MalformedEvent("Content-Length is not a number") from None
+            if length > limit:
+                raise PayloadTooLarge(
+                    f"the body has {length} bytes; at most {limit} are accepted", limit=limit
+                )
+            break
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes", limit=limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes", limit=limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_response(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Write one complete HTTP response."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _trace_id(event: Event | None, scope: Scope) -> str | None:
+    traceparent = event.attributes.get("traceparent") if event is not None else None
+    if traceparent is None:
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+                break
+    if isinstance(traceparent, str) and traceparent.count("-") >= 3:
+        return traceparent.split("-")[1]
+    return None
+
+
+def encode_outcomes(mode: Mode, outcomes: list[Outcome]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The HTTP response for the handled events, in the request's mode."""
+    replies = [o.reply for o in outcomes if o.reply is not None]
+    if not replies:
+        return 202, [(b"content-length", b"0")], b""
+    if mode is Mode.BINARY:
+        headers, body = to_binary(replies[0])
+    elif mode is Mode.STRUCTURED:
+        headers, body = [(b"content-type", STRUCTURED.encode())], encode_structured(replies[0])
+    else:
+        headers, body = [(b"content-type", BATCH.encode())], to_batch(replies)
+    headers.append((b"content-length", str(len(body)).encode()))
+    return 200, headers, body
+
+
+class Ingress:
+    """The ASGI endpoint of `POST /`; `FunctionApp` sends it that path before any middleware."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._limit = runtime.settings.max_body_bytes
+        self._max_batch = runtime.settings.max_batch_events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        events: tuple[Event, ...] = ()
+        mode = None
+        try:
+            if scope["method"] != "POST":
+                raise MethodNotAllowed(
+                    f"{scope['method']} is not allowed on the CloudEvents ingress; use POST",
+                    allow="POST",
+                )
+            body = await read_body(scope, receive, self._limit)
+            request = decode(scope["headers"], body, max_batch=self._max_batch)
+            mode, events = request.mode, request.events
+            outcomes = await self._handle(events, batch=mode is Mode.BATCH)
+        except ClientDisconnected:
+            return
+        except FunctionError as error:
+            await self._reject(scope, send, error, events, mode, started)
+            return
+        except Exception:  # a bug of ours: answer like ServerErrorMiddleware would, in problem+json
+            log.exception("ingress_bug")
+            error = FunctionError("the function failed unexpectedly; the event may be retried")
+            await self._reject(scope, send, error, events, mode, started)
+            return
+        status, headers, body = encode_outcomes(request.mode, outcomes)
+        await send_response(send, status, headers, body)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        for event, outcome in zip(events, outcomes, strict=True):
+            log.info(
+                "event",
+                id=event.id,
+                type=event.type,
+                source=event.source,
+                mode=mode,
+                trace_id=_trace_id(event, scope),
+                outcome=outcome.outcome,
+                status=status,
+                duration_ms=elapsed_ms,
+            )
+
+    async def _handle(self, events: tuple[Event, ...], *, batch: bool) -> list[Outcome]:
+        dispatcher = self.runtime.dispatcher
+        # A batch is validated whole before any of its events is handled.
+        checked = []
+        for index, event in enumerate(events):
+            try:
+                route = dispatcher.route(event.type)
+                checked.append((event, route, dispatcher.validate(route, event)))
+            except FunctionError as error:
+                if batch:
+                    error.detail = f"event [{index}]: {error.detail}"
+                    error.extensions["index"] = index
+                raise
+        return [await dispatcher.handle(e, r, p) for e, r, p in checked]
+
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        error: FunctionError,
+        events: tuple[Event, ...],
+        mode: Mode | None,
+        started: float,
+    ) -> None:
+        status, headers, body = problem_response(error, instance=scope["path"])
+        await send_response(send, status, headers, body)
+        first = events[0] if events else None
+        log_method = log.warning if status >= 500 else log.info
+        log_method(
+            "event",
+            id=first.id if first else None,
+            type=first.type if first else None,
+            source=first.source if first else None,
+            mode=mode,
+            batch=len(events) if len(events) > 1 else None,
+            trace_id=_trace_id(first, scope),
+            outcome="failed" if status >= 500 else ("conflict" if status == 409 else "rejected"),
+            status=status,
+            problem=error.problem,
+            detail=error.detail,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )

@@ -1,0 +1,90 @@
+"""structlog set-up: JSON lines in production, a readable console on a terminal.
+
+The hot path logs one line per handled event, so the pipeline is kept short: a level filter
+compiled into the bound logger class, an ISO timestamp, and orjson writing bytes straight to
+stdout. uvicorn's own loggers are routed through the same renderer; its access log is off
+because the ingress writes a richer line of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+import structlog
+
+from handler.config import Settings
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS["error"] = logging.ERROR
+
+# Keys whose values must never reach a log line (tokens, keys, credentials).
+SECRET_KEYS = frozenset({"authorization", "api_key", "x-api-key", "token", "password", "secret"})
+
+
+def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in SECRET_KEYS.intersection(event_dict):
+        event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def _orjson_bytes(event_dict: Any, **_: Any) -> bytes:
+    return orjson.dumps(event_dict, default=str)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Configure structlog and the stdlib loggers uvicorn uses, once per process."""
+    level = _LEVELS[settings.log_level]
+    use_console = settings.log_format == "console" or (
+        settings.log_format == "auto" and sys.stdout.isatty()
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    renderer: Any
+    if use_console:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        factory: Any = structlog.PrintLoggerFactory(sys.stdout)
+    else:
+        shared.append(structlog.processors.format_exc_info)
+        renderer = _orjson_bytes
+        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+    _route_stdlib(level, shared, use_console=use_console)
+
+
+def _route_stdlib(level: int, shared: list[Any], *, use_console: bool) -> None:
+    """Send uvicorn's (and any library's) stdlib logging through structlog's renderer."""
+    final: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if use_console
+        else structlog.processors.JSONRenderer()
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, final],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str) -> Any:
+    """A lazy structlog logger carrying a component name (configured on first use, not import)."""
+    return structlog.get_logger(logger=name)

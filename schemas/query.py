@@ -1,0 +1,84 @@
+"""Payloads of the query event types: what the broker and the UI send, what the function answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+
+# Bounds on what a caller controls: a query is text for a person to read, not a document upload.
+MAX_QUERY_LENGTH = 10_000
+MAX_PARAMETERS = 100
+
+
+class QueryRequest(BaseModel):
+    """A question for the query handler."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=False,
+        json_schema_extra={
+            "examples": [{"query": "What is Knative?", "parameters": {"lang": "en"}}],
+        },
+    )
+
+    query: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_QUERY_LENGTH,
+            pattern=r"\S",
+            description="The question; must contain at least one non-blank character.",
+        ),
+    ]
+    parameters: Annotated[
+        dict[str, Any] | None,
+        Field(
+            default=None,
+            max_length=MAX_PARAMETERS,
+            description="Optional free-form parameters handed to the query handler.",
+        ),
+    ] = None
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class QueryMetadata(BaseModel):
+    """Facts about how the answer was produced."""
+
+    model_config = ConfigDict(extra="allow")
+
+    timestamp: Annotated[
+        AwareDatetime,
+        Field(
+            default_factory=utc_now,
+            description="When the answer was produced (RFC 3339, UTC).",
+        ),
+    ]
+
+    @field_serializer("timestamp")
+    def _rfc3339_utc(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class QueryResponse(BaseModel):
+    """The answer to a `QueryRequest`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "result": {"message": "Processed query: What is Knative?"},
+                    "metadata": {"timestamp": "2026-11-25T12:00:00.000000Z"},
+                }
+            ],
+        },
+    )
+
+    result: dict[str, Any] = Field(description="What the query handler produced.")
+    metadata: QueryMetadata = Field(default_factory=QueryMetadata)
