@@ -87,4 +87,4 @@ def _route_stdlib(level: int, shared: list[Any], *, use_console: bool) -> None:
 
 def get_logger(name: str) -> Any:
     """A lazy structlog logger carrying a component name (configured on first use, not import)."""
-    return structlog.get_logger(logger=name)
+    return structlog.get_logger(component=name)
