@@ -30,10 +30,6 @@ def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return event_dict
 
 
-def _orjson_bytes(event_dict: Any, **_: Any) -> bytes:
-    return orjson.dumps(event_dict, default=str)
-
-
 def configure_logging(settings: Settings) -> None:
     """Configure structlog and the stdlib loggers uvicorn uses, once per process."""
     level = _LEVELS[settings.log_level]
@@ -52,7 +48,7 @@ def configure_logging(settings: Settings) -> None:
         factory: Any = structlog.PrintLoggerFactory(sys.stdout)
     else:
         shared.append(structlog.processors.format_exc_info)
-        renderer = _orjson_bytes
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
     structlog.configure(
         processors=[*shared, renderer],
@@ -68,7 +64,7 @@ def _route_stdlib(level: int, shared: list[Any], *, use_console: bool) -> None:
     final: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if use_console
-        else structlog.processors.JSONRenderer()
+        else structlog.processors.JSONRenderer(serializer=lambda d, **kw: orjson.dumps(d, **kw).decode())
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

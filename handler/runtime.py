@@ -7,9 +7,9 @@ needs opening, flips readiness, and closes everything on the way out.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from handler.config import Settings
 from handler.dedupe import DedupeStore, MemoryDedupeStore
@@ -19,6 +19,18 @@ from handler.registry import Registry, Route
 from schemas import Catalogue
 
 log = get_logger("handler.runtime")
+
+
+class Component(Protocol):
+    """Something with a lifecycle (stores, publisher, outbox worker, live feed...).
+
+    `start` runs at start-up in registration order, before readiness turns true; `stop` runs in
+    reverse order at shutdown, after readiness turned false and in-flight requests finished.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def build_dedupe(settings: Settings) -> DedupeStore:
@@ -41,7 +53,7 @@ class Runtime:
     dispatcher: Dispatcher
     ready: bool = False
     draining: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
+    components: list[Component] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
@@ -64,11 +76,15 @@ class Runtime:
             source=self.settings.event_source,
             dedupe=type(self.dedupe).__name__,
         )
-        self.ready = True
-        try:
-            yield
-        finally:
-            self.ready = False
-            self.draining = True
-            await self.dedupe.aclose()
-            log.info("stopped")
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self.dedupe.aclose)
+            for component in self.components:
+                await component.start()
+                stack.push_async_callback(component.stop)
+            self.ready = True
+            try:
+                yield
+            finally:
+                self.ready = False
+                self.draining = True
+        log.info("stopped")

@@ -1,0 +1,196 @@
+"""Shared test helpers: event builders, an in-process client, a real server, a real Redis.
+
+Builders return plain headers/bodies so that tests show exactly what goes over the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from handler.app import create_app
+from handler.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+QUERY = "com.example.query.request"
+RESPONSE = "com.example.query.response"
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def binary_headers(
+    *,
+    id: str | None = None,  # noqa: A002 - mirrors the attribute name
+    type: str = QUERY,  # noqa: A002
+    source: str = "/tests",
+    specversion: str = "1.0",
+    content_type: str | None = "application/json",
+    **extensions: str,
+) -> dict[str, str]:
+    """Headers of a binary-mode event; extensions become `ce-<name>` headers."""
+    headers = {
+        "ce-specversion": specversion,
+        "ce-id": id or new_id(),
+        "ce-source": source,
+        "ce-type": type,
+    }
+    if content_type is not None:
+        headers["content-type"] = content_type
+    headers.update({f"ce-{k}": v for k, v in extensions.items()})
+    return headers
+
+
+def event_json(
+    data: Any = None,
+    *,
+    id: str | None = None,  # noqa: A002
+    type: str = QUERY,  # noqa: A002
+    source: str = "/tests",
+    specversion: str = "1.0",
+    **attributes: Any,
+) -> dict[str, Any]:
+    """A JSON-format event as a dict (for structured mode and batches)."""
+    event: dict[str, Any] = {
+        "specversion": specversion,
+        "id": id or new_id(),
+        "source": source,
+        "type": type,
+        "datacontenttype": "application/json",
+        **attributes,
+    }
+    if data is not None:
+        event["data"] = data
+    return event
+
+
+def query(text: str = "What is Knative?", **parameters: Any) -> dict[str, Any]:
+    """A QueryRequest payload."""
+    return {"query": text, "parameters": parameters} if parameters else {"query": text}
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def test_settings(**overrides: Any) -> Settings:
+    """Settings for tests: never read from the environment of the developer's shell."""
+    values: dict[str, Any] = {"log_format": "json", "log_level": "warning", **overrides}
+    # model_validate skips BaseSettings.__init__, which is what reads the environment.
+    return Settings.model_validate(values)
+
+
+@contextlib.asynccontextmanager
+async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client with the app's lifespan running."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
+            yield client
+
+
+@contextlib.asynccontextmanager
+async def function_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of a function built with test settings and `overrides`."""
+    async with client_for(create_app(test_settings(**overrides))) as client:
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`python -m handler` in a real process on a free port."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "info",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> ServerProcess:
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "handler"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
+                raise RuntimeError(f"server exited early:\n{out}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health/readiness", timeout=0.5).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not become ready")
+
+    def stop(self, timeout: float = 15.0) -> str:
+        """Terminate (SIGTERM) and return everything the server printed."""
+        if self.proc is None:
+            return ""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out.decode()
+
+
+@contextlib.contextmanager
+def running_server(env: Mapping[str, str] | None = None) -> Iterator[ServerProcess]:
+    server = ServerProcess(env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def redis_url(db: int) -> str:
+    """URL of the test Redis with database `db`, flushed; skips (or fails in CI) without one."""
+    import redis
+
+    base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    url = f"{base}/{db}"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        client.flushdb()
+        client.close()
+    except redis.RedisError as exc:
+        if os.environ.get("REQUIRE_REDIS"):
+            pytest.fail(f"REQUIRE_REDIS is set but Redis at {url} is unreachable: {exc}")
+        pytest.skip(f"no Redis reachable at {url} (set REQUIRE_REDIS=1 to make this an error)")
+    return url
