@@ -119,6 +119,8 @@ class Ingress:
                     f"{scope['method']} is not allowed on the CloudEvents ingress; use POST",
                     allow="POST",
                 )
+            if self.runtime.delivery_auth is not None:
+                await self.runtime.delivery_auth.check(scope)
             body = await read_body(scope, receive, self._limit)
             request = decode(scope["headers"], body, max_batch=self._max_batch)
             mode, events = request.mode, request.events

@@ -21,6 +21,15 @@ from schemas import Catalogue
 log = get_logger("handler.runtime")
 
 
+class DeliveryAuth(Protocol):
+    """Authenticates a broker delivery (ingress, dead-letter sink) from its ASGI scope.
+
+    Raises `Unauthenticated` (401), `Forbidden` (403) or a `TransientError` (issuer unreachable).
+    """
+
+    async def check(self, scope: dict[str, Any]) -> None: ...
+
+
 class Component(Protocol):
     """Something with a lifecycle (stores, publisher, outbox worker, live feed...).
 
@@ -54,6 +63,8 @@ class Runtime:
     ready: bool = False
     draining: bool = False
     components: list[Component] = field(default_factory=list)
+    # None means deliveries are not authenticated (local development).
+    delivery_auth: DeliveryAuth | None = None
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
