@@ -10,6 +10,8 @@ Adding an event type: a Pydantic model, an `EventSpec` below, a handler register
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,19 +26,19 @@ class EventSpec:
     """One CloudEvents type: its payload model and, for consumed types, the type of its reply."""
 
     type: str
-    model: type[BaseModel]
+    model: builtins.type[BaseModel]
     description: str
     reply: EventSpec | None = None
     datacontenttype: str = "application/json"
 
     @property
     def slug(self) -> str:
-        """A file- and URL-friendly name (`com.example.query.request` -> `com-example-query-request`)."""
+        """A file- and URL-friendly name: `com.example.query.request` -> `com-example-query-request`."""
         return self.type.replace(".", "-").lower()
 
     def json_schema(self) -> dict[str, Any]:
         """The payload's JSON Schema (draft 2020-12), titled and identified by the event type."""
-        schema = self.model.model_json_schema(mode="validation")
+        schema: dict[str, Any] = self.model.model_json_schema(mode="validation")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["title"] = self.type
         schema["description"] = self.description

@@ -52,13 +52,10 @@ class QueryMetadata(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    timestamp: Annotated[
-        AwareDatetime,
-        Field(
-            default_factory=utc_now,
-            description="When the answer was produced (RFC 3339, UTC).",
-        ),
-    ]
+    timestamp: AwareDatetime = Field(
+        default_factory=utc_now,
+        description="When the answer was produced (RFC 3339, UTC).",
+    )
 
     @field_serializer("timestamp")
     def _rfc3339_utc(self, value: datetime) -> str:
