@@ -22,7 +22,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --extra ui --python $(PYTHON)
 	@touch $@
 
 .PHONY: venv
@@ -32,15 +32,25 @@ venv: $(VENV)/.synced ## create .venv from uv.lock
 run: venv ## serve the function on $PORT (default 8080)
 	PORT=$(PORT) $(PY) -m handler
 
+.PHONY: ui
+ui: venv ## serve the Streamlit UI on :8501 (BACKEND_URL, default http://localhost:8080)
+	$(PY) -m streamlit run ui/app.py --server.port 8501 --server.headless true --browser.gatherUsageStats false
+
+.PHONY: chromium
+chromium: ## apt-install Debian's chromium for the optional browser end-to-end test
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 .PHONY: test
 test: venv ## run the whole test suite with coverage
 	$(PY) -m pytest --cov --cov-report=term
 
 .PHONY: lint
-lint: venv ## ruff, formatting and mypy strict
+lint: venv ## ruff, formatting, mypy strict, hadolint, manifests and requirements.txt fresh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/hadolint Dockerfile
+	$(MAKE) --no-print-directory manifests-check requirements-check
 
 .PHONY: fmt
 fmt: venv ## format and autofix
@@ -55,6 +65,23 @@ lock: $(UV) ## re-resolve uv.lock and re-export requirements.txt
 .PHONY: requirements
 requirements: $(UV) ## export requirements.txt from the lock
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o requirements.txt >/dev/null
+
+.PHONY: requirements-check
+requirements-check: $(UV) ## fail if requirements.txt is not the export of uv.lock
+	@diff <($(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header) \
+		<(grep -v '^#' requirements.txt) || { echo "requirements.txt is stale: make requirements"; exit 1; }
+
+.PHONY: manifests
+manifests: venv ## render eventing/ from the event catalogue and settings defaults
+	$(PY) -m handler.manifests
+
+.PHONY: manifests-check
+manifests-check: venv ## fail if eventing/ differs from what `make manifests` renders
+	@$(PY) -m handler.manifests --check || { echo "eventing/ is stale: make manifests"; exit 1; }
+
+.PHONY: bench
+bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see README "Performance")
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## remove the environments and caches

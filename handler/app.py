@@ -5,14 +5,15 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from handler import facade, health
-from handler.dispatch import validation_errors
+from handler import asyncapi, deadletter, facade, health, security, ws
+from handler.auth import facade_dependency
 from handler.errors import (
+    ClientError,
     FunctionError,
     MethodNotAllowed,
     NotFound,
@@ -22,8 +23,11 @@ from handler.errors import (
 from handler.config import Settings
 from handler.ingress import Ingress
 from handler.logs import configure_logging
+from handler.metrics import MetricsEndpoint
 from handler.registry import Registry
 from handler.runtime import Runtime
+from handler.security import HeaderLimits
+from handler.tracing import telemetry_config
 from schemas import CATALOGUE, Catalogue
 
 DESCRIPTION = """
@@ -34,6 +38,9 @@ A CloudEvents-driven Knative Eventing function.
   mode of the request, `202` when there is nothing to say, `4xx` problem+json for events that must
   not be retried, `409`/`5xx` for those the broker should retry.
 * **`/api/v1/...`** is the synchronous facade for the Streamlit UI.
+* **`WS /api/v1/ws`** streams queries (progress, then one result or error per query `id`) and
+  the live event feed (`{"type": "subscribe", "types": [...]}`); JSON text messages, described
+  as AsyncAPI 3.0 at [`/api/v1/asyncapi.json`](/api/v1/asyncapi.json).
 """
 
 
@@ -68,7 +75,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
     else:
-        error = FunctionError(str(exc.detail))
+        # A 4xx from FastAPI (e.g. an unparsable body) is the client's error, not an internal one.
+        error = (ClientError if exc.status_code < 500 else FunctionError)(str(exc.detail))
         error.status_code = exc.status_code  # type: ignore[misc]
         error.title = HTTPStatus(exc.status_code).phrase  # type: ignore[misc]
     response = _error_response(request, error)
@@ -86,9 +94,15 @@ class FunctionApp(FastAPI):
     """
 
     fast_paths: dict[str, Any]
+    header_limits: HeaderLimits
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            # uvicorn's httptools parser bounds no header, so every HTTP request is checked here.
+            too_large = self.header_limits.exceeded(scope["headers"])
+            if too_large is not None:
+                await self.header_limits.reject(scope, send, too_large)
+                return
             endpoint = self.fast_paths.get(scope["path"])
             if endpoint is not None:
                 await endpoint(scope, receive, send)
@@ -117,12 +131,29 @@ def create_app(
         description=DESCRIPTION,
         lifespan=runtime.lifespan,
         redoc_url=None,
+        # FastAPI's native OpenTelemetry: OTLP export of the facade's spans when configured.
+        telemetry=telemetry_config(settings.otel_exporter_otlp_endpoint),  # type: ignore[arg-type]
     )
     app.state.runtime = runtime
     app.add_exception_handler(FunctionError, _function_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(health.router)
-    app.include_router(facade.router)
-    app.fast_paths = {"/": Ingress(runtime)}
+    # Every /api/v1 router is included with `**api`: behind API keys / OIDC when either is set.
+    api: dict[str, Any] = {}
+    if runtime.facade_auth is not None:
+        api = {
+            "dependencies": [Depends(facade_dependency(runtime.facade_auth))],
+            "responses": facade.problems(401, 403, 503),
+        }
+    app.include_router(facade.router, **api)
+    app.include_router(deadletter.router, **api)
+    # API descriptions are documentation, open like /openapi.json.
+    app.include_router(asyncapi.router)
+    ws.install(app, runtime)
+    app.fast_paths = {"/": Ingress(runtime), "/metrics": MetricsEndpoint(runtime.metrics)}
+    if runtime.deadletters is not None:
+        app.fast_paths["/deadletter"] = deadletter.DeadLetterSink(runtime, runtime.deadletters)
+    app.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
+    security.install(app, settings)
     return app

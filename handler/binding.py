@@ -64,6 +64,7 @@ _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S*")
 _INT32 = range(-(2**31), 2**31)
 # Percent-encode space, double quote, percent and anything outside printable ASCII (3.1.3.2).
 _HEADER_SAFE: Final = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
+_NEEDS_QUOTING = re.compile(r'[ "%]')
 
 
 class Mode(StrEnum):
@@ -164,7 +165,13 @@ def is_json(content_type: str | None) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+# Names already found valid: the same dozen names arrive on every event (bounded: names are input).
+_VALID_NAMES: set[str] = set()
+
+
 def _check_name(name: str, where: str) -> None:
+    if name in _VALID_NAMES:
+        return
     if not _NAME.fullmatch(name):
         raise MalformedEvent(
             f"illegal attribute name {name!r} in {where}: "
@@ -172,6 +179,8 @@ def _check_name(name: str, where: str) -> None:
         )
     if name == "data":
         raise MalformedEvent(f"{where}: 'data' is reserved and cannot be an attribute")
+    if len(_VALID_NAMES) < 256:
+        _VALID_NAMES.add(name)
 
 
 def check_time(value: str) -> None:
@@ -225,6 +234,11 @@ def _validate(attributes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _header_value(name: str, raw: bytes) -> str:
+    if b"%" not in raw:  # the usual case: no escapes to check or undo
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedEvent(f"header ce-{name} is not valid UTF-8 after decoding") from None
     if _BAD_ESCAPE.search(raw):
         raise MalformedEvent(f"header ce-{name} has an invalid percent-encoding")
     try:
@@ -402,6 +416,8 @@ def decode(
 def encode_header_value(value: Any) -> bytes:
     """Percent-encode an attribute value for a `ce-` header."""
     text = value if isinstance(value, str) else _attribute_text(value)
+    if text.isascii() and text.isprintable() and not _NEEDS_QUOTING.search(text):
+        return text.encode("ascii")  # nothing to escape: skip urllib's per-character work
     return quote(text, safe=_HEADER_SAFE).encode("ascii")
 
 

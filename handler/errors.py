@@ -11,9 +11,11 @@
     │   ├── NotFound                   404
     │   ├── MethodNotAllowed           405
     │   ├── Conflict                   409  retryable: the same event is still being handled
+    │   ├── NoSink                     409  replay asked for but K_SINK is not set
     │   ├── PayloadTooLarge            413
     │   ├── UnsupportedMediaType       415
-    │   └── HeadersTooLarge            431
+    │   ├── HeadersTooLarge            431
+    │   └── TooManyRequests            429  a WebSocket over its message rate or in-flight limit
     └── TransientError                 503  the broker retries (Retry-After where known)
         ├── StoreUnavailable           503  dedupe/outbox/dead-letter store unreachable
         ├── HandlerTimeout             504  the handler exceeded its time budget
@@ -130,6 +132,14 @@ class Conflict(ClientError):
     title = "Event already in progress"
 
 
+class NoSink(ClientError):
+    """An action needs K_SINK and none is configured (issue 3: dead-letter replay)."""
+
+    status_code = 409
+    problem = "no-sink"
+    title = "No sink configured"
+
+
 class PayloadTooLarge(ClientError):
     status_code = 413
     problem = "payload-too-large"
@@ -146,6 +156,12 @@ class HeadersTooLarge(ClientError):
     status_code = 431
     problem = "headers-too-large"
     title = "Request header fields too large"
+
+
+class TooManyRequests(ClientError):
+    status_code = 429
+    problem = "too-many-requests"
+    title = "Too many requests"
 
 
 class TransientError(FunctionError):

@@ -3,12 +3,14 @@ as the CloudEvents ingress, with plain JSON in and out."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from handler.errors import PROBLEM_JSON, NotFound
+from handler.publisher import facade_event
 from handler.runtime import Runtime
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
@@ -62,11 +64,16 @@ def runtime_of(request: Request) -> Runtime:
 )
 async def query(body: QueryRequest, request: Request) -> Any:
     """Run the query handler on `body` and return its answer (the data of the reply event)."""
-    dispatcher = runtime_of(request).dispatcher
+    runtime = runtime_of(request)
+    dispatcher = runtime.dispatcher
     route = dispatcher.route(QUERY_REQUEST.type)
     result = await dispatcher.call(route, body)
     if result is None:
         return Response(status_code=204)
+    if runtime.publisher is not None:
+        # Event-driven consumers see UI traffic too; the answer never waits on the sink.
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        runtime.publisher.publish_soon(facade_event(dispatcher, route, result, request_id))
     return result
 
 

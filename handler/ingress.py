@@ -18,6 +18,7 @@ from handler.errors import FunctionError, MalformedEvent, MethodNotAllowed, Payl
 from handler.errors import problem_response
 from handler.logs import get_logger
 from handler.runtime import Runtime
+from handler.tracing import TraceContext, adopt, bound, extract, ingress_span
 
 Scope = dict[str, Any]
 Receive = Any
@@ -108,8 +109,18 @@ class Ingress:
         self.runtime = runtime
         self._limit = runtime.settings.max_body_bytes
         self._max_batch = runtime.settings.max_batch_events
+        self.metrics = runtime.metrics
+        self._otel = bool(runtime.settings.otel_exporter_otlp_endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.metrics
+        metrics.in_flight += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            metrics.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         events: tuple[Event, ...] = ()
         mode = None
@@ -124,7 +135,11 @@ class Ingress:
             body = await read_body(scope, receive, self._limit)
             request = decode(scope["headers"], body, max_batch=self._max_batch)
             mode, events = request.mode, request.events
-            outcomes = await self._handle(events, batch=mode is Mode.BATCH)
+            trace = self._trace(scope, events)
+            if trace is None and not self._otel:
+                outcomes = await self._handle(events, batch=mode is Mode.BATCH)
+            else:
+                outcomes = await self._handle_traced(events, mode is Mode.BATCH, trace)
         except ClientDisconnected:
             return
         except FunctionError as error:
@@ -132,13 +147,17 @@ class Ingress:
             return
         except Exception:  # a bug of ours: answer like ServerErrorMiddleware would, in problem+json
             log.exception("ingress_bug")
-            error = FunctionError("the function failed unexpectedly; the event may be retried")
-            await self._reject(scope, send, error, events, mode, started)
+            bug = FunctionError("the function failed unexpectedly; the event may be retried")
+            await self._reject(scope, send, bug, events, mode, started)
             return
         status, headers, body = encode_outcomes(request.mode, outcomes)
         await send_response(send, status, headers, body)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        metrics = self.metrics
         for event, outcome in zip(events, outcomes, strict=True):
+            metrics.event(event.type, mode, "duplicate" if outcome.outcome == "duplicate" else "ok")
+            if outcome.reply is not None:
+                metrics.replied(outcome.reply.type)
             log.info(
                 "event",
                 id=event.id,
@@ -150,6 +169,22 @@ class Ingress:
                 status=status,
                 duration_ms=elapsed_ms,
             )
+
+    @staticmethod
+    def _trace(scope: Scope, events: tuple[Event, ...]) -> TraceContext | None:
+        """The first event's trace; events without the extension adopt the HTTP header's."""
+        delivery = extract(scope["headers"], None)
+        if delivery is not None:
+            for event in events:
+                adopt(event.attributes, delivery)
+        return extract((), events[0].attributes) if events else None
+
+    async def _handle_traced(
+        self, events: tuple[Event, ...], batch: bool, trace: TraceContext | None
+    ) -> list[Outcome]:
+        """`_handle` with the trace bound to every log line (and an OTel span when enabled)."""
+        with bound(trace), ingress_span(self._otel, trace, "/"):
+            return await self._handle(events, batch=batch)
 
     async def _handle(self, events: tuple[Event, ...], *, batch: bool) -> list[Outcome]:
         dispatcher = self.runtime.dispatcher
@@ -179,6 +214,9 @@ class Ingress:
         await send_response(send, status, headers, body)
         first = events[0] if events else None
         log_method = log.warning if status >= 500 else log.info
+        outcome = "failed" if status >= 500 else ("conflict" if status == 409 else "rejected")
+        for event in events or (None,):
+            self.metrics.event(event.type if event else None, mode, outcome)
         log_method(
             "event",
             id=first.id if first else None,
@@ -187,7 +225,7 @@ class Ingress:
             mode=mode,
             batch=len(events) if len(events) > 1 else None,
             trace_id=_trace_id(first, scope),
-            outcome="failed" if status >= 500 else ("conflict" if status == 409 else "rejected"),
+            outcome=outcome,
             status=status,
             problem=error.problem,
             detail=error.detail,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -22,6 +23,23 @@ _LEVELS["error"] = logging.ERROR
 
 # Keys whose values must never reach a log line (tokens, keys, credentials).
 SECRET_KEYS = frozenset({"authorization", "api_key", "x-api-key", "token", "password", "secret"})
+
+
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+
+
+def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """`TimeStamper(fmt="iso", utc=True)`'s format, with the date formatted once per second.
+
+    structlog's TimeStamper builds a datetime per line: a quarter of the cost of a log line.
+    """
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[0] = second
+    event_dict["timestamp"] = f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+    return event_dict
 
 
 def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +57,7 @@ def configure_logging(settings: Settings) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _timestamp,
         _redact,
     ]
     renderer: Any

@@ -7,9 +7,10 @@ type added without its handler fails fast instead of answering 400 in production
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -17,6 +18,24 @@ from schemas import Catalogue, EventSpec
 
 # A handler takes the validated payload and returns the reply payload (or None: nothing to say).
 Handler = Callable[[Any], Awaitable[BaseModel | None]]
+# Progress-capable handlers (only the WebSocket shows their progress; other doors ignore it):
+#   async def h(payload, progress: Progress) -> Reply | None     calls progress(item) as it goes
+#   async def h(payload) -> AsyncIterator[Any]                   yields items, then the Reply
+# An item is any JSON-able value or model; in the generator form the first yielded instance of
+# the reply model is the result and ends the handler.
+Progress = Callable[[Any], None]
+AnyHandler = TypeVar("AnyHandler", bound=Callable[..., Any])
+
+
+def _ignore(_item: Any) -> None:
+    """The progress callback of callers that do not show progress."""
+
+
+def handler_kind(func: Callable[..., Any]) -> str:
+    """`plain`, `callback` (takes a `progress` argument) or `generator` (an async generator)."""
+    if inspect.isasyncgenfunction(func):
+        return "generator"
+    return "callback" if "progress" in inspect.signature(func).parameters else "plain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +43,25 @@ class Route:
     """A consumed event type bound to its handler."""
 
     spec: EventSpec
-    handler: Handler
+    handler: Callable[..., Any]
+    kind: str = "plain"
+
+    async def run(self, payload: Any, progress: Progress | None = None) -> BaseModel | None:
+        """Run the handler, whatever its form, reporting progress to `progress` if given."""
+        if self.kind == "plain":
+            return cast(BaseModel | None, await self.handler(payload))
+        report = progress or _ignore
+        if self.kind == "callback":
+            return cast(BaseModel | None, await self.handler(payload, progress=report))
+        stream = self.handler(payload)
+        try:
+            async for item in stream:
+                if isinstance(item, self.reply.model):
+                    return item
+                report(item)
+        finally:
+            await stream.aclose()
+        return None
 
     @property
     def reply(self) -> EventSpec:
@@ -36,12 +73,12 @@ class Registry:
     """Collects handlers with the `@registry.handles(SPEC)` decorator."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, tuple[EventSpec, Handler]] = {}
+        self._handlers: dict[str, tuple[EventSpec, Callable[..., Any]]] = {}
 
-    def handles(self, spec: EventSpec) -> Callable[[Handler], Handler]:
+    def handles(self, spec: EventSpec) -> Callable[[AnyHandler], AnyHandler]:
         """Register the decorated coroutine function as the handler of `spec`."""
 
-        def register(func: Handler) -> Handler:
+        def register(func: AnyHandler) -> AnyHandler:
             if spec.type in self._handlers:
                 raise ValueError(f"{spec.type!r} already has a handler")
             self._handlers[spec.type] = (spec, func)
@@ -55,7 +92,8 @@ class Registry:
         for spec in catalogue.consumed:
             if spec.type not in self._handlers:
                 raise LookupError(f"event type {spec.type!r} has no registered handler")
-            routes[spec.type] = Route(spec, self._handlers[spec.type][1])
+            func = self._handlers[spec.type][1]
+            routes[spec.type] = Route(spec, func, handler_kind(func))
         unknown = set(self._handlers) - set(routes)
         if unknown:
             raise LookupError(f"handlers registered for types not in the catalogue: {unknown}")

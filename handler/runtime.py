@@ -11,10 +11,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from handler.auth import FacadeAuth, build_auth
 from handler.config import Settings
+from handler.deadletter_store import DeadLetterStore
 from handler.dedupe import DedupeStore, MemoryDedupeStore
 from handler.dispatch import Dispatcher
+from handler.feed import LiveFeed
 from handler.logs import get_logger
+from handler.metrics import Metrics
+from handler.publisher import Publisher, build_delivery
 from handler.registry import Registry, Route
 from schemas import Catalogue
 
@@ -43,7 +48,15 @@ class Component(Protocol):
 
 
 def build_dedupe(settings: Settings) -> DedupeStore:
-    """The dedupe store the settings ask for."""
+    """The dedupe store the settings ask for: Redis (shared by replicas) when `redis_url` is set."""
+    if settings.redis_url:
+        from handler.redis_dedupe import RedisDedupeStore, redis_client
+
+        return RedisDedupeStore(
+            redis_client(settings.redis_url, settings.redis_timeout_seconds),
+            ttl=settings.dedupe_ttl_seconds,
+            lease=settings.dedupe_lease_seconds,
+        )
     return MemoryDedupeStore(
         ttl=settings.dedupe_ttl_seconds,
         lease=settings.dedupe_lease_seconds,
@@ -65,18 +78,39 @@ class Runtime:
     components: list[Component] = field(default_factory=list)
     # None means deliveries are not authenticated (local development).
     delivery_auth: DeliveryAuth | None = None
+    # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).
+    facade_auth: FacadeAuth | None = None
+    # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
+    feed: LiveFeed | None = None
+    # Delivery guarantees (issue 3): None without K_SINK; the dead-letter inbox is always there.
+    publisher: Publisher | None = None
+    deadletters: DeadLetterStore | None = None
+    # Observability (issue 7): the counters behind GET /metrics, one set per app.
+    metrics: Metrics = field(default_factory=lambda: Metrics(()))
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
         routes = registry.routes(catalogue)
         dedupe = build_dedupe(settings)
-        return cls(
+        runtime = cls(
             settings=settings,
             catalogue=catalogue,
             routes=routes,
             dedupe=dedupe,
             dispatcher=Dispatcher(routes, dedupe, settings),
         )
+        runtime.metrics = runtime.dispatcher.metrics = Metrics(catalogue)
+        runtime.feed = LiveFeed(settings)
+        runtime.dispatcher.observe = runtime.feed.offer
+        runtime.components.append(runtime.feed)
+        auth = build_auth(settings)
+        runtime.delivery_auth, runtime.facade_auth = auth.delivery, auth.facade
+        if auth.verifier is not None:
+            runtime.components.append(auth.verifier)
+        delivery = build_delivery(settings)
+        runtime.publisher, runtime.deadletters = delivery.publisher, delivery.deadletters
+        runtime.components.extend(delivery.components)
+        return runtime
 
     @asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import httpx
 import orjson
 from cloudevents.core.bindings.http import to_binary, to_structured
+from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
@@ -92,10 +93,16 @@ def build_event(args: argparse.Namespace) -> CloudEvent:
         if not sep:
             raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {extension!r}")
         attributes[name] = value
-    return CloudEvent(attributes, data)
+    try:
+        return CloudEvent(attributes, data)
+    except BaseCloudEventException as exc:
+        # An illegal attribute is a usage error of the command, not a crash with a traceback.
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def send(args: argparse.Namespace, out: TextIO, *, transport: httpx.BaseTransport | None = None) -> int:
+def send(
+    args: argparse.Namespace, out: TextIO, *, transport: httpx.BaseTransport | None = None
+) -> int:
     """Send the event described by `args`; print the reply to `out`; 0 on a 2xx."""
     event = build_event(args)
     encode = to_binary if args.mode == "binary" else to_structured

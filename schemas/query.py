@@ -5,11 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 # Bounds on what a caller controls: a query is text for a person to read, not a document upload.
 MAX_QUERY_LENGTH = 10_000
 MAX_PARAMETERS = 100
+# JSON nesting inside `parameters`: pydantic cannot serialize past ~250 levels (a 500 on the
+# dedupe fingerprint and every reply), and no real parameter needs more than a few.
+MAX_PARAMETERS_DEPTH = 32
+
+
+def _bounded_depth(value: Any) -> Any:
+    """Reject containers nested deeper than MAX_PARAMETERS_DEPTH (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = list(item.values()) if isinstance(item, dict) else item
+        if not isinstance(children, list) or not children:
+            continue
+        if depth >= MAX_PARAMETERS_DEPTH:
+            raise ValueError(f"parameters nest deeper than {MAX_PARAMETERS_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+    return value
 
 
 class QueryRequest(BaseModel):
@@ -39,6 +56,7 @@ class QueryRequest(BaseModel):
             max_length=MAX_PARAMETERS,
             description="Optional free-form parameters handed to the query handler.",
         ),
+        AfterValidator(_bounded_depth),  # after Field: its constraints stay on the dict schema
     ] = None
 
 

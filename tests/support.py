@@ -98,6 +98,10 @@ def test_settings(**overrides: Any) -> Settings:
     return Settings.model_validate(values)
 
 
+# Not a test, although its name says so: importing it into a test module must not collect it.
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
 @contextlib.asynccontextmanager
 async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client with the app's lifespan running."""

@@ -1,0 +1,43 @@
+-- wrk script: a binary-mode com.example.query.request with a unique ce-id per request,
+-- so the function's dedupe never short-circuits the handler. Prints a JSON summary at the end.
+local counter = 0
+local prefix = ""
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  prefix = "bench-" .. tostring(tid) .. "-" .. tostring(os.time()) .. "-"
+end
+
+local body = '{"query": "What is Knative?"}'
+local headers = {
+  ["ce-specversion"] = "1.0",
+  ["ce-source"] = "/bench/wrk",
+  ["ce-type"] = "com.example.query.request",
+  ["content-type"] = "application/json",
+}
+
+-- BENCH_GET=1 loads FastAPI's hello world (GET /) with the same connections and durations.
+local get = os.getenv("BENCH_GET") == "1"
+
+function request()
+  if get then
+    return wrk.format("GET", "/")
+  end
+  counter = counter + 1
+  headers["ce-id"] = prefix .. counter
+  return wrk.format("POST", "/", headers, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
+    '"max_us": %d, "non2xx": %d, "connect": %d, "read": %d, "write": %d, "timeout": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.status, e.connect, e.read, e.write, e.timeout))
+end

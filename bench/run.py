@@ -1,0 +1,345 @@
+"""`make bench`: the function's ingress against a bare ASGI app and the tutorial receiver.
+
+All three run in one go on the same machine, each as one uvicorn worker (uvloop, httptools) on
+loopback, loaded by the same `wrk` command (unique `ce-id` per request, see `event.lua`). Then
+cold start (process start to first 2xx, median of several runs) of `python -m handler` against
+FastAPI's hello world on the same interpreter, and resident memory after load.
+
+Absolute numbers drift between runs and machines; the targets are ratios within one run.
+Results go to `bench/results/latest.json` and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+LUA = ROOT / "bench" / "event.lua"
+# A production-like environment: `uv sync --no-dev` (no dev tools whose imports would tag along,
+# like rich under structlog), bytecode compiled as a container image would have it.
+PROD_VENV = RESULTS / "venv"
+UVICORN = ["-m", "uvicorn", "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+UVICORN += ["--log-level", "warning", "--host", "127.0.0.1"]
+EVENT_HEADERS = {
+    "ce-specversion": "1.0",
+    "ce-source": "/bench/probe",
+    "ce-type": "com.example.query.request",
+    "content-type": "application/json",
+}
+EVENT_BODY = b'{"query": "What is Knative?"}'
+# Production defaults of the function: JSON logs at info, in-memory dedupe.
+FUNCTION_ENV = {"LOG_FORMAT": "json", "LOG_LEVEL": "info"}
+
+# The issue's targets, as ratios to the bare app (throughput, p99) or FastAPI hello (cold, RSS).
+TARGETS = {"throughput": 0.40, "p99": 3.0, "cold_start": 1.15, "rss": 1.3}
+
+
+@dataclass
+class Server:
+    """How to start one server under test, and how to ask it for one 2xx."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    probe: str = "event"  # "event": POST a CloudEvent; "get": GET /
+
+
+SERVERS = {
+    "bare": Server("bare ASGI", [*UVICORN, "bench.bare:app"]),
+    "tutorial": Server("FastAPI + cloudevents SDK", [*UVICORN, "bench.apps:tutorial"]),
+    "function": Server("this function", ["-m", "handler"], FUNCTION_ENV),
+    "hello": Server("FastAPI hello world", [*UVICORN, "bench.apps:hello"], probe="get"),
+}
+PYTHON = [sys.executable]  # replaced by the production-like venv's interpreter in main()
+
+
+def prepare_python(dev: bool) -> str:
+    """The interpreter the servers run on, with every module's bytecode compiled."""
+    python = sys.executable
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if not dev:
+        uv = ROOT / ".tools" / "bin" / "uv"
+        env["UV_PROJECT_ENVIRONMENT"] = str(PROD_VENV)
+        sync = [str(uv), "sync", "--frozen", "--no-dev", "--compile-bytecode", "--quiet"]
+        sync += ["--python", os.environ.get("PYTHON", "python3")]
+        subprocess.run(sync, cwd=ROOT, env=env, check=True)  # noqa: S603
+        python = str(PROD_VENV / "bin" / "python")
+    compile_all = [python, "-m", "compileall", "-q", "handler", "schemas", "bench"]
+    subprocess.run(compile_all, cwd=ROOT, env=env, check=True)  # noqa: S603
+    return python
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def probe(port: int, kind: str, n: int = 0) -> bool:
+    """One request; True on a 2xx answer, False while the server is not up yet."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        if kind == "get":
+            conn.request("GET", "/")
+        else:
+            conn.request("POST", "/", EVENT_BODY, {**EVENT_HEADERS, "ce-id": f"probe-{n}"})
+        return 200 <= conn.getresponse().status < 300
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def running(
+    server: Server, timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+    """Start `server`; yield the process, its port and the seconds to its first 2xx."""
+    port = free_port()
+    argv = [*PYTHON, *server.argv]
+    if server.argv[1] == "uvicorn":
+        argv += ["--port", str(port)]
+    env = {**os.environ, **server.env, "PORT": str(port), "HOST": "127.0.0.1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a container image ships compiled bytecode
+    started = time.perf_counter()
+    proc = subprocess.Popen(  # noqa: S603 - our interpreter, our modules
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        while not probe(port, server.probe):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{server.name} exited with {proc.returncode}")
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"{server.name} did not answer within {timeout}s")
+            time.sleep(0.002)
+        yield proc, port, time.perf_counter() - started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MiB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installed from Debian when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+    subprocess.run(["apt-get", "update"], check=True)  # noqa: S607
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)  # noqa: S607
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is still missing")
+    return found
+
+
+def wrk(
+    binary: str, port: int, seconds: int, connections: int, threads: int, *, get: bool = False
+) -> dict[str, Any]:
+    """Run wrk against `port`; its Lua `done` prints one JSON summary line."""
+    argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s"]
+    argv += [str(LUA), f"http://127.0.0.1:{port}/"]
+    out = subprocess.run(  # noqa: S603
+        argv,
+        env={**os.environ, "BENCH_GET": "1" if get else "0"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
+    return {
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6)),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "requests": raw["requests"],
+        "non2xx": raw["non2xx"],
+        "socket_errors": errors,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time `pid` has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(key: str, args: argparse.Namespace, binary: str) -> dict[str, Any]:
+    """Warm up, measure, then read the server's RSS while it is still up.
+
+    Also the server's CPU time per request: unlike req/s, it hardly depends on what else the
+    machine is doing, so it shows the cost of the code even on a busy shared machine.
+    """
+    get = SERVERS[key].probe == "get"
+    with running(SERVERS[key]) as (proc, port, _):
+        wrk(binary, port, args.warmup, args.connections, args.threads, get=get)
+        cpu = cpu_seconds(proc.pid)
+        result = wrk(binary, port, args.duration, args.connections, args.threads, get=get)
+        result["cpu_us"] = round((cpu_seconds(proc.pid) - cpu) / result["requests"] * 1e6, 1)
+        result["rss_mb"] = round(rss_mb(proc.pid), 1)
+    print(f"  {key:<9} {result['rps']:>7} req/s  p99 {result['p99_ms']:.2f} ms", file=sys.stderr)
+    return result
+
+
+def rounds(keys: list[str], args: argparse.Namespace, binary: str) -> dict[str, Any]:
+    """Load every server `args.rounds` times, interleaved; keep the median round of each.
+
+    Interleaving spreads a burst of background load over all servers instead of one, so the
+    ratios stay meaningful on a shared machine; the rounds are kept in the results.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+    for number in range(args.rounds):
+        print(f"round {number + 1}/{args.rounds}", file=sys.stderr)
+        for key in keys if number % 2 == 0 else reversed(keys):
+            runs[key].append(load(key, args, binary))
+    results = {}
+    for key, found in runs.items():
+        median = sorted(found, key=lambda r: r["rps"])[len(found) // 2]
+        results[key] = {
+            **median,
+            "non2xx": sum(r["non2xx"] for r in found),
+            "socket_errors": sum(r["socket_errors"] for r in found),
+            "rss_mb": max(r["rss_mb"] for r in found),
+            "cpu_us": statistics.median(r["cpu_us"] for r in found),
+            "rounds": [{k: r[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_us")} for r in found],
+        }
+    return results
+
+
+def cold_start(key: str, runs: int) -> dict[str, Any]:
+    """Median seconds from process start to the first 2xx, and the idle RSS after it."""
+    times, rss = [], []
+    for _ in range(runs):
+        with running(SERVERS[key]) as (proc, _, seconds):
+            times.append(seconds)
+            rss.append(rss_mb(proc.pid))
+    return {
+        "cold_start_ms": round(statistics.median(times) * 1000, 1),
+        "idle_rss_mb": round(statistics.median(rss), 1),
+    }
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    bare, fn, hello = results["bare"], results["function"], results["hello"]
+    out = {
+        "throughput": round(fn["rps"] / bare["rps"], 3),
+        "tutorial_throughput": round(results["tutorial"]["rps"] / bare["rps"], 3),
+        # Capacity from CPU time per request: what req/s would be with a core to itself.
+        "cpu_capacity": round(bare["cpu_us"] / fn["cpu_us"], 3),
+        "p99": round(fn["p99_ms"] / bare["p99_ms"], 2),
+        "cold_start": round(fn["cold_start_ms"] / hello["cold_start_ms"], 3),
+        "rss": round(fn["rss_mb"] / hello["rss_mb"], 3),
+    }
+    out["met"] = {
+        "throughput": out["throughput"] >= TARGETS["throughput"],
+        "non2xx": fn["non2xx"] == 0 and fn["socket_errors"] == 0,
+        "p99": out["p99"] < TARGETS["p99"],
+        "cold_start": out["cold_start"] <= TARGETS["cold_start"],
+        "rss": out["rss"] <= TARGETS["rss"],
+    }
+    return out
+
+
+def table(results: dict[str, Any], r: dict[str, Any]) -> str:
+    """The Markdown table of one run."""
+    bare = results["bare"]
+    rows = [
+        "| server | req/s | vs bare | CPU µs/req | p50 ms | p99 ms | p99 vs bare | non-2xx "
+        "| RSS MiB | cold ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in ("bare", "hello", "tutorial", "function"):
+        x = results[key]
+        cold = f"{x['cold_start_ms']:.0f}" if "cold_start_ms" in x else "-"
+        rows.append(
+            f"| {SERVERS[key].name} | {x['rps']} | {x['rps'] / bare['rps']:.2f}x | {x['cpu_us']} | "
+            f"{x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['p99_ms'] / bare['p99_ms']:.2f}x | "
+            f"{x['non2xx'] + x['socket_errors']} | {x['rss_mb']:.1f} | {cold} |"
+        )
+    met, t = r["met"], TARGETS
+    fn = results["function"]
+    checks = [
+        (f"throughput >= {t['throughput']}x bare", f"{r['throughput']:.2f}x", met["throughput"]),
+        ("zero non-2xx under load", str(fn["non2xx"] + fn["socket_errors"]), met["non2xx"]),
+        (f"p99 < {t['p99']}x bare", f"{r['p99']:.2f}x", met["p99"]),
+        (f"cold start <= {t['cold_start']}x hello", f"{r['cold_start']:.2f}x", met["cold_start"]),
+        (f"RSS after load <= {t['rss']}x hello", f"{r['rss']:.2f}x", met["rss"]),
+    ]
+    rows += ["", "| target | measured | |", "|---|---:|---|"]
+    rows += [f"| {name} | {value} | {'met' if ok else 'NOT met'} |" for name, value, ok in checks]
+    rows.append(
+        f"\nCPU-time capacity vs bare (bare's CPU µs per request / the function's): "
+        f"{r['cpu_capacity']:.2f}x"
+    )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds measured per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per server")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--cold-runs", type=int, default=7, help="cold starts per server")
+    parser.add_argument("--only", choices=sorted(SERVERS), help="load one server and stop")
+    parser.add_argument("--dev-venv", action="store_true", help="run on .venv (with dev tools)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    binary = ensure_wrk()
+    PYTHON[:] = [prepare_python(args.dev_venv)]
+    if args.only:
+        print(json.dumps(load(args.only, args, binary)))
+        return 0
+    print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration}s", file=sys.stderr)
+    load_before = os.getloadavg()
+    results = rounds(["bare", "hello", "tutorial", "function"], args, binary)
+    print(f"cold start: {args.cold_runs} runs each", file=sys.stderr)
+    for key in ("hello", "function"):
+        results[key].update(cold_start(key, args.cold_runs))
+    r = ratios(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "python": PYTHON[0],
+        "cpus": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "args": vars(args),
+    }
+    report = {"meta": meta, "results": results, "ratios": r, "targets": TARGETS}
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results, r))
+    print(f"\nload average before/after: {load_before} / {meta['loadavg_after']}")
+    return 1 if args.strict and not all(r["met"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

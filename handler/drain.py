@@ -1,0 +1,87 @@
+"""Graceful shutdown: what happens between SIGTERM and the process exiting 0.
+
+    SIGTERM ─▶ readiness 503 and new requests 503 (Retry-After), at once, from the signal handler
+          ─▶ (optional SHUTDOWN_DELAY_SECONDS: keep listening while endpoints are updated)
+          ─▶ uvicorn stops listening; requests in flight finish and get their answers
+             (up to SHUTDOWN_GRACE_SECONDS)
+          ─▶ lifespan shutdown: the redeliverer's last pass, the publisher's flush (pending
+             publishes get PUBLISH_FLUSH_SECONDS, the rest is parked in the outbox), stores close
+          ─▶ exit 0
+
+Why a `uvicorn.Server` subclass: uvicorn runs the lifespan shutdown only after every connection
+closed, far too late to turn readiness false, and it re-raises the captured SIGTERM once done
+(exit status 143 instead of 0). Overriding `handle_exit` fixes both at the source.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from handler.errors import TransientError, problem_response
+from handler.logs import get_logger
+from handler.runtime import Runtime
+
+log = get_logger("handler.drain")
+
+# Probes and metrics keep answering while draining: they report the drain, they are not work.
+_ALWAYS_SERVED = ("/health", "/metrics")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with readiness turned false by the signal itself and a clean exit status."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, *, delay: float = 0.0) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self.delay = delay
+        self._exit_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        runtime = self.runtime
+        if not runtime.draining:
+            runtime.draining = True
+            runtime.ready = False
+            log.info("draining", signal=signal.Signals(sig).name, delay=self.delay)
+            if sig == signal.SIGTERM and self.delay > 0:
+                self._exit_at = time.monotonic() + self.delay
+                return
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting (uvicorn's behaviour)
+        self.should_exit = True
+        # Deliberately not recorded in `_captured_signals`: uvicorn would re-raise it at the
+        # end and the process would die of SIGTERM after a perfectly clean shutdown.
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._exit_at is not None and time.monotonic() >= self._exit_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+class DrainGuard:
+    """ASGI wrapper: once draining, new requests get 503 + Retry-After (the broker retries).
+
+    Requests already inside the app are not affected; they finish normally.
+    """
+
+    def __init__(self, app: Any, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and self.runtime.draining
+            and not scope["path"].startswith(_ALWAYS_SERVED)
+        ):
+            error = TransientError("the function is shutting down; retry", retry_after=1)
+            status, headers, body = problem_response(error, instance=scope["path"])
+            headers.append((b"connection", b"close"))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

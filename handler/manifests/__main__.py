@@ -1,0 +1,7 @@
+"""`python -m handler.manifests [--check]`."""
+
+import sys
+
+from handler.manifests import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""Helpers for WebSocket tests: a real uvicorn serving an app in the test's own event loop.
+
+Serving in the test's loop (instead of a subprocess) keeps the app's runtime reachable, so a test
+can flip `runtime.draining` or look at the feed, while the socket is as real as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection, connect
+
+from handler.app import create_app
+from handler.registry import Registry
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.support import free_port, test_settings
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                await task
+                raise RuntimeError("server stopped during start-up")
+            await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def function_socket(
+    registry: Registry | None = None, **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, str]]:
+    """A served function built with test settings; yields the app and its `host:port`."""
+    app = create_app(test_settings(**overrides), registry=registry)
+    async with serving(app) as address:
+        yield app, address
+
+
+def socket(address: str, **kwargs: Any) -> Any:
+    """A `websockets` connection to the function's `/api/v1/ws` (an async context manager)."""
+    return connect(f"ws://{address}/api/v1/ws", open_timeout=5, **kwargs)
+
+
+async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    await ws.send(orjson.dumps(message).decode())
+
+
+async def receive(ws: ClientConnection, wait: float = 5.0) -> dict[str, Any]:
+    """The next message, parsed."""
+    message: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), wait))
+    return message
+
+
+async def answers(ws: ClientConnection, count: int, wait: float = 5.0) -> list[dict[str, Any]]:
+    """The next `count` messages."""
+    return [await receive(ws, wait) for _ in range(count)]
+
+
+def registry_with(handler: Callable[..., Any]) -> Registry:
+    """A registry whose query handler is `handler`."""
+    registry = Registry()
+    registry.handles(QUERY_REQUEST)(handler)
+    return registry
+
+
+def answer(request: QueryRequest) -> QueryResponse:
+    return QueryResponse(result={"message": f"Processed query: {request.query}"})
+
+
+class Step(BaseModel):
+    """A progress item as a model (handlers may report models or plain JSON values)."""
+
+    step: int

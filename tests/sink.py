@@ -1,0 +1,100 @@
+"""A real HTTP sink for publishing tests: a stdlib server on a loopback port, in a thread.
+
+It records every request (headers and body) and answers with the statuses it is told to, so a
+test can play a sink that is down (`start()` later), flaky (`script`) or slow (`delay`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support import free_port
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the sink got."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def id(self) -> str:
+        return self.headers["ce-id"]
+
+
+class Sink:
+    """A CloudEvents sink: answers `status` (or the next of `script`) after `delay` seconds."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.received: list[Received] = []
+        self.script: list[int] = []
+        self.status = 202
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def _answer(self, headers: dict[str, str], body: bytes) -> int:
+        with self._lock:
+            self.received.append(Received(headers, body))
+            return self.script.pop(0) if self.script else self.status
+
+    def start(self) -> Sink:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                time.sleep(sink.delay)
+                status = sink._answer({k.lower(): v for k, v in self.headers.items()}, body)
+                self.send_response(status)
+                if status in (429, 503):
+                    self.send_header("retry-after", "0")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [r.id for r in self.received]
+
+    async def wait_for(self, count: int, within: float = 10.0) -> list[Received]:
+        """Wait (without blocking the event loop) until `count` requests arrived; bounded."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the sink got {len(self.received)} requests, not {count}")
+
+
+@contextlib.contextmanager
+def running_sink() -> Iterator[Sink]:
+    sink = Sink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()

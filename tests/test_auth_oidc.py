@@ -1,0 +1,315 @@
+"""Broker deliveries with Knative Eventing OIDC: real tokens, a real JWKS served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from handler.app import create_app
+from handler.registry import Registry
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
+from tests.support import RESPONSE, binary_headers, client_for, dumps, free_port, query
+from tests.support import test_settings as settings_for
+
+
+@pytest.fixture(scope="module")
+def served_issuer() -> Iterator[Issuer]:
+    """One issuer (keys + HTTP server) for the module; keys are slow to generate."""
+    with Issuer().serving() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def issuer(served_issuer: Issuer) -> Issuer:
+    """The module's issuer with its published keys and counters reset."""
+    served_issuer.reset()
+    return served_issuer
+
+
+class Recorder:
+    """A registry whose query handler records what it was called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[QueryRequest] = []
+        self.registry = Registry()
+
+        @self.registry.handles(QUERY_REQUEST)
+        async def record(request: QueryRequest) -> QueryResponse:
+            self.calls.append(request)
+            return QueryResponse(result={"ok": True})
+
+
+@contextlib.asynccontextmanager
+async def oidc_client(
+    issuer: Issuer, recorder: Recorder | None = None, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A function with OIDC on, trusting `issuer`."""
+    settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
+    app = create_app(settings, registry=(recorder or Recorder()).registry)
+    async with client_for(app) as client:
+        yield client
+
+
+async def deliver(client: httpx.AsyncClient, token: str | None) -> httpx.Response:
+    headers = binary_headers()
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    return await client.post("/", headers=headers, content=dumps(query("hi")))
+
+
+def assert_refused(response: httpx.Response, status: int, token: str | None = None) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "ce-type" not in response.headers  # no reply event
+    if token is not None:
+        assert token not in response.text
+        assert not any(part in response.text for part in token.split(".") if len(part) > 16)
+
+
+async def test_valid_rsa_token_is_handled(issuer: Issuer) -> None:
+    """A delivery with a valid RS256 token for our audience is handled and answered."""
+    recorder = Recorder()
+    async with oidc_client(issuer, recorder) as client:
+        response = await deliver(client, issuer.token())
+    assert response.status_code == 200
+    assert response.headers["ce-type"] == RESPONSE
+    assert len(recorder.calls) == 1
+
+
+async def test_valid_ec_token_is_handled(issuer: Issuer) -> None:
+    """An ES256 token signed by a published EC key is accepted as well."""
+    async with oidc_client(issuer) as client:
+        response = await deliver(client, issuer.token(kid="ec-1"))
+    assert response.status_code == 200
+
+
+async def test_keys_are_cached_between_deliveries(issuer: Issuer) -> None:
+    """The JWKS is fetched once for many deliveries, not once per request."""
+    async with oidc_client(issuer) as client:
+        for _ in range(5):
+            assert (await deliver(client, issuer.token())).status_code == 200
+    assert issuer.jwks_requests == 1
+
+
+async def test_missing_token_is_401_and_nothing_is_handled(issuer: Issuer) -> None:
+    """Without a token: 401 problem+json, no reply event, the handler never runs."""
+    recorder = Recorder()
+    async with oidc_client(issuer, recorder) as client:
+        response = await deliver(client, None)
+    assert_refused(response, 401)
+    assert recorder.calls == []
+
+
+async def test_other_scheme_is_401(issuer: Issuer) -> None:
+    """`Authorization: Basic ...` is not a bearer token: 401."""
+    async with oidc_client(issuer) as client:
+        headers = {**binary_headers(), "authorization": "Basic dXNlcjpwYXNz"}
+        response = await client.post("/", headers=headers, content=dumps(query()))
+    assert_refused(response, 401)
+
+
+BAD_TOKENS: dict[str, Any] = {
+    "wrong audience": lambda i: i.token(aud="someone-else"),
+    "wrong issuer": lambda i: i.token(iss="https://evil.example"),
+    "expired beyond leeway": lambda i: i.token(expires_in=-120),
+    "not valid yet beyond leeway": lambda i: i.token(not_before_in=300),
+    "bad signature": lambda i: i.token(kid="rsa-1", signing_key=i.keys["rsa-2"][0]),
+    "alg none": unsigned_token,
+    "no exp claim": lambda i: i.token(omit=("exp",)),
+    "no sub claim": lambda i: i.token(omit=("sub",)),
+    "not a jwt": lambda i: "not-a-jwt",
+    "three garbage segments": lambda i: "a.b.c",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+async def test_bad_token_is_401(issuer: Issuer, case: str) -> None:
+    """Every way a token can be wrong is a 401; the handler does not run; no token echo."""
+    recorder = Recorder()
+    token = BAD_TOKENS[case](issuer)
+    async with oidc_client(issuer, recorder) as client:
+        response = await deliver(client, token)
+    assert_refused(response, 401, token)
+    assert recorder.calls == []
+
+
+async def test_small_clock_skew_is_tolerated(issuer: Issuer) -> None:
+    """A token that expired 10 s ago is still accepted within the 30 s default leeway."""
+    async with oidc_client(issuer) as client:
+        response = await deliver(client, issuer.token(expires_in=-10))
+    assert response.status_code == 200
+
+
+async def test_a_remembered_token_is_refused_once_expired(issuer: Issuer) -> None:
+    """Verified tokens are remembered for speed, but only until their `exp`."""
+    token = issuer.token(expires_in=2)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    async with oidc_client(issuer, oidc_leeway_seconds=0) as client:
+        assert (await deliver(client, token)).status_code == 200
+        assert (await deliver(client, token)).status_code == 200
+        await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
+        assert_refused(await deliver(client, token), 401, token)
+
+
+async def test_unknown_kid_refreshes_once_then_401(issuer: Issuer) -> None:
+    """An unknown `kid` triggers one JWKS refresh; a second within the interval does not."""
+    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=60) as client:
+        assert (await deliver(client, issuer.token())).status_code == 200
+        assert issuer.jwks_requests == 1
+        first = await deliver(client, issuer.token(kid="rsa-2"))
+        assert issuer.jwks_requests == 1  # fetched less than a minute ago: no refetch
+        assert_refused(first, 401)
+    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=0.2) as client:
+        assert (await deliver(client, issuer.token())).status_code == 200
+        await asyncio.sleep(0.25)
+        assert_refused(await deliver(client, issuer.token(kid="rsa-2")), 401)
+        assert_refused(await deliver(client, issuer.token(kid="rsa-2")), 401)
+    assert issuer.jwks_requests == 3  # one per function, plus one refresh after the interval
+
+
+async def test_rotated_key_is_picked_up(issuer: Issuer) -> None:
+    """A token signed by a key published after the first fetch is accepted after one refresh."""
+    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=0) as client:
+        assert (await deliver(client, issuer.token())).status_code == 200
+        issuer.published.add("rsa-2")
+        assert (await deliver(client, issuer.token(kid="rsa-2"))).status_code == 200
+    assert issuer.jwks_requests == 2
+
+
+async def test_many_unknown_kids_at_once_fetch_once(issuer: Issuer) -> None:
+    """Concurrent deliveries with unknown keys share one JWKS fetch (refresh is bounded)."""
+    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=60) as client:
+        responses = await asyncio.gather(
+            *(deliver(client, issuer.token(kid="rsa-2")) for _ in range(20))
+        )
+    assert {r.status_code for r in responses} == {401}
+    assert issuer.jwks_requests == 1
+
+
+async def test_forbidden_subject_is_403(issuer: Issuer) -> None:
+    """A valid token whose `sub` has no allowed prefix is refused with 403."""
+    recorder = Recorder()
+    allowed = ["system:serviceaccount:knative-eventing:"]
+    async with oidc_client(issuer, recorder, oidc_allowed_subjects=allowed) as client:
+        ok = await deliver(client, issuer.token(sub=SUBJECT))
+        refused = await deliver(client, issuer.token(sub="system:serviceaccount:default:intruder"))
+    assert ok.status_code == 200
+    assert_refused(refused, 403)
+    assert len(recorder.calls) == 1
+
+
+async def test_unreachable_issuer_is_503_not_open(issuer: Issuer) -> None:
+    """An issuer nobody answers for is a 503 with Retry-After (the broker retries), not a 2xx."""
+    recorder = Recorder()
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with oidc_client(issuer, recorder, oidc_issuer=dead, oidc_http_timeout_seconds=1) as c:
+        response = await deliver(c, issuer.token(iss=dead))
+        again = await deliver(c, issuer.token(iss=dead))
+    assert_refused(response, 503)
+    assert "retry-after" in response.headers
+    assert_refused(again, 503)
+    assert recorder.calls == []
+
+
+async def test_failing_issuer_is_503_then_recovers(issuer: Issuer) -> None:
+    """An issuer answering 500 is a 503; once it is back (after the interval) tokens pass."""
+    issuer.failing = True
+    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=0.1) as client:
+        assert_refused(await deliver(client, issuer.token()), 503)
+        issuer.failing = False
+        await asyncio.sleep(0.15)
+        assert (await deliver(client, issuer.token())).status_code == 200
+
+
+async def test_jwks_url_without_discovery(issuer: Issuer) -> None:
+    """OIDC_JWKS_URL alone works: no discovery, `iss` not required."""
+    async with oidc_client(issuer, oidc_issuer=None, oidc_jwks_url=f"{issuer.url}/keys") as c:
+        response = await deliver(c, issuer.token(iss="anything"))
+    assert response.status_code == 200
+
+
+def test_audience_without_issuer_fails_fast() -> None:
+    """OIDC_AUDIENCE without OIDC_ISSUER or OIDC_JWKS_URL stops the function from starting."""
+    with pytest.raises(ValueError, match="OIDC_ISSUER"):
+        create_app(settings_for(oidc_audience=AUDIENCE))
+
+
+async def test_deliveries_are_open_without_oidc_audience() -> None:
+    """Without OIDC_AUDIENCE nothing is checked (local development)."""
+    app = create_app(settings_for())
+    async with client_for(app) as client:
+        response = await deliver(client, None)
+    assert response.status_code == 200
+    assert app.state.runtime.delivery_auth is None
+
+
+async def test_dead_letter_sink_requires_a_token_too(issuer: Issuer, tmp_path: Path) -> None:
+    """POST /deadletter is a delivery like POST /: 401 without a token, accepted with one."""
+    async with oidc_client(issuer, data_dir=tmp_path) as client:
+        headers = binary_headers()
+        refused = await client.post("/deadletter", headers=headers, content=dumps(query()))
+        headers["authorization"] = f"Bearer {issuer.token()}"
+        accepted = await client.post("/deadletter", headers=headers, content=dumps(query()))
+    assert_refused(refused, 401)
+    assert accepted.status_code < 300
+
+
+async def test_oversized_token_is_401_without_parsing(issuer: Issuer) -> None:
+    """A bearer token over 16 KiB is refused before any parsing or fetching."""
+    async with oidc_client(issuer) as client:
+        response = await deliver(client, "e" * 20_000)
+    assert_refused(response, 401)
+    assert issuer.jwks_requests == 0
+
+
+async def test_discovery_naming_another_issuer_is_503(issuer: Issuer) -> None:
+    """A discovery document whose `issuer` is not OIDC_ISSUER is not trusted (503, retried)."""
+    issuer.claimed_issuer = "https://impostor.example"
+    async with oidc_client(issuer) as client:
+        assert_refused(await deliver(client, issuer.token()), 503)
+    assert issuer.jwks_requests == 0
+
+
+async def test_jwks_without_usable_keys_is_503(issuer: Issuer) -> None:
+    """A JWKS with no signing key we can use is a 503, not an open door."""
+    issuer.published = set()
+    async with oidc_client(issuer) as client:
+        assert_refused(await deliver(client, issuer.token()), 503)
+
+
+async def test_jwks_requests_carry_the_service_account_token(
+    issuer: Issuer, tmp_path: Path
+) -> None:
+    """OIDC_JWKS_TOKEN_FILE is sent as a bearer on JWKS requests (the in-cluster API server)."""
+    token_file = tmp_path / "token"
+    token_file.write_text("sa-token-for-jwks\n")
+    async with oidc_client(issuer, oidc_jwks_token_file=token_file) as client:
+        assert (await deliver(client, issuer.token())).status_code == 200
+    assert issuer.jwks_authorization == "Bearer sa-token-for-jwks"
+
+
+async def test_old_keys_are_refetched_and_kept_if_the_issuer_is_down(issuer: Issuer) -> None:
+    """Past OIDC_JWKS_MAX_AGE_SECONDS keys are refetched; a failed refetch keeps the old ones."""
+    overrides: dict[str, Any] = {
+        "oidc_jwks_max_age_seconds": 0.1,
+        "oidc_jwks_min_refresh_seconds": 0,
+    }
+    async with oidc_client(issuer, **overrides) as client:
+        assert (await deliver(client, issuer.token())).status_code == 200
+        await asyncio.sleep(0.15)
+        assert (await deliver(client, issuer.token(kid="ec-1"))).status_code == 200
+        assert issuer.jwks_requests == 2
+        issuer.failing = True
+        await asyncio.sleep(0.15)
+        assert (
+            await deliver(client, issuer.token(kid="rsa-1", sub=SUBJECT + "-2"))
+        ).status_code == 200

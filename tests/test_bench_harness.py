@@ -1,0 +1,93 @@
+"""The benchmark's pieces work, in-process and untimed (`make bench` is not run by tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bench import apps, bare, run
+from handler.binding import decode
+from tests.support import QUERY, RESPONSE, binary_headers, client_for, dumps, query
+
+
+def asgi_client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+
+
+def reply_of(response: httpx.Response) -> Any:
+    """The response decoded by the function's own strict binding."""
+    headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
+    return decode(headers, response.content).events[0]
+
+
+async def test_bare_app_answers_a_valid_binary_mode_reply() -> None:
+    """The bare ASGI app answers 200 with a reply that is a valid binary-mode CloudEvent."""
+    async with asgi_client(bare.app) as client:
+        response = await client.post("/", headers=binary_headers(), content=dumps(query()))
+    assert response.status_code == 200
+    assert reply_of(response).type == RESPONSE
+
+
+async def test_tutorial_receiver_parses_with_the_sdk_and_replies() -> None:
+    """The tutorial receiver reads the event with the cloudevents SDK and answers in binary mode."""
+    async with client_for(apps.tutorial) as client:
+        body = dumps(query("from the bench"))
+        response = await client.post("/", headers=binary_headers(), content=body)
+    assert response.status_code == 200
+    event = reply_of(response)
+    assert event.type == RESPONSE
+    assert response.json() == {"result": {"message": "Processed query: from the bench"}}
+
+
+async def test_hello_world_answers() -> None:
+    """FastAPI's hello world answers GET / with its greeting."""
+    async with client_for(apps.hello) as client:
+        response = await client.get("/")
+    assert response.json() == {"message": "Hello World"}
+
+
+def test_wrk_script_sends_unique_ids_of_the_consumed_type() -> None:
+    """The wrk script sets a fresh ce-id per request and the query event type."""
+    script = run.LUA.read_text()
+    assert 'headers["ce-id"] = prefix .. counter' in script
+    assert QUERY in script
+    assert "BENCH_JSON" in script
+
+
+def fake_results(function_rps: int, function_p99: float) -> dict[str, Any]:
+    row = {"p50_ms": 1.0, "non2xx": 0, "socket_errors": 0, "rss_mb": 50.0, "cpu_us": 100.0}
+    return {
+        "bare": {**row, "rps": 10000, "p99_ms": 2.0},
+        "hello": {**row, "rps": 4000, "p99_ms": 4.0, "cold_start_ms": 300.0},
+        "tutorial": {**row, "rps": 2000, "p99_ms": 8.0},
+        "function": {
+            **row,
+            "rps": function_rps,
+            "p99_ms": function_p99,
+            "cold_start_ms": 330.0,
+            "rss_mb": 60.0,
+        },
+    }
+
+
+def test_ratios_judge_each_target() -> None:
+    """Ratios are taken against bare (throughput, p99) and hello (cold start, RSS)."""
+    good = run.ratios(fake_results(function_rps=5000, function_p99=4.0))
+    assert good["throughput"] == 0.5
+    assert good["p99"] == 2.0
+    assert good["cold_start"] == 1.1
+    assert good["rss"] == 1.2
+    assert all(good["met"].values())
+    slow = run.ratios(fake_results(function_rps=3000, function_p99=7.0))
+    assert not slow["met"]["throughput"]
+    assert not slow["met"]["p99"]
+
+
+def test_table_prints_every_server_and_target() -> None:
+    """The Markdown table has a row per server and a verdict per target."""
+    results = fake_results(function_rps=5000, function_p99=4.0)
+    text = run.table(results, run.ratios(results))
+    for name in ("bare ASGI", "FastAPI hello world", "FastAPI + cloudevents SDK", "this function"):
+        assert f"| {name} |" in text
+    assert text.count("| met |") == 5

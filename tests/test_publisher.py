@@ -1,0 +1,237 @@
+"""Publishing to K_SINK: binary mode, retries on Knative's retryable statuses, nothing lost.
+
+The retry logic is driven with respx (the sink's answers are scripted); the stores behind the
+publisher (SQLite outbox and dead letters in tmp_path) are real. The facade test publishes to a
+real local HTTP sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import respx
+
+from handler.app import create_app
+from handler.binding import Event
+from handler.deadletter_store import SQLiteDeadLetterStore
+from handler.dispatch import reply_id
+from handler.outbox import SQLiteOutbox
+from handler.publisher import FACADE_SOURCE, Backoff, Publisher, parse_retry_after
+from tests.sink import running_sink
+from tests.support import RESPONSE, client_for, function_client, query, test_settings
+
+SINK = "http://sink.test/events"
+
+
+def event(**extra: Any) -> Event:
+    """A published event with JSON data."""
+    attributes = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/tests/publisher",
+        "type": RESPONSE,
+        "datacontenttype": "application/json",
+        **extra,
+    }
+    return Event(attributes, b'{"result":{"answer":42}}')
+
+
+@pytest.fixture
+async def publisher(tmp_path: Path) -> AsyncIterator[Publisher]:
+    """A started publisher with real SQLite outbox and dead letters, no jitter, short waits."""
+    settings = test_settings(
+        k_sink=SINK,
+        data_dir=tmp_path,
+        publish_attempts=3,
+        publish_backoff_seconds=0.01,
+        publish_backoff_max_seconds=2.0,
+        k_ce_overrides='{"extensions": {"cluster": "test-1"}}',
+    )
+    outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
+    deadletters = SQLiteDeadLetterStore(tmp_path / "deadletters.sqlite3")
+    p = Publisher(settings, sink=SINK, outbox=outbox, deadletters=deadletters, rng=lambda: 1.0)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+        await outbox.stop()
+        await deadletters.stop()
+
+
+def statuses(*codes: int, **headers: str) -> list[httpx.Response]:
+    return [httpx.Response(code, headers=headers) for code in codes]
+
+
+@respx.mock
+async def test_503_503_202_is_delivered_once_with_the_same_id(publisher: Publisher) -> None:
+    """Two 503s then 202: three attempts, all the same event id, delivered, nothing parked."""
+    route = respx.post(SINK).mock(side_effect=statuses(503, 503, 202))
+    sent = event()
+    assert await publisher.publish(sent) == "delivered"
+    assert route.call_count == 3
+    assert {call.request.headers["ce-id"] for call in route.calls} == {sent.id}
+    assert await publisher.outbox.depth() == 0
+
+
+@respx.mock
+async def test_events_are_sent_in_binary_mode_with_k_ce_overrides(publisher: Publisher) -> None:
+    """Attributes travel as ce- headers (plus the K_CE_OVERRIDES extensions), data as the body."""
+    route = respx.post(SINK).mock(return_value=httpx.Response(202))
+    sent = event(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await publisher.publish(sent)
+    request = route.calls.last.request
+    assert request.headers["ce-specversion"] == "1.0"
+    assert request.headers["ce-type"] == RESPONSE
+    assert request.headers["ce-source"] == "/tests/publisher"
+    assert request.headers["ce-cluster"] == "test-1"
+    assert request.headers["ce-traceparent"] == sent.attributes["traceparent"]
+    assert request.headers["content-type"] == "application/json"
+    assert request.content == sent.data
+
+
+@pytest.mark.parametrize("status", [404, 408, 409, 429, 500, 502, 504])
+@respx.mock
+async def test_knative_retryable_statuses_are_retried(publisher: Publisher, status: int) -> None:
+    """404, 408, 409, 429 and 5xx are retried, like the broker does."""
+    route = respx.post(SINK).mock(side_effect=statuses(status, 200))
+    assert await publisher.publish(event()) == "delivered"
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_connection_errors_are_retried(publisher: Publisher) -> None:
+    """A refused connection or a timeout is retried like a 503."""
+    route = respx.post(SINK).mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(202)]
+    )
+    assert await publisher.publish(event()) == "delivered"
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_retry_after_is_honoured(publisher: Publisher) -> None:
+    """A 429 with Retry-After: 1 makes the next attempt wait at least one second."""
+    times: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        return (
+            httpx.Response(429, headers={"retry-after": "1"})
+            if len(times) == 1
+            else (httpx.Response(202))
+        )
+
+    respx.post(SINK).mock(side_effect=answer)
+    assert await publisher.publish(event()) == "delivered"
+    assert times[1] - times[0] >= 1.0
+
+
+@respx.mock
+async def test_a_retry_after_beyond_the_cap_parks_the_event_for_later(publisher: Publisher) -> None:
+    """A Retry-After longer than the backoff cap parks the event instead of holding a task."""
+    route = respx.post(SINK).mock(return_value=httpx.Response(503, headers={"retry-after": "120"}))
+    assert await publisher.publish(event()) == "queued"
+    assert route.call_count == 1
+    assert await publisher.outbox.depth() == 1
+    assert await publisher.outbox.take_due(10, 1.0) == []  # not due before Retry-After
+
+
+@respx.mock
+async def test_exhausted_retries_park_the_event_in_the_outbox(publisher: Publisher) -> None:
+    """After the last attempt fails the event is parked (durably) with its last error."""
+    route = respx.post(SINK).mock(return_value=httpx.Response(503, text="sink overloaded"))
+    sent = event()
+    assert await publisher.publish(sent) == "queued"
+    assert route.call_count == 3
+    assert await publisher.outbox.depth() == 1
+
+
+@respx.mock
+async def test_a_permanent_4xx_is_not_retried_and_becomes_a_dead_letter(
+    publisher: Publisher,
+) -> None:
+    """A 400 is final: one attempt, nothing parked, the event kept as a dead letter."""
+    route = respx.post(SINK).mock(return_value=httpx.Response(400, text="bad event"))
+    sent = event()
+    assert await publisher.publish(sent) == "rejected"
+    assert route.call_count == 1
+    assert await publisher.outbox.depth() == 0
+    assert publisher.deadletters is not None
+    letters, _ = await publisher.deadletters.page(10, None)
+    assert [(letter.event.id, letter.code, letter.destination) for letter in letters] == [
+        (sent.id, 400, SINK)
+    ]
+    assert "bad event" in (letters[0].data or "")
+
+
+@respx.mock
+async def test_stop_parks_what_is_still_retrying(tmp_path: Path) -> None:
+    """At shutdown a publish in backoff stops waiting and its event is parked, not dropped."""
+    settings = test_settings(
+        k_sink=SINK, publish_attempts=10, publish_backoff_seconds=1.0, publish_flush_seconds=2.0
+    )
+    outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
+    publisher = Publisher(settings, sink=SINK, outbox=outbox, rng=lambda: 1.0)
+    respx.post(SINK).mock(return_value=httpx.Response(503))
+    await publisher.start()
+    publisher.publish_soon(event())
+    await asyncio.sleep(0.1)  # first attempt failed; now waiting 1 s before the next
+    started = time.monotonic()
+    await publisher.stop()
+    assert time.monotonic() - started < 0.5
+    assert await outbox.depth() == 1
+    await outbox.stop()
+
+
+def test_backoff_is_exponential_capped_and_fully_jittered() -> None:
+    """Delays double from the base up to the cap; the jitter scales them down to zero."""
+    top = Backoff(base=1.0, cap=4.0, rng=lambda: 1.0)
+    assert [top.delay(n) for n in range(5)] == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert Backoff(base=1.0, cap=4.0, rng=lambda: 0.0).delay(3) == 0.0
+    assert Backoff(base=1.0, cap=4.0, rng=lambda: 0.0).delay(3, retry_after=2.5) == 2.5
+    assert top.delay(10_000) == 4.0  # a long outage's attempt count does not overflow
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    """Retry-After is delta-seconds or an HTTP date; garbage is ignored."""
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_path: Path) -> None:
+    """With K_SINK, /api/v1/query answers at once and the answer reaches the sink as an event."""
+    with running_sink() as sink:
+        sink.delay = 0.5  # a slow sink must not slow the user down
+        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+            started = time.monotonic()
+            response = await client.post(
+                "/api/v1/query", json=query("hi"), headers={"x-request-id": "req-1"}
+            )
+            answered = time.monotonic() - started
+            received = await sink.wait_for(1)
+    assert response.status_code == 200
+    assert answered < 0.3
+    [published] = received
+    assert published.headers["ce-type"] == RESPONSE
+    assert published.headers["ce-id"] == reply_id(FACADE_SOURCE, "req-1")
+    assert orjson.loads(published.body) == response.json()
+
+
+async def test_without_k_sink_nothing_is_published(tmp_path: Path) -> None:
+    """No K_SINK: the facade answers and there is no publisher at all."""
+    app = create_app(test_settings(data_dir=tmp_path))
+    async with client_for(app) as client:
+        response = await client.post("/api/v1/query", json=query("hi"))
+    assert response.status_code == 200
+    assert app.state.runtime.publisher is None

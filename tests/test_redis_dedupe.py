@@ -1,0 +1,205 @@
+"""Idempotency across replicas: two function instances sharing one Redis behave like one.
+
+Each test builds two apps (`create_app`, in-process) on the same REDIS_URL, exactly like two
+replicas of the Knative service; the handler is a real coroutine that counts its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from handler.app import create_app
+from handler.dedupe import State, event_key
+from handler.redis_dedupe import RedisDedupeStore, redis_client
+from handler.registry import Registry
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests import support
+from tests.support import binary_headers, client_for, dumps, free_port, new_id, query, test_settings
+
+pytestmark = pytest.mark.redis
+
+
+@dataclass
+class Handler:
+    """A query handler that counts its calls, can be held at a gate, and can be made to fail."""
+
+    calls: list[str] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+    failures: int = 0
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, request: QueryRequest) -> QueryResponse:
+        self.calls.append(request.query)
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("boom")
+        return QueryResponse(result={"answer": request.query, "call": len(self.calls)})
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A flushed Redis database of this module."""
+    return support.redis_url(10)
+
+
+@contextlib.asynccontextmanager
+async def replicas(
+    url: str, handler: Handler, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two replicas of the function sharing Redis, both running `handler`."""
+    registry = Registry()
+    registry.handles(QUERY_REQUEST)(handler)
+    settings = test_settings(redis_url=url, **overrides)
+    async with (
+        client_for(create_app(settings, registry=registry)) as a,
+        client_for(create_app(settings, registry=registry)) as b,
+    ):
+        yield a, b
+
+
+async def deliver(client: httpx.AsyncClient, event_id: str, text: str = "q") -> httpx.Response:
+    return await client.post("/", headers=binary_headers(id=event_id), content=dumps(query(text)))
+
+
+async def test_redelivery_to_the_other_replica_replays_the_stored_reply(redis_url: str) -> None:
+    """The second replica answers a redelivery with the first reply; the handler ran once."""
+    handler = Handler()
+    event_id = new_id()
+    async with replicas(redis_url, handler) as (a, b):
+        first = await deliver(a, event_id)
+        second = await deliver(b, event_id)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["ce-id"] == first.headers["ce-id"]
+    assert second.headers["ce-time"] == first.headers["ce-time"]
+    assert second.content == first.content
+    assert handler.calls == ["q"]
+
+
+async def test_redelivery_while_the_first_is_in_progress_is_409(redis_url: str) -> None:
+    """A redelivery to another replica during the lease is 409 with Retry-After."""
+    handler = Handler(gate=asyncio.Event())
+    event_id = new_id()
+    async with replicas(redis_url, handler) as (a, b):
+        first = asyncio.create_task(deliver(a, event_id))
+        await handler.entered.wait()
+        second = await deliver(b, event_id)
+        handler.gate.set()  # type: ignore[union-attr]
+        assert (await first).status_code == 200
+    assert second.status_code == 409
+    assert second.headers["retry-after"] == "1"
+    assert second.json()["type"].endswith("/in-progress")
+    assert handler.calls == ["q"]
+
+
+async def test_a_handler_failure_releases_the_claim(redis_url: str) -> None:
+    """After a handler failure (500) the broker's retry, on any replica, runs the handler."""
+    handler = Handler(failures=1)
+    event_id = new_id()
+    async with replicas(redis_url, handler) as (a, b):
+        failed = await deliver(a, event_id)
+        retried = await deliver(b, event_id)
+    assert failed.status_code == 500
+    assert retried.status_code == 200
+    assert handler.calls == ["q", "q"]
+
+
+async def test_a_stuck_handler_times_out_and_releases_the_claim(redis_url: str) -> None:
+    """A handler over its time budget is a retryable 504, and the retry runs the handler."""
+    handler = Handler(gate=asyncio.Event())
+    event_id = new_id()
+    async with replicas(redis_url, handler, handler_timeout_seconds=0.2) as (a, b):
+        timed_out = await deliver(a, event_id)
+        handler.gate.set()  # type: ignore[union-attr]
+        retried = await deliver(b, event_id)
+    assert timed_out.status_code == 504
+    assert retried.status_code == 200
+    assert len(handler.calls) == 2
+
+
+async def test_an_expired_lease_of_a_dead_replica_lets_the_redelivery_run(redis_url: str) -> None:
+    """A claim left by a replica that died blocks until its lease expires, then the event runs."""
+    event_id = new_id()
+    dead_replica = RedisDedupeStore(redis_client(redis_url, 1.0), ttl=60, lease=0.3)
+    claimed = await dead_replica.claim(event_key("/tests", event_id), "fingerprint")
+    await dead_replica.aclose()  # the replica dies without completing or releasing
+    assert claimed.state is State.CLAIMED
+    handler = Handler()
+    async with replicas(redis_url, handler) as (a, _):
+        during_lease = await deliver(a, event_id)
+        await asyncio.sleep(0.4)
+        after_lease = await deliver(a, event_id)
+    assert during_lease.status_code == 409
+    assert after_lease.status_code == 200
+    assert handler.calls == ["q"]
+
+
+async def test_a_changed_payload_is_answered_with_the_first_reply(redis_url: str) -> None:
+    """Same source + id with another payload: the first reply stands, the handler is not rerun."""
+    handler = Handler()
+    event_id = new_id()
+    async with replicas(redis_url, handler) as (a, b):
+        first = await deliver(a, event_id, "original")
+        changed = await deliver(b, event_id, "changed")
+    assert changed.status_code == 200
+    assert changed.content == first.content
+    assert changed.json()["result"]["answer"] == "original"
+    assert handler.calls == ["original"]
+
+
+async def test_a_202_without_reply_is_replayed_as_202(redis_url: str) -> None:
+    """A handled event with nothing to say is replayed as 202 by the other replica."""
+    calls: list[str] = []
+
+    async def silent(request: QueryRequest) -> None:
+        calls.append(request.query)
+
+    registry = Registry()
+    registry.handles(QUERY_REQUEST)(silent)
+    settings = test_settings(redis_url=redis_url)
+    event_id = new_id()
+    async with (
+        client_for(create_app(settings, registry=registry)) as a,
+        client_for(create_app(settings, registry=registry)) as b,
+    ):
+        assert (await deliver(a, event_id)).status_code == 202
+        assert (await deliver(b, event_id)).status_code == 202
+    assert calls == ["q"]
+
+
+async def test_unreachable_redis_is_503_with_retry_after_never_a_new_event() -> None:
+    """Redis down: the ingress answers 503 problem+json + Retry-After; the handler never runs."""
+    handler = Handler()
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with replicas(dead, handler, redis_timeout_seconds=0.5) as (a, _):
+        response = await deliver(a, new_id())
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"].endswith("/store-unavailable")
+    assert handler.calls == []
+
+
+async def test_release_leaves_a_claim_taken_over_by_another_replica(redis_url: str) -> None:
+    """A replica whose lease expired cannot release the claim another replica took since."""
+    key = event_key("/tests", new_id())
+    slow = RedisDedupeStore(redis_client(redis_url, 1.0), ttl=60, lease=0.1)
+    fast = RedisDedupeStore(redis_client(redis_url, 1.0), ttl=60, lease=30)
+    try:
+        assert (await slow.claim(key, "f")).state is State.CLAIMED
+        await asyncio.sleep(0.15)
+        assert (await fast.claim(key, "f")).state is State.CLAIMED
+        await slow.release(key)  # too late: the claim is the other replica's now
+        assert (await slow.claim(key, "f")).state is State.IN_PROGRESS
+    finally:
+        await slow.aclose()
+        await fast.aclose()
