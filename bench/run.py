@@ -299,6 +299,12 @@ def table(results: dict[str, Any], r: dict[str, Any]) -> str:
         f"\nCPU-time capacity vs bare (bare's CPU µs per request / the function's): "
         f"{r['cpu_capacity']:.2f}x"
     )
+    hello = results["hello"]
+    if "idle_rss_mb" in fn and "idle_rss_mb" in hello:
+        rows.append(
+            f"Idle RSS after the first reply: function {fn['idle_rss_mb']} MiB, hello "
+            f"{hello['idle_rss_mb']} MiB ({fn['idle_rss_mb'] / hello['idle_rss_mb']:.2f}x)"
+        )
     return "\n".join(rows)
 
 

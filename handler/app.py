@@ -12,18 +12,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from handler import asyncapi, deadletter, facade, health, security, ws
 from handler.auth import facade_dependency
+from handler.binding import is_json
 from handler.errors import (
     ClientError,
     FunctionError,
     MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
     SchemaViolation,
+    UnsupportedMediaType,
     problem_response,
 )
 from handler.config import Settings
-from handler.ingress import Ingress
+from handler.ingress import Ingress, declared_length, send_response
 from handler.logs import configure_logging
-from handler.metrics import MetricsEndpoint
+from handler.metrics import MetricsEndpoint, sampler
 from handler.registry import Registry
 from handler.runtime import Runtime
 from handler.security import HeaderLimits
@@ -60,6 +63,12 @@ async def _function_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    content_type = request.headers.get("content-type")
+    about_body = any(e.get("loc", ("",))[0] == "body" for e in exc.errors())
+    if about_body and (content_type is None or not is_json(content_type)):
+        # FastAPI reports a body it would not parse as a validation error; it is a media type one.
+        unsupported = UnsupportedMediaType(f"this endpoint reads application/json, not {content_type}")
+        return _error_response(request, unsupported)
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
@@ -70,10 +79,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     error: FunctionError
-    if exc.status_code == 404:
+    if isinstance(exc.__cause__, FunctionError):
+        # FastAPI wraps what reading the body raised (our PayloadTooLarge) in a plain 400.
+        error = exc.__cause__
+    elif exc.status_code == 404:
         error = NotFound(f"no route for {request.url.path}")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 413:
+        error = PayloadTooLarge(f"the body exceeds {request.app.max_body_size} bytes")
     else:
         # A 4xx from FastAPI (e.g. an unparsable body) is the client's error, not an internal one.
         error = (ClientError if exc.status_code < 500 else FunctionError)(str(exc.detail))
@@ -94,6 +108,7 @@ class FunctionApp(FastAPI):
     """
 
     fast_paths: dict[str, Any]
+    body_limit: int
     header_limits: HeaderLimits
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -107,7 +122,40 @@ class FunctionApp(FastAPI):
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
+            error = self._body_error(scope["headers"])
+            if error is not None:
+                await send_response(send, *problem_response(error, instance=scope["path"]))
+                return
+            receive = self._bounded(receive)
         await super().__call__(scope, receive, send)
+
+    def _body_error(self, headers: list[tuple[bytes, bytes]]) -> FunctionError | None:
+        """A declared Content-Length over the limit is refused before anything reads it."""
+        try:
+            length = declared_length(headers)
+        except FunctionError as error:
+            return error
+        if length > self.body_limit:
+            return PayloadTooLarge(f"the body exceeds {self.body_limit} bytes")
+        return None
+
+    def _bounded(self, receive: Any) -> Any:
+        """`receive` that raises PayloadTooLarge once a streamed body passes the limit.
+
+        Raised while a route reads its body, the error reaches the exception handlers and is
+        answered in problem+json (FastAPI's own `max_body_size` would answer text/plain).
+        """
+        limit, seen = self.body_limit, 0
+
+        async def bounded_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            return message
+
+        return bounded_receive
 
 
 def create_app(
@@ -135,6 +183,7 @@ def create_app(
         telemetry=telemetry_config(settings.otel_exporter_otlp_endpoint),  # type: ignore[arg-type]
     )
     app.state.runtime = runtime
+    app.body_limit = settings.max_body_bytes
     app.add_exception_handler(FunctionError, _function_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -151,7 +200,8 @@ def create_app(
     # API descriptions are documentation, open like /openapi.json.
     app.include_router(asyncapi.router)
     ws.install(app, runtime)
-    app.fast_paths = {"/": Ingress(runtime), "/metrics": MetricsEndpoint(runtime.metrics)}
+    scrape = MetricsEndpoint(runtime.metrics, sampler(runtime, app.state))
+    app.fast_paths = {"/": Ingress(runtime), "/metrics": scrape}
     if runtime.deadletters is not None:
         app.fast_paths["/deadletter"] = deadletter.DeadLetterSink(runtime, runtime.deadletters)
     app.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)

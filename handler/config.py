@@ -6,9 +6,9 @@ Nothing reads `os.environ` anywhere else; tests build their own `Settings(...)`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -207,3 +207,13 @@ class Settings(BaseSettings):
         default=None,
         description="OTLP/HTTP collector: spans are exported there when set (the `otel` extra).",
     )
+
+    @model_validator(mode="after")
+    def _lease_outlives_the_handler(self) -> Self:
+        # A claim that expires while its handler still runs lets a redelivery run it twice.
+        if self.handler_timeout_seconds >= self.dedupe_lease_seconds:
+            raise ValueError(
+                "HANDLER_TIMEOUT_SECONDS must be shorter than DEDUPE_LEASE_SECONDS "
+                f"({self.handler_timeout_seconds:g} >= {self.dedupe_lease_seconds:g})",
+            )
+        return self

@@ -62,6 +62,7 @@ class DeadLetterSink:
             for event in request.events:
                 letter = dead_letter_of(event)
                 await self.store.add(letter)
+                self.runtime.metrics.dead_letter_stored()
                 log.warning(
                     "dead_letter", letter=letter.id, id=event.id, type=event.type,
                     source=event.source, dest=letter.destination, code=letter.code,

@@ -62,12 +62,17 @@ def letter_id(event: Event) -> str:
 
 
 def decode_error_data(value: Any) -> str | None:
-    """`knativeerrordata` as text: base64-decoded, or as given when it is not base64."""
+    """`knativeerrordata` as text: base64-decoded, or as given when it is not base64.
+
+    Knative cuts the base64 at 1024 characters, which can leave a partial last quantum: what
+    decodes is kept rather than losing the whole body to one broken group.
+    """
     if value is None:
         return None
     text = str(value)
+    whole = text[: len(text) - len(text) % 4] if not text.endswith("=") else text
     try:
-        return base64.b64decode(text, validate=True).decode("utf-8", errors="replace")
+        return base64.b64decode(whole, validate=True).decode("utf-8", errors="replace")
     except (binascii.Error, ValueError):
         return text
 

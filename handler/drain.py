@@ -15,6 +15,7 @@ closed, far too late to turn readiness false, and it re-raises the captured SIGT
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from types import FrameType
@@ -40,6 +41,7 @@ class DrainingServer(uvicorn.Server):
         self.runtime = runtime
         self.delay = delay
         self._exit_at: float | None = None
+        self._drain_hooks_run = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         runtime = self.runtime
@@ -59,6 +61,14 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
+        if self.should_exit and not self._drain_hooks_run:
+            # Before uvicorn closes connections: let WebSockets answer and close with 1001.
+            self._drain_hooks_run = True
+            for hook in self.runtime.on_drain:
+                try:
+                    await asyncio.wait_for(hook(), self.config.timeout_graceful_shutdown or None)
+                except Exception:  # a hook failing must not keep the process from exiting
+                    log.exception("drain_hook_failed")
         return await super().on_tick(counter)
 
 

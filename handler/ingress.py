@@ -31,19 +31,24 @@ class ClientDisconnected(Exception):
     """The client went away before the body was read; nothing to answer."""
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
-    for name, value in scope["headers"]:
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The Content-Length of a request (0 when absent), or MalformedEvent if not a number."""
+    for name, value in headers:
         if name == b"content-length":
             try:
-                length = int(value)
+                return int(value)
             except ValueError:
                 raise MalformedEvent("Content-Length is not a number") from None
-            if length > limit:
-                raise PayloadTooLarge(
-                    f"the body has {length} bytes; at most {limit} are accepted", limit=limit
-                )
-            break
+    return 0
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
+    length = declared_length(scope["headers"])
+    if length > limit:
+        raise PayloadTooLarge(
+            f"the body has {length} bytes; at most {limit} are accepted", limit=limit
+        )
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnected

@@ -9,19 +9,20 @@ fraction of a prometheus-client child's lock.
 Cardinality is bounded: the `type` label takes the catalogue's types and `other`, `mode` the three
 content modes and `unknown`, `outcome` the five outcomes below.
 
-Calls other components make (all cheap, all synchronous):
+Calls other components make (all cheap, all synchronous; `runtime.metrics` is the object):
 
-    metrics.published(ok)           publisher: one delivery attempt to K_SINK (ok or failed)
-    metrics.outbox_depth = n        outbox: events waiting after an enqueue, a flush or a start
-    metrics.dead_letter_stored()    dead-letter inbox: one dead letter stored
-    metrics.websocket_opened()      WebSocket: a connection accepted
-    metrics.websocket_closed()      WebSocket: that connection gone
+    metrics.published(ok)           Publisher.attempt: one delivery attempt to K_SINK
+    metrics.dead_letter_stored()    DeadLetterSink: one dead letter stored
+
+The open WebSockets and the outbox depth are read from their components at scrape time
+(`sampler`), so the WebSocket and outbox code need no calls at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 OTHER = "other"
@@ -111,12 +112,6 @@ class Metrics:
         """One dead letter stored by the inbox."""
         self.dead_letters += 1
 
-    def websocket_opened(self) -> None:
-        self.websocket_connections += 1
-
-    def websocket_closed(self) -> None:
-        self.websocket_connections -= 1
-
     # -- exposition -----------------------------------------------------------------------------
 
     def render(self) -> bytes:
@@ -204,13 +199,22 @@ def _simple(m: Metrics) -> Iterator[Any]:
 
 
 class MetricsEndpoint:
-    """`GET /metrics` at the ASGI level, like the ingress: a scrape costs no routing."""
+    """`GET /metrics` at the ASGI level, like the ingress: a scrape costs no routing.
 
-    def __init__(self, metrics: Metrics) -> None:
+    `sample` (if given) refreshes the gauges whose numbers live in other components (open
+    WebSockets, outbox depth) right before each scrape: exact, and free between scrapes.
+    """
+
+    def __init__(
+        self, metrics: Metrics, sample: Callable[[Metrics], Awaitable[None]] | None = None
+    ) -> None:
         self.metrics = metrics
+        self.sample = sample
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["method"] in ("GET", "HEAD"):
+            if self.sample is not None:
+                await self.sample(self.metrics)
             body = self.metrics.render()
             status = 200
             headers = [
@@ -227,3 +231,19 @@ class MetricsEndpoint:
             status, headers, body = problem_response(error, instance=scope["path"])
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def sampler(runtime: Any, state: Any) -> Callable[[Metrics], Awaitable[None]]:
+    """Reads the WebSocket count and the outbox depth from the runtime's components."""
+
+    async def sample(metrics: Metrics) -> None:
+        sessions = getattr(state, "ws_sessions", None)  # set by handler.ws.install
+        if sessions is not None:
+            metrics.websocket_connections = len(sessions.active)
+        publisher = runtime.publisher
+        if publisher is not None:
+            # A store outage must not fail the scrape: the gauge keeps its last value.
+            with contextlib.suppress(Exception):
+                metrics.outbox_depth = await publisher.outbox.depth()
+
+    return sample

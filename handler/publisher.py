@@ -30,7 +30,9 @@ from handler.config import Settings
 from handler.deadletter_store import DeadLetter, DeadLetterStore, letter_id
 from handler.errors import FunctionError
 from handler.logs import get_logger
+from handler.metrics import Metrics
 from handler.outbox import Outbox
+from handler.tracing import inject_headers
 
 log = get_logger("handler.publisher")
 
@@ -115,6 +117,10 @@ class Publisher:
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[str]] = set()
         self._stopping = asyncio.Event()
+        # Delivery attempts are counted there (GET /metrics); the runtime sets it.
+        self.metrics: Metrics | None = None
+        # Told of every event the sink accepted (the live feed shows published events too).
+        self.observe: Callable[[Event], None] | None = None
 
     async def start(self) -> None:
         limit = self._settings.publish_max_connections
@@ -122,6 +128,8 @@ class Publisher:
             transport=self._transport,
             timeout=httpx.Timeout(self._settings.publish_timeout_seconds),
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            # The trace of the event being handled goes on with every delivery.
+            event_hooks={"request": [inject_headers]},
         )
 
     async def stop(self) -> None:
@@ -151,6 +159,12 @@ class Publisher:
 
     async def attempt(self, event: Event) -> Attempt:
         """One POST of `event` in binary mode; never raises for HTTP or network failures."""
+        result = await self._post(event)
+        if self.metrics is not None:
+            self.metrics.published(result.delivered)
+        return result
+
+    async def _post(self, event: Event) -> Attempt:
         assert self._client is not None, "Publisher.start() was not called"  # noqa: S101
         headers, body = to_binary(event)
         try:
@@ -174,6 +188,8 @@ class Publisher:
                 result = await self.attempt(event)
                 if result.delivered:
                     log.debug("published", id=event.id, type=event.type, attempts=number + 1)
+                    if self.observe is not None:
+                        self.observe(event)
                     return "delivered"
                 if not result.retryable:
                     await self.reject(event, result)

@@ -6,7 +6,7 @@ needs opening, flips readiness, and closes everything on the way out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Awaitable, Callable, AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -82,6 +82,9 @@ class Runtime:
     facade_auth: FacadeAuth | None = None
     # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
     feed: LiveFeed | None = None
+    # Run once when draining starts, before the server closes connections (WebSockets get a
+    # clean 1001 instead of uvicorn's 1012).
+    on_drain: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Delivery guarantees (issue 3): None without K_SINK; the dead-letter inbox is always there.
     publisher: Publisher | None = None
     deadletters: DeadLetterStore | None = None
@@ -109,6 +112,10 @@ class Runtime:
             runtime.components.append(auth.verifier)
         delivery = build_delivery(settings)
         runtime.publisher, runtime.deadletters = delivery.publisher, delivery.deadletters
+        if runtime.publisher is not None:
+            runtime.publisher.metrics = runtime.metrics
+        if runtime.publisher is not None:
+            runtime.publisher.observe = runtime.feed.offer
         runtime.components.extend(delivery.components)
         return runtime
 

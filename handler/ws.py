@@ -68,4 +68,5 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     sessions = Sessions(runtime)
     app.state.ws_sessions = sessions
     runtime.components.append(sessions)
+    runtime.on_drain.append(sessions.drain)
     app.include_router(router)

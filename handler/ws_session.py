@@ -125,10 +125,13 @@ class Session:
     async def drain(self) -> None:
         """Take no new queries, let those in flight answer (within the grace), close with 1001."""
         self._draining = True
+        grace = self.runtime.settings.shutdown_grace_seconds
         pending = list(self._in_flight.values())
         if pending:
-            await asyncio.wait(pending, timeout=self.runtime.settings.shutdown_grace_seconds)
-        await self._out.put((GOING_AWAY, "server shutting down"))
+            await asyncio.wait(pending, timeout=grace)
+        # Bounded: a client that stopped reading must not hold up the shutdown.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._out.put((GOING_AWAY, "server shutting down")), grace)
 
     # -- handshake -----------------------------------------------------------------------------
 

@@ -94,8 +94,17 @@ def dumps(value: Any) -> bytes:
 def test_settings(**overrides: Any) -> Settings:
     """Settings for tests: never read from the environment of the developer's shell."""
     values: dict[str, Any] = {"log_format": "json", "log_level": "warning", **overrides}
-    # model_validate skips BaseSettings.__init__, which is what reads the environment.
-    return Settings.model_validate(values)
+    return _IsolatedSettings(**values)
+
+
+class _IsolatedSettings(Settings):
+    """`Settings` whose only source is its keyword arguments (no environment, no files)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, **_: Any
+    ) -> Any:
+        return (init_settings,)
 
 
 # Not a test, although its name says so: importing it into a test module must not collect it.

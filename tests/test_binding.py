@@ -148,6 +148,13 @@ def test_minimal_event_is_accepted(mode: Mode, version: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_no_attribute_is_invented_on_receive(mode: Mode) -> None:
+    """Unlike the SDK, decoding adds no `time` and no `id`: the event is what was sent."""
+    event = decode_in(mode, attrs())
+    assert event.attributes == attrs()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_source_with_whitespace_is_rejected(mode: Mode) -> None:
     """source is a URI-reference, which cannot contain whitespace."""
     rejects(mode, attrs(source="/a b"), "URI-reference")

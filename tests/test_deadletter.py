@@ -6,7 +6,9 @@ local HTTP sink.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from handler.deadletter_store import decode_error_data
 from tests import support
 from tests.oidc import AUDIENCE, Issuer
 from tests.sink import running_sink
@@ -218,4 +221,14 @@ async def test_reading_an_empty_inbox_creates_no_file(tmp_path: Path) -> None:
         deleted = await client.delete("/api/v1/deadletters/nope")
     assert listed.json() == {"items": [], "next": None}
     assert missing.status_code == deleted.status_code == 404
-    assert list(tmp_path.iterdir()) == []
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []
+
+
+def test_error_data_cut_by_knative_at_1024_chars_still_decodes() -> None:
+    """A base64 body truncated mid-quantum decodes up to the cut instead of being lost."""
+    body = "x" * 2000
+    cut = base64.b64encode(body.encode()).decode()[:1023]
+    decoded = decode_error_data(cut)
+    assert decoded is not None
+    assert body.startswith(decoded)
+    assert len(decoded) == 765

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, free_port
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -102,3 +106,67 @@ def test_dockerignore_keeps_environments_tests_and_data_out() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", ".git", "tests", "data", "handler/manifests/"} <= ignored
+
+
+UV = ROOT / ".tools" / "bin" / "uv"
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not UV.exists(), reason=f"uv not bootstrapped at {UV} (run `make venv`)")
+def test_the_image_contents_serve_the_function(tmp_path: Path) -> None:
+    """What the image holds (locked runtime deps, handler/ minus the renderer, schemas/) serves."""
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(tmp_path / ".venv"),
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
+    subprocess.run(
+        [
+            str(UV),
+            "sync",
+            "--frozen",
+            "--no-dev",
+            "--no-install-project",
+            "--python",
+            sys.executable,
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    ignore = shutil.ignore_patterns("__pycache__", "manifests")
+    for package in ("handler", "schemas"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=ignore)
+    port = free_port()
+    log = tmp_path / "server.log"
+    with (
+        log.open("wb") as out,
+        subprocess.Popen(
+            [str(tmp_path / ".venv" / "bin" / "python"), "-m", "handler"],
+            cwd=tmp_path,
+            env={"PATH": os.environ.get("PATH", ""), "PORT": str(port), "HOST": "127.0.0.1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ) as server,
+    ):
+        try:
+            ready = wait_ready(f"http://127.0.0.1:{port}/health/readiness", server)
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+    assert ready, log.read_text()
+
+
+def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
+    """True once `url` answers 200; False if the server exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=0.5).status_code == httpx.codes.OK:
+                return True
+        time.sleep(0.05)
+    return False

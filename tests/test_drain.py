@@ -127,16 +127,17 @@ async def readiness_after(url: str, within: float) -> int:
 
 @pytest.mark.server
 async def test_sigterm_answers_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
-    """SIGTERM mid-request: readiness 503 at once, new work 503, the request answered, exit 0."""
-    with slow_functions(tmp_path, SHUTDOWN_DELAY_SECONDS="1.0") as [function]:
+    """SIGTERM mid-request: readiness 503 at once, new work 503, the request (outlasting the
+    shutdown delay) answered in full, exit 0."""
+    with slow_functions(tmp_path, SHUTDOWN_DELAY_SECONDS="2.0") as [function]:
         proc, url = function.proc, function.url
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             in_flight = asyncio.create_task(
-                client.post("/", headers=binary_headers(), content=dumps(query("slow", sleep=1.5)))
+                client.post("/", headers=binary_headers(), content=dumps(query("slow", sleep=3.0)))
             )
             await wait_for_file(function.started_marker)
             proc.send_signal(signal.SIGTERM)
-            readiness = await readiness_after(url, within=0.5)
+            readiness = await readiness_after(url, within=1.5)
             async with httpx.AsyncClient(base_url=url, timeout=5) as other:
                 new_work = await other.post("/", headers=binary_headers(), content=dumps(query()))
             answered = await in_flight

@@ -242,3 +242,40 @@ async def test_default_client_body_is_dumps_compatible() -> None:
             headers={"content-type": "application/json"},
         )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
+async def test_a_query_that_is_not_json_is_415(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    """A body sent as anything but JSON is a 415 problem, not a schema error."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = await client.post("/api/v1/query", content=b"hello", headers=headers)
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_query_body_over_the_limit_is_413_before_it_is_read() -> None:
+    """A declared Content-Length over MAX_BODY_BYTES is refused with a 413 problem."""
+    async with client_for(create_app(test_settings(max_body_bytes=1024))) as client:
+        body = dumps({"query": "x" * 4000})
+        response = await client.post(
+            "/api/v1/query", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.json()["type"].endswith("/payload-too-large")
+
+
+async def test_a_streamed_query_body_over_the_limit_is_413() -> None:
+    """A chunked body (no Content-Length) is cut off at the limit with a 413 problem."""
+
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b"x" * 500
+
+    async with client_for(create_app(test_settings(max_body_bytes=1024))) as client:
+        response = await client.post(
+            "/api/v1/query", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +39,14 @@ async def next_event(subscription: Subscription, wait: float = 5.0) -> dict[str,
     assert message is not None
     parsed: dict[str, Any] = orjson.loads(message)
     return parsed
+
+
+def per_call(call: Any, times: int = 20_000) -> float:
+    """Seconds one `call()` takes, on average over `times` calls."""
+    started = time.perf_counter()
+    for _ in range(times):
+        call()
+    return (time.perf_counter() - started) / times
 
 
 async def until(condition: Any, wait: float = 5.0) -> None:
@@ -98,22 +107,29 @@ class TestInProcess:
                 feed.offer(event(n))  # synchronous: the pump cannot run in between
             assert feed.overflows == 3
 
+    async def test_an_unserialisable_event_does_not_stop_the_feed(self) -> None:
+        """The pump logs a batch it cannot serialise and carries on with the next."""
+        async with running(test_settings()) as feed:
+            subscription = feed.subscribe()
+            broken = Event({**event(0).attributes, "weird": object()})
+            feed.offer(broken)
+            await asyncio.sleep(0.05)  # the broken batch is processed on its own
+            feed.offer(event(1))
+            message = await next_event(subscription)
+        assert message["event"]["id"] == "e1"
+
     async def test_offering_costs_next_to_nothing(self) -> None:
-        """100k offers take well under a second, with and without a subscriber (measured)."""
-        async with running(test_settings(feed_queue_size=1_000_000)) as feed:
+        """`offer` is a flag test idle and a put_nowait busy: microseconds at most (measured)."""
+        # A tracer (coverage) multiplies the cost of every line; the bound allows for it.
+        bound = 100e-6 if sys.gettrace() is not None else 5e-6
+        async with running(test_settings(feed_queue_size=100_000)) as feed:
             item = event()
-            started = time.perf_counter()
-            for _ in range(100_000):
-                feed.offer(item)
-            idle = time.perf_counter() - started
+            idle = per_call(lambda: feed.offer(item))
             feed.subscribe()
-            started = time.perf_counter()
-            for _ in range(100_000):
-                feed.offer(item)
-            busy = time.perf_counter() - started
-        print(f"offer: {idle * 10:.3f} us idle, {busy * 10:.3f} us with a subscriber")
-        assert idle < 0.5
-        assert busy < 1.0
+            busy = per_call(lambda: feed.offer(item))
+        print(f"offer: {idle * 1e6:.3f} us idle, {busy * 1e6:.3f} us with a subscriber")
+        assert idle < bound
+        assert busy < bound
 
 
 @pytest.mark.redis

@@ -21,7 +21,7 @@ from handler.binding import (
 from handler.errors import ClientError
 
 FUZZ = settings(
-    max_examples=400,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

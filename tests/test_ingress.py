@@ -484,7 +484,7 @@ async def _post(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> li
     return sent
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(request=requests())
 def test_no_input_gets_a_5xx(request: tuple[list[tuple[bytes, bytes]], bytes]) -> None:
     """Whatever the headers and body, the answer is 2xx or a 4xx problem, never a 5xx."""

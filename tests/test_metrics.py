@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 import prometheus_client
+import pytest
+import respx
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from handler import tracing
 from handler.app import create_app
+from handler.binding import Event
 from handler.metrics import OTHER, Metrics
 from handler.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
@@ -23,6 +29,7 @@ from tests.support import (
     event_json,
     function_client,
     query,
+    running_server,
     test_settings,
 )
 
@@ -202,15 +209,13 @@ async def test_metrics_accepts_get_only() -> None:
 
 
 def test_component_calls_show_in_the_exposition() -> None:
-    """Publisher, outbox, dead-letter and WebSocket calls land in their metrics."""
+    """Publisher, outbox, dead-letter and WebSocket numbers land in their metrics."""
     metrics = Metrics([QUERY, RESPONSE])
     metrics.published(ok=True)
     metrics.published(ok=False)
     metrics.outbox_depth = 3
     metrics.dead_letter_stored()
-    metrics.websocket_opened()
-    metrics.websocket_opened()
-    metrics.websocket_closed()
+    metrics.websocket_connections = 1
     text = metrics.render().decode()
     assert "function_publish_attempts_total 2.0" in text
     assert "function_publish_failures_total 1.0" in text
@@ -230,3 +235,58 @@ def test_histogram_buckets_are_cumulative() -> None:
     assert f'function_handler_duration_seconds_bucket{{le="30.0",type="{QUERY}"}} 1.0' in text
     assert f'function_handler_duration_seconds_bucket{{le="+Inf",type="{QUERY}"}} 2.0' in text
     assert f'function_handler_duration_seconds_sum{{type="{QUERY}"}} 100.003' in text
+
+
+async def test_outbox_depth_is_read_at_scrape_time(tmp_path: Path) -> None:
+    """With K_SINK set, the outbox depth gauge shows the events parked in the outbox."""
+    settings = test_settings(k_sink="http://127.0.0.1:9/", data_dir=tmp_path)
+    app = create_app(settings)
+    async with client_for(app) as client:
+        publisher = app.state.runtime.publisher
+        event = Event({"specversion": "1.0", "id": "x", "source": "/t", "type": RESPONSE}, b"{}")
+        await publisher.outbox.park(event, attempts=1, delay=3600, error="test")
+        samples = await scrape(client)
+    assert samples[("function_outbox_depth", ())] == 1
+
+
+@pytest.mark.server
+async def test_open_websockets_are_counted() -> None:
+    """An open WebSocket shows in function_websocket_connections of a real server."""
+    with running_server() as server:
+        ws_url = server.url.replace("http://", "ws://") + "/api/v1/ws"
+        async with websockets.connect(ws_url), httpx.AsyncClient(base_url=server.url) as client:
+            samples = await scrape(client)
+    assert samples[("function_websocket_connections", ())] == 1
+
+
+async def test_stored_dead_letters_are_counted(tmp_path: Path) -> None:
+    """Each event the broker dead-letters to POST /deadletter counts once."""
+    async with function_client(data_dir=tmp_path) as client:
+        response = await client.post(
+            "/deadletter", headers=binary_headers(), content=dumps(query())
+        )
+        assert response.status_code < 300
+        samples = await scrape(client)
+    assert samples[("function_dead_letters_stored_total", ())] == 1
+
+
+async def test_publisher_attempts_are_counted_and_carry_the_trace(tmp_path: Path) -> None:
+    """Each delivery attempt to K_SINK counts (failures too) and carries the current trace."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    settings = test_settings(k_sink="http://sink.test/", data_dir=tmp_path, publish_attempts=1)
+    app = create_app(settings)
+    event = Event({"specversion": "1.0", "id": "p", "source": "/t", "type": RESPONSE}, b"{}")
+    with respx.mock(assert_all_called=True) as sink:
+        route = sink.post("http://sink.test/").mock(
+            side_effect=[httpx.Response(202), httpx.Response(400)]
+        )
+        async with client_for(app) as client:
+            publisher = app.state.runtime.publisher
+            with tracing.bound(tracing.parse(traceparent)):
+                assert await publisher.publish(event) == "delivered"
+            assert await publisher.publish(event) == "rejected"
+            samples = await scrape(client)
+    assert route.calls[0].request.headers["traceparent"] == traceparent
+    assert "traceparent" not in route.calls[1].request.headers
+    assert samples[("function_publish_attempts_total", ())] == 2
+    assert samples[("function_publish_failures_total", ())] == 1

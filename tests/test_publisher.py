@@ -235,3 +235,17 @@ async def test_without_k_sink_nothing_is_published(tmp_path: Path) -> None:
         response = await client.post("/api/v1/query", json=query("hi"))
     assert response.status_code == 200
     assert app.state.runtime.publisher is None
+
+
+@respx.mock
+async def test_delivered_events_are_shown_to_the_observer_and_failed_ones_are_not(
+    publisher: Publisher,
+) -> None:
+    """The observer (the live feed) sees an event once the sink took it, not before or on failure."""
+    seen: list[str] = []
+    publisher.observe = lambda e: seen.append(e.id)
+    respx.post(SINK).mock(side_effect=statuses(503, 202, 400))
+    delivered, refused = event(), event()
+    assert await publisher.publish(delivered) == "delivered"
+    assert await publisher.publish(refused) == "rejected"
+    assert seen == [delivered.id]

@@ -54,7 +54,11 @@ def test_a_redelivery_to_the_other_process_replays_the_first_reply() -> None:
 
 async def test_a_replica_killed_mid_event_loses_nothing(tmp_path: Path) -> None:
     """A dies (SIGKILL) while handling; B answers 409 during A's lease, then handles the event."""
-    env = {"REDIS_URL": support.redis_url(12), "DEDUPE_LEASE_SECONDS": "1.0"}
+    env = {
+        "REDIS_URL": support.redis_url(12),
+        "DEDUPE_LEASE_SECONDS": "1.0",
+        "HANDLER_TIMEOUT_SECONDS": "0.9",
+    }
     event_id = new_id()
     with slow_functions(tmp_path / "a", tmp_path / "b", **env) as [a, b]:
         doomed = asyncio.create_task(asyncio.to_thread(post, a.url, event_id, "q", sleep=30))

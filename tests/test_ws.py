@@ -6,6 +6,7 @@ Each test serves the function with a real uvicorn in the test's own loop (`tests
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,17 @@ from tests.live import (
     serving,
     socket,
 )
-from tests.support import QUERY, RESPONSE, binary_headers, client_for, dumps, query, test_settings
+from tests.support import (
+    QUERY,
+    RESPONSE,
+    ServerProcess,
+    binary_headers,
+    client_for,
+    dumps,
+    query,
+    running_server,
+    test_settings,
+)
 
 pytestmark = pytest.mark.server
 
@@ -188,6 +199,16 @@ class TestLimits:
             await send(ws, {"id": "small", "query": "ok"})
             assert (await receive(ws))["type"] == "result"
 
+    async def test_a_far_too_large_message_is_cut_off_by_the_protocol(self) -> None:
+        """The served function (`python -m handler`) closes with 1009 above 4x the app's limit."""
+        with running_server({"WS_MAX_MESSAGE_BYTES": "2048", "LOG_LEVEL": "warning"}) as server:
+            async with socket(server.url.removeprefix("http://")) as ws:
+                await send(ws, {"id": "huge", "query": "x" * 20_000})
+                with pytest.raises(ConnectionClosed) as closed:
+                    await receive(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
     async def test_queries_beyond_the_in_flight_limit_get_429(self) -> None:
         """With WS_MAX_IN_FLIGHT=1, a second query while the first runs is refused by id."""
         release = asyncio.Event()
@@ -266,6 +287,22 @@ class TestConnection:
                 await receive(ws)
         assert (refused["id"], refused["error"]["status"]) == ("late", 503)
         assert (result["id"], result["type"]) == ("inflight", "result")
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+
+    async def test_sigterm_closes_open_sockets_with_1001(self) -> None:
+        """A real `python -m handler` given a plain SIGTERM closes its sockets 1001, not 1012."""
+        server = ServerProcess({"LOG_LEVEL": "warning"}).start()
+        try:
+            async with socket(server.url.removeprefix("http://")) as ws:
+                await send(ws, {"type": "ping"})
+                await receive(ws)
+                assert server.proc is not None
+                server.proc.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed) as closed:
+                    await receive(ws)
+        finally:
+            server.stop()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1001
 
