@@ -206,4 +206,5 @@ def create_app(
         app.fast_paths["/deadletter"] = deadletter.DeadLetterSink(runtime, runtime.deadletters)
     app.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
     security.install(app, settings)
+    facade.document_400_not_422(app)
     return app

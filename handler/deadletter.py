@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from handler.binding import Event, decode, is_json
 from handler.deadletter_store import DeadLetter, DeadLetterStore, dead_letter_of, without_errors
+from handler.facade import problems
 from handler.errors import FunctionError, MethodNotAllowed, NoSink, NotFound, problem_response
 from handler.logs import get_logger
 from handler.outbox import dump_event
@@ -158,7 +159,12 @@ async def _letter(request: Request, letter_id: str) -> DeadLetter:
     return letter
 
 
-@router.get("", response_model=DeadLetterPage, summary="List dead letters, newest first")
+@router.get(
+    "",
+    response_model=DeadLetterPage,
+    summary="List dead letters, newest first",
+    responses=problems(400),
+)
 async def list_letters(
     request: Request,
     limit: int = Query(default=50, ge=1, le=500),
@@ -169,7 +175,12 @@ async def list_letters(
     return DeadLetterPage(items=[view(letter) for letter in letters], next=next_cursor)
 
 
-@router.get("/{letter_id}", response_model=DeadLetterView, summary="Show one dead letter")
+@router.get(
+    "/{letter_id}",
+    response_model=DeadLetterView,
+    summary="Show one dead letter",
+    responses=problems(404),
+)
 async def get_letter(letter_id: str, request: Request) -> DeadLetterView:
     """One dead letter: the event as received and its decoded error."""
     return view(await _letter(request, letter_id))
@@ -180,6 +191,7 @@ async def get_letter(letter_id: str, request: Request) -> DeadLetterView:
     response_model=ReplayResult,
     status_code=202,
     summary="Republish a dead letter to K_SINK",
+    responses=problems(404, 409),
 )
 async def replay_letter(letter_id: str, request: Request) -> ReplayResult:
     """Publish the original event (without knativeerror* extensions) to K_SINK.
@@ -196,7 +208,9 @@ async def replay_letter(letter_id: str, request: Request) -> ReplayResult:
     return ReplayResult(id=letter_id, outcome=outcome)
 
 
-@router.delete("/{letter_id}", status_code=204, summary="Delete a dead letter")
+@router.delete(
+    "/{letter_id}", status_code=204, summary="Delete a dead letter", responses=problems(404)
+)
 async def delete_letter(letter_id: str, request: Request) -> Response:
     """Remove a dead letter from the inbox."""
     if not await _store(request).delete(letter_id):

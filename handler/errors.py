@@ -4,7 +4,7 @@
     ├── ClientError                    4xx: the broker must not retry, it dead-letters
     │   ├── MalformedEvent             400  not a valid CloudEvent (binding rules)
     │   │   └── InvalidBatch           400  one event of a batch is malformed (names its index)
-    │   ├── SchemaViolation            400  the payload fails its Pydantic schema (lists field errors)
+    │   ├── SchemaViolation            400  the payload fails its schema (lists field errors)
     │   ├── UnknownEventType           400  no handler for the type (lists the accepted ones)
     │   ├── Unauthenticated            401
     │   ├── Forbidden                  403
@@ -18,6 +18,7 @@
     │   └── TooManyRequests            429  a WebSocket over its message rate or in-flight limit
     └── TransientError                 503  the broker retries (Retry-After where known)
         ├── StoreUnavailable           503  dedupe/outbox/dead-letter store unreachable
+        ├── IssuerUnavailable          503  OIDC issuer/JWKS unreachable (in handler/auth.py)
         ├── HandlerTimeout             504  the handler exceeded its time budget
         └── HandlerFailed              500  the handler raised
 

@@ -40,12 +40,36 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or invalid credentials",
         403: "Credentials valid but not allowed",
         404: "Not found",
+        409: "Conflict with the function's state (e.g. no K_SINK to replay to)",
         413: "Body too large",
         415: "Unsupported media type",
+        500: "The handler failed (no details are disclosed); retry",
         503: "Temporarily unavailable; retry",
         504: "The handler timed out; retry",
     }
     return {code: {"description": descriptions[code], **PROBLEM} for code in codes}
+
+
+def document_400_not_422(app: Any) -> None:
+    """Make the OpenAPI say what the app does: invalid requests are 400 problem+json, not 422.
+
+    FastAPI documents a 422 for every route with parameters; our error mapping answers 400.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema: dict[str, Any] = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", problems(400)[400])
+            app.openapi_schema = schema
+        result: dict[str, Any] = app.openapi_schema
+        return result
+
+    app.openapi = openapi
 
 
 router = APIRouter(prefix="/api/v1", tags=["facade"])
@@ -60,7 +84,7 @@ def runtime_of(request: Request) -> Runtime:
     "/query",
     response_model=QueryResponse,
     summary="Ask a query synchronously",
-    responses=problems(400, 413, 415, 503, 504),
+    responses=problems(400, 413, 415, 500, 503, 504),
 )
 async def query(body: QueryRequest, request: Request) -> Any:
     """Run the query handler on `body` and return its answer (the data of the reply event)."""
