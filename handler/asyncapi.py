@@ -11,22 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from handler.errors import PROBLEM_SCHEMA
 from schemas import QUERY_REQUEST, Catalogue
 
 router = APIRouter(prefix="/api/v1", tags=["websocket"])
 
-_PROBLEM = {
-    "type": "object",
-    "description": "An RFC 9457 problem document, as the HTTP endpoints answer.",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-    },
-    "required": ["type", "title", "status", "detail"],
-}
+_PROBLEM = PROBLEM_SCHEMA
 _ID = {"type": "string", "minLength": 1, "maxLength": 200, "description": "Chosen by the client."}
 
 

@@ -35,6 +35,19 @@ from typing import Any, ClassVar
 import orjson
 
 PROBLEM_JSON = "application/problem+json"
+# The JSON Schema of every error body (RFC 9457), for the OpenAPI and AsyncAPI documents.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem document.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
 _PROBLEM_BASE = "https://knative-python-backend.dev/problems/"
 
 

@@ -9,28 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from handler.errors import PROBLEM_JSON, NotFound
+from handler.errors import PROBLEM_JSON, PROBLEM_SCHEMA, NotFound
 from handler.publisher import facade_event
 from handler.runtime import Runtime
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
-PROBLEM: dict[str, Any] = {
-    "content": {
-        PROBLEM_JSON: {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "instance": {"type": "string"},
-                },
-                "required": ["type", "title", "status", "detail"],
-            }
-        }
-    }
-}
+PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -121,6 +121,18 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextlib.asynccontextmanager
+async def handler_client(handler: Any, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of a function whose query handler is `handler`."""
+    from handler.registry import Registry
+    from schemas import QUERY_REQUEST
+
+    registry = Registry()
+    registry.handles(QUERY_REQUEST)(handler)
+    async with client_for(create_app(test_settings(**overrides), registry=registry)) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
 async def function_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of a function built with test settings and `overrides`."""
     async with client_for(create_app(test_settings(**overrides))) as client:

@@ -8,18 +8,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from handler.app import create_app
 from handler.dedupe import MemoryDedupeStore, Reply, State, event_key
-from handler.registry import Registry
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from schemas import QueryRequest, QueryResponse
 from tests.support import (
     STRUCTURED,
     binary_headers,
-    client_for,
     dumps,
     event_json,
+    handler_client,
     query,
-    test_settings,
 )
 
 
@@ -165,9 +162,7 @@ def counting() -> Counting:
 @pytest.fixture
 async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
     """A function whose query handler is `counting`."""
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(counting)
-    async with client_for(create_app(test_settings(), registry=registry)) as client:
+    async with handler_client(counting) as client:
         yield client
 
 

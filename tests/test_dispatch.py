@@ -30,6 +30,7 @@ from tests.support import (
     dumps,
     event_json,
     function_client,
+    handler_client,
     query,
     test_settings,
 )
@@ -280,10 +281,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 async def rclient(recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
     """A function whose query handler is `recorder`, with a short handler timeout."""
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(recorder)
-    app = create_app(test_settings(handler_timeout_seconds=0.2), registry=registry)
-    async with client_for(app) as client:
+    async with handler_client(recorder, handler_timeout_seconds=0.2) as client:
         yield client
 
 

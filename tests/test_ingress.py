@@ -16,18 +16,17 @@ from hypothesis import strategies as st
 
 from handler.app import create_app
 from handler.dispatch import reply_id
-from handler.registry import Registry
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from schemas import QueryRequest, QueryResponse
 from tests.support import (
     BATCH,
     QUERY,
     RESPONSE,
     STRUCTURED,
     binary_headers,
-    client_for,
     dumps,
     event_json,
     function_client,
+    handler_client,
     query,
     test_settings,
 )
@@ -156,9 +155,7 @@ def counting() -> Counting:
 @pytest.fixture
 async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
     """A function whose query handler is `counting`."""
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(counting)
-    async with client_for(create_app(test_settings(), registry=registry)) as client:
+    async with handler_client(counting) as client:
         yield client
 
 
