@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.report import TARGETS, ratios, table
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LUA = ROOT / "bench" / "event.lua"
@@ -44,9 +46,6 @@ EVENT_HEADERS = {
 EVENT_BODY = b'{"query": "What is Knative?"}'
 # Production defaults of the function: JSON logs at info, in-memory dedupe.
 FUNCTION_ENV = {"LOG_FORMAT": "json", "LOG_LEVEL": "info"}
-
-# The issue's targets, as ratios to the bare app (throughput, p99) or FastAPI hello (cold, RSS).
-TARGETS = {"throughput": 0.40, "p99": 3.0, "cold_start": 1.15, "rss": 1.3}
 
 
 @dataclass
@@ -245,67 +244,6 @@ def cold_start(key: str, runs: int) -> dict[str, Any]:
         "cold_start_ms": round(statistics.median(times) * 1000, 1),
         "idle_rss_mb": round(statistics.median(rss), 1),
     }
-
-
-def ratios(results: dict[str, Any]) -> dict[str, Any]:
-    bare, fn, hello = results["bare"], results["function"], results["hello"]
-    out = {
-        "throughput": round(fn["rps"] / bare["rps"], 3),
-        "tutorial_throughput": round(results["tutorial"]["rps"] / bare["rps"], 3),
-        # Capacity from CPU time per request: what req/s would be with a core to itself.
-        "cpu_capacity": round(bare["cpu_us"] / fn["cpu_us"], 3),
-        "p99": round(fn["p99_ms"] / bare["p99_ms"], 2),
-        "cold_start": round(fn["cold_start_ms"] / hello["cold_start_ms"], 3),
-        "rss": round(fn["rss_mb"] / hello["rss_mb"], 3),
-    }
-    out["met"] = {
-        "throughput": out["throughput"] >= TARGETS["throughput"],
-        "non2xx": fn["non2xx"] == 0 and fn["socket_errors"] == 0,
-        "p99": out["p99"] < TARGETS["p99"],
-        "cold_start": out["cold_start"] <= TARGETS["cold_start"],
-        "rss": out["rss"] <= TARGETS["rss"],
-    }
-    return out
-
-
-def table(results: dict[str, Any], r: dict[str, Any]) -> str:
-    """The Markdown table of one run."""
-    bare = results["bare"]
-    rows = [
-        "| server | req/s | vs bare | CPU µs/req | p50 ms | p99 ms | p99 vs bare | non-2xx "
-        "| RSS MiB | cold ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for key in ("bare", "hello", "tutorial", "function"):
-        x = results[key]
-        cold = f"{x['cold_start_ms']:.0f}" if "cold_start_ms" in x else "-"
-        rows.append(
-            f"| {SERVERS[key].name} | {x['rps']} | {x['rps'] / bare['rps']:.2f}x | {x['cpu_us']} | "
-            f"{x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['p99_ms'] / bare['p99_ms']:.2f}x | "
-            f"{x['non2xx'] + x['socket_errors']} | {x['rss_mb']:.1f} | {cold} |"
-        )
-    met, t = r["met"], TARGETS
-    fn = results["function"]
-    checks = [
-        (f"throughput >= {t['throughput']}x bare", f"{r['throughput']:.2f}x", met["throughput"]),
-        ("zero non-2xx under load", str(fn["non2xx"] + fn["socket_errors"]), met["non2xx"]),
-        (f"p99 < {t['p99']}x bare", f"{r['p99']:.2f}x", met["p99"]),
-        (f"cold start <= {t['cold_start']}x hello", f"{r['cold_start']:.2f}x", met["cold_start"]),
-        (f"RSS after load <= {t['rss']}x hello", f"{r['rss']:.2f}x", met["rss"]),
-    ]
-    rows += ["", "| target | measured | |", "|---|---:|---|"]
-    rows += [f"| {name} | {value} | {'met' if ok else 'NOT met'} |" for name, value, ok in checks]
-    rows.append(
-        f"\nCPU-time capacity vs bare (bare's CPU µs per request / the function's): "
-        f"{r['cpu_capacity']:.2f}x"
-    )
-    hello = results["hello"]
-    if "idle_rss_mb" in fn and "idle_rss_mb" in hello:
-        rows.append(
-            f"Idle RSS after the first reply: function {fn['idle_rss_mb']} MiB, hello "
-            f"{hello['idle_rss_mb']} MiB ({fn['idle_rss_mb'] / hello['idle_rss_mb']:.2f}x)"
-        )
-    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,6 +221,7 @@ class MetricsEndpoint:
                 (b"content-type", CONTENT_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),  # as SecurityHeaders does elsewhere
             ]
             if scope["method"] == "HEAD":
                 body = b""

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from bench import apps, bare, run
+from bench import apps, bare, report, run
 from handler.binding import decode
 from tests.support import QUERY, RESPONSE, binary_headers, client_for, dumps, query
 
@@ -73,13 +73,13 @@ def fake_results(function_rps: int, function_p99: float) -> dict[str, Any]:
 
 def test_ratios_judge_each_target() -> None:
     """Ratios are taken against bare (throughput, p99) and hello (cold start, RSS)."""
-    good = run.ratios(fake_results(function_rps=5000, function_p99=4.0))
+    good = report.ratios(fake_results(function_rps=5000, function_p99=4.0))
     assert good["throughput"] == 0.5
     assert good["p99"] == 2.0
     assert good["cold_start"] == 1.1
     assert good["rss"] == 1.2
     assert all(good["met"].values())
-    slow = run.ratios(fake_results(function_rps=3000, function_p99=7.0))
+    slow = report.ratios(fake_results(function_rps=3000, function_p99=7.0))
     assert not slow["met"]["throughput"]
     assert not slow["met"]["p99"]
 
@@ -87,7 +87,7 @@ def test_ratios_judge_each_target() -> None:
 def test_table_prints_every_server_and_target() -> None:
     """The Markdown table has a row per server and a verdict per target."""
     results = fake_results(function_rps=5000, function_p99=4.0)
-    text = run.table(results, run.ratios(results))
+    text = report.table(results, report.ratios(results))
     for name in ("bare ASGI", "FastAPI hello world", "FastAPI + cloudevents SDK", "this function"):
         assert f"| {name} |" in text
     assert text.count("| met |") == 5
