@@ -14,15 +14,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TYPE_CHECKING
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from handler.binding import Event
 from handler.outbox import SQLiteFile, dump_event, load_event
-from handler.redis_dedupe import unavailable
+from handler.redis_dedupe import redis_errors, unavailable
+
+if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
+    import redis.asyncio as aioredis
 
 ERROR_EXTENSIONS = ("knativeerrordest", "knativeerrorcode", "knativeerrordata")
 _NAMESPACE = uuid.UUID("0b7f3c1e-5d2a-4c8e-9a61-3e2f7d9b4a55")
@@ -212,7 +213,7 @@ class RedisDeadLetterStore:
                 pipe.hset(self._docs, letter.id, orjson.dumps(letter.to_doc()))
                 pipe.zadd(self._index, {letter.id: seq})
                 await pipe.execute()
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("dead-letter", exc) from None
 
     async def page(self, limit: int, cursor: str | None) -> tuple[list[DeadLetter], str | None]:
@@ -224,7 +225,7 @@ class RedisDeadLetterStore:
             )
             ids = [pair[0] for pair in found[:limit]]
             docs = await self._redis.hmget(self._docs, ids) if ids else []
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("dead-letter", exc) from None
         letters = [DeadLetter.from_doc(orjson.loads(doc)) for doc in docs if doc is not None]
         return letters, (str(int(found[limit - 1][1])) if len(found) > limit else None)
@@ -232,7 +233,7 @@ class RedisDeadLetterStore:
     async def get(self, letter_id: str) -> DeadLetter | None:
         try:
             doc = await self._redis.hget(self._docs, letter_id)
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("dead-letter", exc) from None
         return None if doc is None else DeadLetter.from_doc(orjson.loads(doc))
 
@@ -242,6 +243,6 @@ class RedisDeadLetterStore:
                 pipe.zrem(self._index, letter_id)
                 pipe.hdel(self._docs, letter_id)
                 results = await pipe.execute()
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("dead-letter", exc) from None
         return bool(results[0])

@@ -21,17 +21,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TYPE_CHECKING, TypeVar
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from handler.binding import NOTHING, Event
 from handler.dedupe import event_key
 from handler.errors import StoreUnavailable
 from handler.logs import get_logger
-from handler.redis_dedupe import unavailable
+from handler.redis_dedupe import redis_errors, unavailable
+
+if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
+    import redis.asyncio as aioredis
 
 log = get_logger("handler.outbox")
 T = TypeVar("T")
@@ -247,7 +248,7 @@ class RedisOutbox:
                 pipe.hset(self._docs, key, orjson.dumps(doc))
                 pipe.zadd(self._due, {key: self._clock() + delay})
                 await pipe.execute()
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("outbox", exc) from None
 
     async def park(self, event: Event, *, attempts: int, delay: float, error: str) -> None:
@@ -259,7 +260,7 @@ class RedisOutbox:
             flat = await self._take(
                 keys=[self._due, self._docs], args=[self._clock(), lease, limit]
             )
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("outbox", exc) from None
         parked = []
         for raw_key, raw_doc in zip(flat[::2], flat[1::2], strict=True):
@@ -271,7 +272,7 @@ class RedisOutbox:
     async def reschedule(self, key: str, *, attempts: int, delay: float, error: str) -> None:
         try:
             raw = await self._redis.hget(self._docs, key)
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("outbox", exc) from None
         if raw is None:
             return
@@ -285,11 +286,11 @@ class RedisOutbox:
                 pipe.zrem(self._due, key)
                 pipe.hdel(self._docs, key)
                 await pipe.execute()
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("outbox", exc) from None
 
     async def depth(self) -> int:
         try:
             return int(await self._redis.zcard(self._due))
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("outbox", exc) from None

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from handler.dedupe import ClaimResult, Reply, State
 from handler.errors import StoreUnavailable
 from handler.logs import get_logger
+
+if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
+    import redis.asyncio as aioredis
 
 KEY_PREFIX = "knfn:dedupe:"
 RETRY_AFTER = 1  # seconds: Redis blips are short; the broker's own backoff grows from there
@@ -47,8 +48,16 @@ return 0
 """
 
 
+def redis_errors() -> type[Exception]:
+    """redis' base exception class, imported on first use (see the TYPE_CHECKING import)."""
+    from redis.exceptions import RedisError
+
+    return RedisError
+
+
 def redis_client(url: str, timeout: float) -> aioredis.Redis:
     """A client for `url` with explicit timeouts; connects lazily (no I/O here)."""
+    import redis.asyncio as aioredis
     client: aioredis.Redis = aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,
@@ -110,7 +119,7 @@ class RedisDedupeStore:
         mine = orjson.dumps({"s": "c", "f": fingerprint, "o": uuid.uuid4().hex})
         try:
             current = await self._claim(keys=[self._prefix + key], args=[mine, self._lease_ms])
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("dedupe", exc) from None
         if current is None:
             self._owned[key] = mine
@@ -121,7 +130,7 @@ class RedisDedupeStore:
         self._owned.pop(key, None)
         try:
             await self._redis.set(self._prefix + key, _encode_reply(reply), px=self._ttl_ms)
-        except RedisError as exc:
+        except redis_errors() as exc:
             raise unavailable("dedupe", exc) from None
 
     async def release(self, key: str) -> None:
@@ -130,7 +139,7 @@ class RedisDedupeStore:
             return
         try:
             await self._release(keys=[self._prefix + key], args=[mine])
-        except RedisError as exc:
+        except redis_errors() as exc:
             # Not worth failing the request for: the lease expires on its own, after which the
             # broker's retry runs the handler. The original error is what the caller reports.
             log.warning("dedupe_release_failed", error=type(exc).__name__, detail=str(exc))
@@ -138,7 +147,7 @@ class RedisDedupeStore:
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
-        except RedisError:
+        except redis_errors():
             return False
 
     async def aclose(self) -> None:
