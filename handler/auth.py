@@ -19,10 +19,8 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
-import jwt
 from fastapi import Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.websockets import WebSocket
@@ -30,6 +28,10 @@ from starlette.websockets import WebSocket
 from handler.config import Settings
 from handler.errors import Forbidden, TransientError, Unauthenticated
 from handler.logs import get_logger
+
+if TYPE_CHECKING:  # PyJWT (with cryptography) and httpx: imported only where OIDC is configured
+    import httpx
+    import jwt
 
 log = get_logger("handler.auth")
 
@@ -43,14 +45,14 @@ MAX_TOKEN_BYTES = 16 * 1024
 VERIFIED_CACHE_SIZE = 1024
 
 # PyJWT's messages can quote parts of the token; these are ours, and say what to fix.
-_REASONS: tuple[tuple[type[Exception], str], ...] = (
-    (jwt.ExpiredSignatureError, "the token has expired"),
-    (jwt.ImmatureSignatureError, "the token is not valid yet (nbf or iat in the future)"),
-    (jwt.InvalidAudienceError, "the token is not for this audience"),
-    (jwt.InvalidIssuerError, "the token is from another issuer"),
-    (jwt.InvalidSignatureError, "the token's signature does not verify"),
-    (jwt.InvalidAlgorithmError, "the token's algorithm does not match its key"),
-    (jwt.DecodeError, "the bearer token is not a well-formed JWT"),
+_REASONS: tuple[tuple[str, str], ...] = (
+    ("ExpiredSignatureError", "the token has expired"),
+    ("ImmatureSignatureError", "the token is not valid yet (nbf or iat in the future)"),
+    ("InvalidAudienceError", "the token is not for this audience"),
+    ("InvalidIssuerError", "the token is from another issuer"),
+    ("InvalidSignatureError", "the token's signature does not verify"),
+    ("InvalidAlgorithmError", "the token's algorithm does not match its key"),
+    ("DecodeError", "the bearer token is not a well-formed JWT"),
 )
 
 
@@ -62,9 +64,14 @@ class IssuerUnavailable(TransientError):
 
 
 def _reason(error: Exception) -> str:
+    import jwt
+
     if isinstance(error, jwt.MissingRequiredClaimError):
         return f"the token has no {error.claim!r} claim"
-    return next((text for kind, text in _REASONS if isinstance(error, kind)), "invalid token")
+    return next(
+        (text for kind, text in _REASONS if isinstance(error, getattr(jwt, kind))),
+        "invalid token",
+    )
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -120,6 +127,8 @@ class OIDCVerifier:
         self.fetches = 0  # how many JWKS fetches were made (exposed for tests and metrics)
 
     async def start(self) -> None:
+        import httpx
+
         verify: ssl.SSLContext | bool = True
         if self.settings.oidc_ca_file is not None:
             verify = ssl.create_default_context(cafile=str(self.settings.oidc_ca_file))
@@ -160,6 +169,8 @@ class OIDCVerifier:
         return claims
 
     async def _verify(self, token: str) -> dict[str, Any]:
+        import jwt
+
         try:
             unverified = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -176,6 +187,8 @@ class OIDCVerifier:
         return claims
 
     def _decode(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
+        import jwt
+
         required = ["exp", "aud", "sub"] + (["iss"] if self.settings.oidc_issuer else [])
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -240,6 +253,8 @@ class OIDCVerifier:
             log.warning("jwks_refresh_failed", keys_kept=len(self._keys))
 
     async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
+        import jwt
+
         self.fetches += 1
         if self._jwks_url is None:
             issuer = str(self.settings.oidc_issuer).rstrip("/")
@@ -261,6 +276,8 @@ class OIDCVerifier:
         return keys
 
     async def _get_json(self, url: str) -> dict[str, Any]:
+        import httpx
+
         assert self._client is not None, "OIDCVerifier used before start()"  # noqa: S101
         headers = {"accept": "application/json"}
         token_file = self.settings.oidc_jwks_token_file

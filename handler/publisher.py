@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
-import httpx
 import orjson
 
 from handler.binding import Event, to_binary
@@ -33,6 +32,9 @@ from handler.logs import get_logger
 from handler.metrics import Metrics
 from handler.outbox import Outbox
 from handler.tracing import inject_headers
+
+if TYPE_CHECKING:  # httpx is imported when a publisher starts (only with K_SINK)
+    import httpx
 
 log = get_logger("handler.publisher")
 
@@ -123,6 +125,8 @@ class Publisher:
         self.observe: Callable[[Event], None] | None = None
 
     async def start(self) -> None:
+        import httpx
+
         limit = self._settings.publish_max_connections
         self._client = httpx.AsyncClient(
             transport=self._transport,
@@ -165,6 +169,8 @@ class Publisher:
         return result
 
     async def _post(self, event: Event) -> Attempt:
+        import httpx  # already loaded by start(): a dictionary lookup
+
         assert self._client is not None, "Publisher.start() was not called"  # noqa: S101
         headers, body = to_binary(event)
         try:
