@@ -1,4 +1,4 @@
-"""Command line: `python -m handler` serves the function; `python -m handler send` sends an event."""
+"""Command line: `python -m handler` serves the function; `... send` sends an event."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from handler import asyncapi, deadletter, facade, health, security, ws
 from handler.auth import facade_dependency
 from handler.binding import is_json
+from handler.config import Settings
 from handler.errors import (
     ClientError,
     FunctionError,
@@ -23,7 +24,6 @@ from handler.errors import (
     UnsupportedMediaType,
     problem_response,
 )
-from handler.config import Settings
 from handler.ingress import Ingress, declared_length, send_response
 from handler.logs import configure_logging
 from handler.metrics import MetricsEndpoint, sampler
@@ -67,13 +67,17 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     about_body = any(e.get("loc", ("",))[0] == "body" for e in exc.errors())
     if about_body and (content_type is None or not is_json(content_type)):
         # FastAPI reports a body it would not parse as a validation error; it is a media type one.
-        unsupported = UnsupportedMediaType(f"this endpoint reads application/json, not {content_type}")
+        unsupported = UnsupportedMediaType(
+            f"this endpoint reads application/json, not {content_type}"
+        )
         return _error_response(request, unsupported)
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
-    return _error_response(request, SchemaViolation("the request does not match its schema", errors))
+    return _error_response(
+        request, SchemaViolation("the request does not match its schema", errors)
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

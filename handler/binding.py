@@ -48,7 +48,7 @@ _CORE: Final[dict[str, frozenset[str]]] = {
         {*_REQUIRED, "datacontenttype", "datacontentencoding", "schemaurl", "subject", "time"},
     ),
 }
-# Attributes whose value is a String (or URI/URI-reference/Timestamp written as one) in both versions.
+# Attributes whose value is a String (or a URI, URI-reference or Timestamp written as one).
 _STRING_ATTRIBUTES: Final = frozenset(_CORE[SPEC_V1] | _CORE[SPEC_V03])
 
 # Attribute names: lowercase ASCII letters and digits only (spec, "Attribute Naming Convention").
@@ -326,7 +326,12 @@ def event_from_json(obj: Any) -> Event:
     if data is not None and json_data is not NOTHING:
         raise MalformedEvent("an event must not carry both 'data' and 'data_base64'")
     _validate(attributes)
-    if version == SPEC_V03 and attributes.get("datacontentencoding") is not None:
+    return _with_data(attributes, data, json_data)
+
+
+def _with_data(attributes: dict[str, Any], data: bytes | None, json_data: Any) -> Event:
+    """The event, its `data` member decoded as its encoding and content type say."""
+    if attributes["specversion"] == SPEC_V03 and attributes.get("datacontentencoding") is not None:
         if str(attributes["datacontentencoding"]).lower() != "base64":
             raise MalformedEvent("datacontentencoding must be 'base64' when present")
         if json_data is not NOTHING:

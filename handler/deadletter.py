@@ -26,8 +26,8 @@ from pydantic import BaseModel
 
 from handler.binding import Event, decode, is_json
 from handler.deadletter_store import DeadLetter, DeadLetterStore, dead_letter_of, without_errors
-from handler.facade import problems
 from handler.errors import FunctionError, MethodNotAllowed, NoSink, NotFound, problem_response
+from handler.facade import problems
 from handler.logs import get_logger
 from handler.outbox import dump_event
 

@@ -14,8 +14,13 @@ from typing import Any
 from handler.binding import BATCH, STRUCTURED, Event, Mode, decode, to_batch, to_binary
 from handler.binding import to_structured as encode_structured
 from handler.dispatch import Outcome
-from handler.errors import FunctionError, MalformedEvent, MethodNotAllowed, PayloadTooLarge
-from handler.errors import problem_response
+from handler.errors import (
+    FunctionError,
+    MalformedEvent,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    problem_response,
+)
 from handler.logs import get_logger
 from handler.runtime import Runtime
 from handler.tracing import TraceContext, adopt, bound, extract, ingress_span
@@ -92,7 +97,9 @@ def _trace_id(event: Event | None, scope: Scope) -> str | None:
     return None
 
 
-def encode_outcomes(mode: Mode, outcomes: list[Outcome]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def encode_outcomes(
+    mode: Mode, outcomes: list[Outcome]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The HTTP response for the handled events, in the request's mode."""
     replies = [o.reply for o in outcomes if o.reply is not None]
     if not replies:

@@ -82,7 +82,9 @@ def _route_stdlib(level: int, shared: list[Any], *, use_console: bool) -> None:
     final: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if use_console
-        else structlog.processors.JSONRenderer(serializer=lambda d, **kw: orjson.dumps(d, **kw).decode())
+        else structlog.processors.JSONRenderer(
+            serializer=lambda d, **kw: orjson.dumps(d, **kw).decode()
+        )
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -58,6 +58,7 @@ def redis_errors() -> type[Exception]:
 def redis_client(url: str, timeout: float) -> aioredis.Redis:
     """A client for `url` with explicit timeouts; connects lazily (no I/O here)."""
     import redis.asyncio as aioredis
+
     client: aioredis.Redis = aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,

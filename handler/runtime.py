@@ -6,7 +6,7 @@ needs opening, flips readiness, and closes everything on the way out.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol

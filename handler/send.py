@@ -58,20 +58,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default=None, help="event id (default: a new UUID)")
     p.add_argument("--source", default="kn-event/v1", help="event source (default: %(default)s)")
     p.add_argument(
-        "-f", "--field", action="append", default=[], metavar="PATH=VALUE",
+        "-f",
+        "--field",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
         help="data field; numbers and booleans are typed (repeatable)",
     )
     p.add_argument(
-        "--raw-field", action="append", default=[], metavar="PATH=VALUE",
+        "--raw-field",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
         help="data field, always a string (repeatable)",
     )
     p.add_argument(
-        "-e", "--extension", action="append", default=[], metavar="NAME=VALUE",
+        "-e",
+        "--extension",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="CloudEvents extension attribute (repeatable)",
     )
     p.add_argument("--mode", choices=("binary", "structured"), default="binary")
-    p.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra HTTP header, e.g. Authorization=Bearer... (repeatable)")
+    p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra HTTP header, e.g. Authorization=Bearer... (repeatable)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default: %(default)s)")
     return p
 

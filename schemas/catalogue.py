@@ -11,7 +11,6 @@ Adding an event type: a Pydantic model, an `EventSpec` below, a handler register
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ class EventSpec:
 
     @property
     def slug(self) -> str:
-        """A file- and URL-friendly name: `com.example.query.request` -> `com-example-query-request`."""
+        """A file- and URL-friendly name (dots become dashes, lowercase)."""
         return self.type.replace(".", "-").lower()
 
     def json_schema(self) -> dict[str, Any]:

@@ -39,8 +39,8 @@ def new_id() -> str:
 
 def binary_headers(
     *,
-    id: str | None = None,  # noqa: A002 - mirrors the attribute name
-    type: str = QUERY,  # noqa: A002
+    id: str | None = None,
+    type: str = QUERY,
     source: str = "/tests",
     specversion: str = "1.0",
     content_type: str | None = "application/json",
@@ -62,8 +62,8 @@ def binary_headers(
 def event_json(
     data: Any = None,
     *,
-    id: str | None = None,  # noqa: A002
-    type: str = QUERY,  # noqa: A002
+    id: str | None = None,
+    type: str = QUERY,
     source: str = "/tests",
     specversion: str = "1.0",
     **attributes: Any,
@@ -101,9 +101,7 @@ class _IsolatedSettings(Settings):
     """`Settings` whose only source is its keyword arguments (no environment, no files)."""
 
     @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: Any, init_settings: Any, **_: Any
-    ) -> Any:
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> Any:
         return (init_settings,)
 
 
@@ -162,7 +160,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "handler"],
             cwd=ROOT,
             env=self.env,

@@ -241,7 +241,7 @@ async def test_without_k_sink_nothing_is_published(tmp_path: Path) -> None:
 async def test_delivered_events_are_shown_to_the_observer_and_failed_ones_are_not(
     publisher: Publisher,
 ) -> None:
-    """The observer (the live feed) sees an event once the sink took it, not before or on failure."""
+    """The observer (the live feed) sees an event once the sink took it, never a failed one."""
     seen: list[str] = []
     publisher.observe = lambda e: seen.append(e.id)
     respx.post(SINK).mock(side_effect=statuses(503, 202, 400))
