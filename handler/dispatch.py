@@ -174,9 +174,17 @@ class Dispatcher:
         )
 
     async def call(
-        self, route: Route, payload: BaseModel, progress: Progress | None = None
+        self,
+        route: Route,
+        payload: BaseModel,
+        progress: Progress | None = None,
+        *,
+        event: Event | None = None,
     ) -> BaseModel | None:
-        """Run the handler within its time budget; its failures become transient errors."""
+        """Run the handler within its time budget; its failures become transient errors.
+
+        `event`, when the payload came in one, names it in the log lines of a failure.
+        """
         started = time.perf_counter()
         try:
             result = await _within(self._timeout, route.run(payload, progress))
@@ -185,7 +193,13 @@ class Dispatcher:
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
             ) from None
         except Exception as exc:
-            log.exception("handler_failed", type=route.spec.type, error=type(exc).__name__)
+            log.exception(
+                "handler_failed",
+                type=route.spec.type,
+                id=event.id if event is not None else None,
+                source=event.source if event is not None else None,
+                error=type(exc).__name__,
+            )
             raise HandlerFailed(f"the handler of {route.spec.type} failed") from None
         finally:
             if self.metrics is not None:
@@ -222,7 +236,7 @@ class Dispatcher:
                 retry_after=1,
             )
         try:
-            result = await self.call(route, payload)
+            result = await self.call(route, payload, event=event)
         except BaseException:
             await self.dedupe.release(key)
             raise
