@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
+from tests.oidc import Issuer
 from tests.support import function_client
 
 
@@ -15,3 +16,17 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the function with default test settings."""
     async with function_client() as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def served_issuer() -> Iterator[Issuer]:
+    """One OIDC issuer (keys + HTTP server) per module; keys are slow to generate."""
+    with Issuer().serving() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def issuer(served_issuer: Issuer) -> Issuer:
+    """The module's issuer with its published keys and counters reset."""
+    served_issuer.reset()
+    return served_issuer

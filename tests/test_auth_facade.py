@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,19 +21,6 @@ KEYS = ["key-one-5f2c9a7e", "key-two-8d41b3c6"]
 QUERY_PATH = "/api/v1/query"
 # API descriptions are documentation, open like /openapi.json (they hold no user data).
 OPEN_DOCS = ["/api/v1/asyncapi.json"]
-
-
-@pytest.fixture(scope="module")
-def served_issuer() -> Iterator[Issuer]:
-    """One issuer (keys + HTTP server) for the module."""
-    with Issuer().serving() as issuer:
-        yield issuer
-
-
-@pytest.fixture
-def issuer(served_issuer: Issuer) -> Issuer:
-    served_issuer.reset()
-    return served_issuer
 
 
 @contextlib.asynccontextmanager

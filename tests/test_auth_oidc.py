@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +19,6 @@ from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
 from tests.support import RESPONSE, binary_headers, client_for, dumps, free_port, query
 from tests.support import test_settings as settings_for
-
-
-@pytest.fixture(scope="module")
-def served_issuer() -> Iterator[Issuer]:
-    """One issuer (keys + HTTP server) for the module; keys are slow to generate."""
-    with Issuer().serving() as issuer:
-        yield issuer
-
-
-@pytest.fixture
-def issuer(served_issuer: Issuer) -> Issuer:
-    """The module's issuer with its published keys and counters reset."""
-    served_issuer.reset()
-    return served_issuer
 
 
 class Recorder:
