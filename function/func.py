@@ -69,7 +69,7 @@ class Function:
         """False once the lifespan died of an error (the pod should be restarted)."""
         task = self._lifespan
         if task is not None and task.done() and not task.cancelled() and task.exception():
-            return False, f"lifespan failed: {task.exception()!r}"
+            return False, f"lifespan failed: {type(task.exception()).__name__}"
         return True, "alive"
 
     def ready(self) -> tuple[bool, str]:

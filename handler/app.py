@@ -91,7 +91,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
     elif exc.status_code == 413:
-        error = PayloadTooLarge(f"the body exceeds {request.app.max_body_size} bytes")
+        error = PayloadTooLarge(f"the body exceeds {request.app.body_limit} bytes")
     else:
         # A 4xx from FastAPI (e.g. an unparsable body) is the client's error, not an internal one.
         error = (ClientError if exc.status_code < 500 else FunctionError)(str(exc.detail))

@@ -244,7 +244,7 @@ def _header_value(name: str, raw: bytes) -> str:
     if _BAD_ESCAPE.search(raw):
         raise MalformedEvent(f"header ce-{name} has an invalid percent-encoding")
     try:
-        return unquote_to_bytes(raw).decode("utf-8") if b"%" in raw else raw.decode("utf-8")
+        return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedEvent(f"header ce-{name} is not valid UTF-8 after decoding") from None
 

@@ -74,6 +74,11 @@ class DeadLetterSink:
             log.info("dead_letter_rejected", status=error.status_code, detail=error.detail)
             await send_response(send, *problem_response(error, instance=scope["path"]))
             return
+        except Exception:  # a bug of ours: a retryable problem+json, never uvicorn's text/plain
+            log.exception("dead_letter_bug")
+            bug = FunctionError("the dead-letter sink failed unexpectedly; retry")
+            await send_response(send, *problem_response(bug, instance=scope["path"]))
+            return
         await send_response(send, 202, [(b"content-length", b"0")], b"")
 
 

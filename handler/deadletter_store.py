@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from handler.binding import Event
+from handler.dedupe import event_key
 from handler.outbox import SQLiteFile, dump_event, load_event
 from handler.redis_dedupe import redis_errors, unavailable
 
@@ -59,7 +60,7 @@ class DeadLetter:
 
 
 def letter_id(event: Event) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{len(event.source)}:{event.source}{event.id}"))
+    return str(uuid.uuid5(_NAMESPACE, event_key(event.source, event.id)))
 
 
 def decode_error_data(value: Any) -> str | None:

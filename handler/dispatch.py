@@ -24,6 +24,7 @@ from handler.errors import (
     HandlerFailed,
     HandlerTimeout,
     SchemaViolation,
+    StoreUnavailable,
     UnknownEventType,
     UnsupportedMediaType,
 )
@@ -49,7 +50,7 @@ def reply_id(source: str, event_id: str) -> str:
 
     `uuid.uuid5` by hand (same bytes, same string): the UUID object costs 3x the hash itself.
     """
-    name = f"{len(source)}:{source}{event_id}".encode()
+    name = event_key(source, event_id).encode()
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324 - RFC 4122 v5
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -237,18 +238,24 @@ class Dispatcher:
             )
         try:
             result = await self.call(route, payload, event=event)
+            reply = None if result is None else self.reply_event(event, route, result)
         except BaseException:
             await self.dedupe.release(key)
             raise
-        reply = None if result is None else self.reply_event(event, route, result)
-        await self.dedupe.complete(
-            key,
-            Reply(
-                None if reply is None else reply.attributes,
-                None if reply is None else reply.data,
-                fingerprint,
-            ),
+        stored = Reply(
+            None if reply is None else reply.attributes,
+            None if reply is None else reply.data,
+            fingerprint,
         )
+        try:
+            await self.dedupe.complete(key, stored)
+        except StoreUnavailable:
+            # The handler ran: answering 503 now would make the broker run it again at once.
+            # The reply goes out; the claim stays until its lease ends, so a redelivery in
+            # that window gets 409 rather than a second run.
+            log.exception(
+                "dedupe_complete_failed", id=event.id, source=event.source, type=event.type
+            )
         if self.observe is not None:
             self.observe(event)
             if reply is not None:

@@ -169,13 +169,15 @@ class LiveFeed:
             batch = [await self._queue.get()]
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                objects = [(e.type, to_json_object(e)) for e in batch]
-                for event_type, obj in objects:
-                    self._deliver(event_type, feed_message(obj))
-            except Exception:  # one unserialisable event must not end the feed for everyone
-                log.exception("feed_batch_failed", size=len(batch))
-                continue
+            objects = []
+            for event in batch:
+                try:
+                    obj = to_json_object(event)
+                    self._deliver(event.type, feed_message(obj))
+                except Exception:  # one unserialisable event must not cost the others
+                    log.exception("feed_event_failed", id=event.id, type=event.type)
+                    continue
+                objects.append((event.type, obj))
             if self._redis is not None and self._remote > 0:
                 await self._publish(objects)
 

@@ -9,6 +9,7 @@ because the ingress writes a richer line of its own.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -40,6 +41,22 @@ def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         _second[0] = second
     event_dict["timestamp"] = f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
     return event_dict
+
+
+class _NoCredentialsInUrls(logging.Filter):
+    """Redacts credentials in URLs of library log lines: a browser's `?token=` is a credential.
+
+    uvicorn logs request lines and `"WebSocket /path?query"` lines with the full query string.
+    """
+
+    _PATTERN = re.compile(r"([?&](?:token|api_key|apikey|access_token)=)[^&\s\"']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._PATTERN.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
 
 
 def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +109,7 @@ def _route_stdlib(level: int, shared: list[Any], *, use_console: bool) -> None:
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
+    handler.addFilter(_NoCredentialsInUrls())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

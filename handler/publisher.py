@@ -252,7 +252,12 @@ class Publisher:
             letter = DeadLetter(
                 letter_id(event), time.time(), event, self.sink, result.status, result.error[:1024]
             )
-            await self.deadletters.add(letter)
+            try:
+                await self.deadletters.add(letter)
+            except FunctionError:
+                # The dead-letter store is down: the outbox keeps the event instead of losing it
+                # (its redelivery meets the same 4xx later and dead-letters it then).
+                await self.park(event, self._settings.publish_attempts, result)
 
 
 @dataclass

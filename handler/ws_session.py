@@ -235,10 +235,10 @@ class Session:
             except asyncio.QueueFull:
                 self.progress_dropped += 1
 
+        result = None
         try:
             result = await self.runtime.dispatcher.call(route, payload, progress)
             message = dumps({"id": ident, "type": "result", "data": to_json(result)})
-            self._publish(route, result)
         except FunctionError as error:
             message = error_message(ident, error)
         except Exception:  # a bug of ours: the client still gets its one answer
@@ -247,6 +247,10 @@ class Session:
         finally:
             self._in_flight.pop(ident, None)
         await self._out.put(message)
+        try:  # after the answer: a publishing problem must not turn a result into an error
+            self._publish(route, result)
+        except Exception:
+            log.exception("ws_publish_failed", id=ident)
 
     def _publish(self, route: Route, result: BaseModel | None) -> None:
         """With K_SINK, the answer is published like the facade's (the client never waits)."""

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from starlette.websockets import WebSocket
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from handler.app import create_app
 from handler.auth import authenticate_websocket
@@ -267,8 +269,15 @@ def test_logs_never_carry_keys_or_tokens(issuer: Issuer) -> None:
                     headers={**binary_headers(), "authorization": f"Bearer {bad_token}"},
                 ).status_code,
             ]
+        ws_url = server.url.replace("http://", "ws://") + "/api/v1/ws?token="
+        with connect(ws_url + KEYS[1]) as ws:  # a browser's way: the key in the query string
+            ws.send('{"type": "ping"}')
+            assert "pong" in str(ws.recv(timeout=5))
+        with pytest.raises(InvalidStatus):
+            connect(ws_url + secrets[2]).close()
         output = server.stop()
     assert statuses == [200, 401, 401, 200, 401]
+    assert "/api/v1/ws?token=[redacted]" in output  # uvicorn's lines, without the token
     assert "jwks_fetched" in output  # the server did log around authentication
     for secret in secrets:
         assert secret not in output

@@ -381,9 +381,11 @@ async def test_single_message_body_over_the_limit_without_length_is_413() -> Non
 
 
 async def test_reply_is_not_sent_for_an_error(client: httpx.AsyncClient) -> None:
-    """An error response never carries a reply event."""
+    """An error response never carries a reply event, in the body or in ce- headers."""
     response = await client.post("/", headers=binary_headers(), content=dumps({"query": ""}))
     assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert not [name for name in response.headers if name.startswith("ce-")]
     assert orjson.loads(response.content).get("specversion") is None
 
 

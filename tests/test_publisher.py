@@ -26,7 +26,7 @@ from handler.dispatch import reply_id
 from handler.outbox import SQLiteOutbox
 from handler.publisher import FACADE_SOURCE, Backoff, Publisher, parse_retry_after
 from tests.sink import running_sink
-from tests.support import RESPONSE, client_for, function_client, query, test_settings
+from tests.support import RESPONSE, client_for, free_port, function_client, query, test_settings
 
 SINK = "http://sink.test/events"
 
@@ -249,3 +249,25 @@ async def test_delivered_events_are_shown_to_the_observer_and_failed_ones_are_no
     assert await publisher.publish(delivered) == "delivered"
     assert await publisher.publish(refused) == "rejected"
     assert seen == [delivered.id]
+
+
+@respx.mock
+async def test_a_refused_event_is_parked_when_the_dead_letter_store_is_down(tmp_path: Path) -> None:
+    """A permanent 4xx with the dead-letter store unreachable parks the event in the outbox."""
+    from handler.deadletter_store import RedisDeadLetterStore
+    from handler.redis_dedupe import redis_client
+
+    respx.post(SINK).mock(side_effect=statuses(400))
+    settings = test_settings(k_sink=SINK, data_dir=tmp_path, publish_attempts=2)
+    outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
+    down = redis_client(f"redis://127.0.0.1:{free_port()}/0", 0.5)
+    deadletters = RedisDeadLetterStore(down)
+    p = Publisher(settings, sink=SINK, outbox=outbox, deadletters=deadletters, rng=lambda: 1.0)
+    await p.start()
+    try:
+        assert await p.publish(event()) == "rejected"
+        assert await outbox.depth() == 1
+    finally:
+        await p.stop()
+        await outbox.stop()
+        await down.aclose()

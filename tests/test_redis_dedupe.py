@@ -203,3 +203,35 @@ async def test_release_leaves_a_claim_taken_over_by_another_replica(redis_url: s
     finally:
         await slow.aclose()
         await fast.aclose()
+
+
+async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
+    redis_url: str,
+) -> None:
+    """Redis failing between claim and completion: the reply goes out (200), the claim stays,
+    so a redelivery during the lease gets 409 and the handler is not run a second time."""
+    closed = free_port()
+    registry = Registry()
+    calls: list[str] = []
+
+    @registry.handles(QUERY_REQUEST)
+    async def cut_redis_then_answer(request: QueryRequest) -> QueryResponse:
+        calls.append(request.query)
+        store = app.state.runtime.dedupe
+        assert isinstance(store, RedisDedupeStore)
+        # Swap in a real client of a closed port: the completion that follows fails for real.
+        working = store._redis
+        store._redis = redis_client(f"redis://127.0.0.1:{closed}/0", 0.5)
+        await working.aclose()
+        return QueryResponse(result={"answer": request.query})
+
+    app = create_app(test_settings(redis_url=redis_url), registry=registry)
+    event_id = new_id()
+    async with client_for(app) as client:
+        answered = await deliver(client, event_id)
+    assert answered.status_code == 200
+    assert answered.json()["result"] == {"answer": "q"}
+    async with replicas(redis_url, Handler()) as (other, _):
+        redelivered = await deliver(other, event_id)
+    assert redelivered.status_code == 409
+    assert calls == ["q"]
