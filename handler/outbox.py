@@ -221,6 +221,17 @@ return out
 """
 
 
+# KEYS[1] = documents hash, KEYS[2] = due set; ARGV = key, the document read, the new document,
+# the next attempt time. Writes only if the document is still the one read: an event another
+# replica delivered and removed meanwhile must not come back (and be sent twice).
+_RESCHEDULE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
+"""
+
+
 class RedisOutbox:
     """The shared outbox: a sorted set of keys by next attempt + a hash of documents."""
 
@@ -235,6 +246,7 @@ class RedisOutbox:
         self._docs = prefix + "events"
         self._clock = clock
         self._take = client.register_script(_TAKE_DUE)
+        self._reschedule = client.register_script(_RESCHEDULE)
 
     async def start(self) -> None:
         return None  # connects lazily; an unreachable Redis shows in the first call
@@ -278,7 +290,13 @@ class RedisOutbox:
             return
         doc = orjson.loads(raw)
         doc.update(attempts=attempts, error=error)
-        await self._write(key, doc, delay)
+        try:
+            await self._reschedule(
+                keys=[self._docs, self._due],
+                args=[key, raw, orjson.dumps(doc), self._clock() + delay],
+            )
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None
 
     async def remove(self, key: str) -> None:
         try:
