@@ -86,15 +86,9 @@ async def send_response(
 
 
 def _trace_id(event: Event | None, scope: Scope) -> str | None:
-    traceparent = event.attributes.get("traceparent") if event is not None else None
-    if traceparent is None:
-        for name, value in scope["headers"]:
-            if name == b"traceparent":
-                traceparent = value.decode("latin-1")
-                break
-    if isinstance(traceparent, str) and traceparent.count("-") >= 3:
-        return traceparent.split("-")[1]
-    return None
+    """The trace id of a rejected request, for its log line (validated like any trace)."""
+    context = extract(scope["headers"], event.attributes if event is not None else None)
+    return None if context is None else context.trace_id
 
 
 def encode_outcomes(
@@ -166,7 +160,9 @@ class Ingress:
         await send_response(send, status, headers, body)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
         metrics = self.metrics
-        for event, outcome in zip(events, outcomes, strict=True):
+        for index, (event, outcome) in enumerate(zip(events, outcomes, strict=True)):
+            # The first event's trace is `trace`; the others carry theirs (the header's adopted).
+            context = trace if index == 0 else extract((), event.attributes)
             metrics.event(event.type, mode, "duplicate" if outcome.outcome == "duplicate" else "ok")
             if outcome.reply is not None:
                 metrics.replied(outcome.reply.type)
@@ -176,7 +172,7 @@ class Ingress:
                 type=event.type,
                 source=event.source,
                 mode=mode,
-                trace_id=_trace_id(event, scope),
+                trace_id=None if context is None else context.trace_id,
                 outcome=outcome.outcome,
                 status=status,
                 duration_ms=elapsed_ms,

@@ -86,6 +86,17 @@ def answer(request: QueryRequest) -> QueryResponse:
     return QueryResponse(result={"message": f"Processed query: {request.query}"})
 
 
+def gated_handler() -> tuple[asyncio.Event, Callable[[QueryRequest], Any]]:
+    """A query handler held until the returned event is set, and that event."""
+    release = asyncio.Event()
+
+    async def gated(request: QueryRequest) -> QueryResponse:
+        await release.wait()
+        return answer(request)
+
+    return release, gated
+
+
 class Step(BaseModel):
     """A progress item as a model (handlers may report models or plain JSON values)."""
 

@@ -22,6 +22,7 @@ from tests.live import (
     answer,
     answers,
     function_socket,
+    gated_handler,
     receive,
     registry_with,
     send,
@@ -211,11 +212,7 @@ class TestLimits:
 
     async def test_queries_beyond_the_in_flight_limit_get_429(self) -> None:
         """With WS_MAX_IN_FLIGHT=1, a second query while the first runs is refused by id."""
-        release = asyncio.Event()
-
-        async def gated(request: QueryRequest) -> QueryResponse:
-            await release.wait()
-            return answer(request)
+        release, gated = gated_handler()
 
         async with (
             function_socket(registry_with(gated), ws_max_in_flight=1) as (_, address),
@@ -231,11 +228,7 @@ class TestLimits:
 
     async def test_a_duplicate_id_in_flight_gets_409(self) -> None:
         """Ids must be unique among the queries in flight on a socket."""
-        release = asyncio.Event()
-
-        async def gated(request: QueryRequest) -> QueryResponse:
-            await release.wait()
-            return answer(request)
+        release, gated = gated_handler()
 
         async with function_socket(registry_with(gated)) as (_, address), socket(address) as ws:
             await send(ws, {"id": "same", "query": "one"})
@@ -268,11 +261,7 @@ class TestConnection:
 
     async def test_draining_answers_in_flight_queries_then_closes_with_1001(self) -> None:
         """When draining starts, a running query still gets its result, then the socket closes."""
-        release = asyncio.Event()
-
-        async def gated(request: QueryRequest) -> QueryResponse:
-            await release.wait()
-            return answer(request)
+        release, gated = gated_handler()
 
         async with function_socket(registry_with(gated)) as (app, address), socket(address) as ws:
             await send(ws, {"id": "inflight", "query": "q"})
