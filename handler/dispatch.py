@@ -122,6 +122,10 @@ class Outcome:
     reply: Event | None
     outcome: str  # "ok", "duplicate" or "no-reply"
 
+    @property
+    def status(self) -> int:
+        return 200 if self.reply is not None else 202
+
 
 class Dispatcher:
     """Routes events to their handlers; shared by every door into the function."""
