@@ -89,7 +89,9 @@ class _Nothing:
 NOTHING: Final = _Nothing()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like the other per-request records (Request, Outcome, ClaimResult, Reply): a
+# frozen dataclass's __init__ costs 3x (object.__setattr__ per field). Treat them as immutable.
+@dataclass(slots=True)
 class Event:
     """A CloudEvent whose context attributes are valid for its spec version.
 
@@ -127,7 +129,7 @@ class Event:
         return self.data is not None or self.json_data is not NOTHING
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Event
 class Request:
     """What the ingress decoded from one HTTP request."""
 

@@ -69,7 +69,12 @@ class Settings(BaseSettings):
         description="How long an in-progress claim holds (409 to redeliveries meanwhile).",
     )
     dedupe_max_entries: int = Field(
-        default=100_000, ge=1, description="Size bound of the in-memory dedupe store."
+        default=100_000, ge=1, description="Replies the in-memory dedupe store keeps at most."
+    )
+    dedupe_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=4096,
+        description="Memory the in-memory dedupe store's replies may take (oldest go first).",
     )
 
     # Stores and sinks

@@ -15,16 +15,24 @@ redelivery carrying a different payload can be reported as a producer error.
 
 from __future__ import annotations
 
+import struct
 import time
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+import orjson
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)  # not frozen: see handler.binding.Event
 class Reply:
-    """What was answered to an event: the reply's attributes and JSON data, or nothing (202)."""
+    """What an event was answered, as much as answering a redelivery again takes.
+
+    `attributes` are the reply's attributes that cannot be derived again from the redelivered
+    request (the dispatcher keeps its `time`; the id, source and type follow from the request),
+    or None when there was no reply (202). `data` is the reply's JSON data.
+    """
 
     attributes: dict[str, Any] | None
     data: bytes | None
@@ -37,7 +45,7 @@ class State(Enum):
     DONE = "done"  # handled before; `reply` holds the answer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see handler.binding.Event
 class ClaimResult:
     state: State
     reply: Reply | None = None
@@ -63,15 +71,45 @@ class DedupeStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-@dataclass(slots=True)
-class _Entry:
-    expires: float
-    fingerprint: str
-    reply: Reply | None  # None while in progress
+# A completed entry of the memory store, packed in one bytes object (not tracked by the cyclic
+# GC, no per-field objects): expiry, the lengths of fingerprint and attributes, flags, then the
+# fingerprint (UTF-8), the attributes (JSON) and the data.
+_RECORD = struct.Struct("<dHIB")
+_NO_ATTRIBUTES, _NO_DATA = 1, 2
+# Bytes an entry costs beyond its key and record: the str and bytes headers, the dict slot and
+# the order deque's pointer, measured with tracemalloc on CPython 3.11.
+ENTRY_OVERHEAD = 140
+
+
+def _pack(expires: float, reply: Reply) -> bytes:
+    fingerprint = reply.fingerprint.encode()
+    attributes = b"" if reply.attributes is None else orjson.dumps(reply.attributes)
+    flags = (_NO_ATTRIBUTES if reply.attributes is None else 0) | (
+        _NO_DATA if reply.data is None else 0
+    )
+    head = _RECORD.pack(expires, len(fingerprint), len(attributes), flags)
+    return b"".join((head, fingerprint, attributes, reply.data or b""))
+
+
+def _unpack(record: bytes) -> Reply:
+    _, fp_len, attrs_len, flags = _RECORD.unpack_from(record)
+    at = _RECORD.size
+    fingerprint = record[at : at + fp_len].decode()
+    at += fp_len
+    attributes = None if flags & _NO_ATTRIBUTES else orjson.loads(record[at : at + attrs_len])
+    data = None if flags & _NO_DATA else record[at + attrs_len :]
+    return Reply(attributes, data, fingerprint)
 
 
 class MemoryDedupeStore:
-    """The embedded store: one process, bounded in size (oldest first out) and in time (TTL)."""
+    """The embedded store: one process, bounded in time (TTL), entries and bytes.
+
+    Built for the memory it holds: a completed event is one packed bytes record under its key
+    (about 140 bytes plus the key, fingerprint, time and reply data), kept in completion order
+    so that expiry and eviction pop from the front. Events in progress are kept apart, in a
+    dict as small as the concurrency, and never evicted: a claim holds until its lease ends.
+    When `max_entries` or `max_bytes` is reached, the oldest replies go first.
+    """
 
     def __init__(
         self,
@@ -79,41 +117,78 @@ class MemoryDedupeStore:
         ttl: float,
         lease: float,
         max_entries: int,
+        max_bytes: int | None = None,
         clock: Any = time.monotonic,
     ) -> None:
         self._ttl = ttl
         self._lease = lease
         self._max = max_entries
+        self._max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._done: dict[str, bytes] = {}
+        self._order: deque[str] = deque()  # the keys of _done, oldest completion first
+        self._bytes = 0
+        self._claims: dict[str, tuple[float, str]] = {}  # key -> (lease end, fingerprint)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._done) + len(self._claims)
+
+    @property
+    def bytes(self) -> int:
+        """The bytes the completed entries are accounted for."""
+        return self._bytes
 
     async def claim(self, key: str, fingerprint: str) -> ClaimResult:
         now = self._clock()
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires > now:
-            if entry.reply is None:
-                return ClaimResult(State.IN_PROGRESS, fingerprint=entry.fingerprint)
-            return ClaimResult(State.DONE, entry.reply, entry.fingerprint)
-        self._entries[key] = _Entry(now + self._lease, fingerprint, None)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._expire(now)
+        record = self._done.get(key)
+        if record is not None and _RECORD.unpack_from(record)[0] > now:
+            reply = _unpack(record)
+            return ClaimResult(State.DONE, reply, reply.fingerprint)
+        claim = self._claims.get(key)
+        if claim is not None and claim[0] > now:
+            return ClaimResult(State.IN_PROGRESS, fingerprint=claim[1])
+        self._claims[key] = (now + self._lease, fingerprint)
         return ClaimResult(State.CLAIMED)
 
     async def complete(self, key: str, reply: Reply) -> None:
-        self._entries[key] = _Entry(self._clock() + self._ttl, reply.fingerprint, reply)
-        self._entries.move_to_end(key)
+        self._claims.pop(key, None)
+        record = _pack(self._clock() + self._ttl, reply)
+        previous = self._done.get(key)
+        if previous is None:
+            self._order.append(key)
+            self._bytes += len(key) + ENTRY_OVERHEAD
+        else:  # completed again after its reply expired: keeps its place in the order
+            self._bytes -= len(previous)
+        self._done[key] = record
+        self._bytes += len(record)
+        self._evict()
 
     async def release(self, key: str) -> None:
-        entry = self._entries.get(key)
-        if entry is not None and entry.reply is None:
-            del self._entries[key]
+        self._claims.pop(key, None)
 
     async def ping(self) -> bool:
         return True
 
     async def aclose(self) -> None:
-        self._entries.clear()
+        self._done.clear()
+        self._order.clear()
+        self._claims.clear()
+        self._bytes = 0
+
+    def _expire(self, now: float) -> None:
+        """Drop the replies whose TTL ended: they are at the front of the completion order."""
+        order, done = self._order, self._done
+        while order and _RECORD.unpack_from(done[order[0]])[0] <= now:
+            self._drop_oldest()
+
+    def _evict(self) -> None:
+        order = self._order
+        while len(order) > self._max or (
+            self._max_bytes is not None and self._bytes > self._max_bytes and order
+        ):
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        key = self._order.popleft()
+        self._bytes -= len(key) + ENTRY_OVERHEAD + len(self._done.pop(key))

@@ -10,9 +10,9 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -45,17 +45,19 @@ T = TypeVar("T")
 _NAMESPACE_BYTES = REPLY_NAMESPACE.bytes
 
 
+# The RFC 4122 variant bits (10xx) applied to the first hex digit of the clock sequence.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def reply_id(source: str, event_id: str) -> str:
     """The deterministic id of the reply to the event `source` + `event_id`.
 
-    `uuid.uuid5` by hand (same bytes, same string): the UUID object costs 3x the hash itself.
+    `uuid.uuid5` by hand (same string): SHA-1 of namespace and name, version 5 and the RFC 4122
+    variant written into the hex digits; the UUID object costs 3x the hash itself.
     """
     name = event_key(source, event_id).encode()
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324 - RFC 4122 v5
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NAMESPACE_BYTES + name).hexdigest()  # noqa: S324 - RFC 4122 v5
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
@@ -73,6 +75,53 @@ def rfc3339_now() -> str:
         _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second[0] = second
     return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
+async def run_within(seconds: float, coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to its end within `seconds` (TimeoutError after), on the caller's task.
+
+    A coroutine can only be interrupted where it suspends, so its first step runs at once; a
+    handler that answers without waiting on anything (the common case) never pays for a timer.
+    Only when it suspends is the rest of it awaited under `_within`'s timer.
+    """
+    try:
+        first = coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    return await _within(seconds, _Resumed(coro, first))
+
+
+class _Resumed:
+    """Awaitable of a coroutine already started by hand, suspended after yielding `first`.
+
+    Awaiting it is `yield from` the rest of the coroutine: what the task sends or throws in goes
+    to the coroutine, what it yields goes to the task.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, step = self._coro, self._first
+        while True:
+            try:
+                sent = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - thrown in by the task, passed on
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    step = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
 
 
 async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
@@ -115,7 +164,7 @@ def validation_errors(exc: ValidationError, prefix: str = "data") -> list[dict[s
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see handler.binding.Event
 class Outcome:
     """How one event was answered."""
 
@@ -188,7 +237,7 @@ class Dispatcher:
         """
         started = time.perf_counter()
         try:
-            result = await _within(self._timeout, route.run(payload, progress))
+            result = await run_within(self._timeout, route.run(payload, progress))
         except TimeoutError:
             raise HandlerTimeout(
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
@@ -229,8 +278,13 @@ class Dispatcher:
                     type=event.type,
                 )
             stored = claim.reply
-            reply = None if stored.attributes is None else Event(stored.attributes, stored.data)
-            return Outcome(reply, "duplicate")
+            if stored.attributes is None or stored.data is None:
+                return Outcome(None, "duplicate")
+            # The same reply again: same id, time and data; the rest follows from the request.
+            return Outcome(
+                self.reply_event(event, route, stored.data, stored.attributes["time"]),
+                "duplicate",
+            )
         if claim.state is State.IN_PROGRESS:
             raise Conflict(
                 f"event {event.id!r} from {event.source!r} is being handled; retry later",
@@ -238,14 +292,15 @@ class Dispatcher:
             )
         try:
             result = await self.call(route, payload, event=event)
-            reply = None if result is None else self.reply_event(event, route, result)
+            reply = None if result is None else self.reply_to(event, route, result)
         except BaseException:
             await self.dedupe.release(key)
             raise
-        stored = Reply(
-            None if reply is None else reply.attributes,
-            None if reply is None else reply.data,
-            fingerprint,
+        # What a redelivery needs to get the same reply: its time and data (see Reply).
+        stored = (
+            Reply(None, None, fingerprint)
+            if reply is None
+            else Reply({"time": reply.attributes["time"]}, reply.data, fingerprint)
         )
         try:
             await self.dedupe.complete(key, stored)
@@ -262,14 +317,19 @@ class Dispatcher:
                 self.observe(reply)
         return Outcome(reply, "ok" if reply is not None else "no-reply")
 
-    def reply_event(self, request: Event, route: Route, result: BaseModel) -> Event:
-        """The reply CloudEvent to `request` carrying `result`."""
+    def reply_to(self, request: Event, route: Route, result: BaseModel) -> Event:
+        """The reply CloudEvent to `request` carrying `result`, made now."""
+        data = result.__pydantic_serializer__.to_json(result)
+        return self.reply_event(request, route, data, rfc3339_now())
+
+    def reply_event(self, request: Event, route: Route, data: bytes, time: str) -> Event:
+        """The reply CloudEvent to `request` made at `time`, carrying the JSON `data`."""
         attributes: dict[str, Any] = {
             "specversion": SPEC_V1,
             "id": reply_id(request.source, request.id),
             "source": self._source,
             "type": route.reply.type,
-            "time": rfc3339_now(),
+            "time": time,
             "datacontenttype": "application/json",
         }
         correlation = request.attributes.get("correlationid")
@@ -279,4 +339,4 @@ class Dispatcher:
             value = request.attributes.get(name)
             if value is not None:
                 attributes[name] = value
-        return Event(attributes, result.__pydantic_serializer__.to_json(result))
+        return Event(attributes, data)

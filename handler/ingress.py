@@ -21,7 +21,7 @@ from handler.errors import (
     PayloadTooLarge,
     problem_response,
 )
-from handler.logs import get_logger
+from handler.logs import HotLogger, get_logger
 from handler.runtime import Runtime
 from handler.tracing import TraceContext, adopt, bound, extract, ingress_span
 
@@ -30,6 +30,8 @@ Receive = Any
 Send = Any
 
 log = get_logger("handler.ingress")
+# The one line per handled event (see HotLogger); warnings and errors go through `log`.
+event_log = HotLogger("handler.ingress")
 
 
 class ClientDisconnected(Exception):
@@ -166,7 +168,7 @@ class Ingress:
             metrics.event(event.type, mode, "duplicate" if outcome.outcome == "duplicate" else "ok")
             if outcome.reply is not None:
                 metrics.replied(outcome.reply.type)
-            log.info(
+            event_log.info(
                 "event",
                 id=event.id,
                 type=event.type,

@@ -315,5 +315,5 @@ def facade_event(dispatcher: Any, route: Any, result: Any, request_id: str) -> E
     request = Event(
         {"specversion": "1.0", "id": request_id, "source": FACADE_SOURCE, "type": route.spec.type}
     )
-    reply: Event = dispatcher.reply_event(request, route, result)
+    reply: Event = dispatcher.reply_to(request, route, result)
     return reply

@@ -61,6 +61,7 @@ def build_dedupe(settings: Settings) -> DedupeStore:
         ttl=settings.dedupe_ttl_seconds,
         lease=settings.dedupe_lease_seconds,
         max_entries=settings.dedupe_max_entries,
+        max_bytes=settings.dedupe_max_bytes,
     )
 
 

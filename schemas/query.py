@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 # Bounds on what a caller controls: a query is text for a person to read, not a document upload.
 MAX_QUERY_LENGTH = 10_000
@@ -60,6 +60,10 @@ class QueryRequest(BaseModel):
     ] = None
 
 
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
@@ -70,14 +74,12 @@ class QueryMetadata(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    timestamp: AwareDatetime = Field(
+    # Kept in UTC (a given time is converted on validation), which pydantic's own serializer
+    # writes as RFC 3339 with a `Z`: no Python serializer call per reply.
+    timestamp: Annotated[AwareDatetime, AfterValidator(_in_utc)] = Field(
         default_factory=utc_now,
         description="When the answer was produced (RFC 3339, UTC).",
     )
-
-    @field_serializer("timestamp")
-    def _rfc3339_utc(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class QueryResponse(BaseModel):

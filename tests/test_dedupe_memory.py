@@ -123,6 +123,74 @@ async def test_size_bound_evicts_the_oldest_entries() -> None:
     assert (await s.claim("d", "fp")).state is State.DONE
 
 
+async def test_byte_bound_evicts_the_oldest_replies() -> None:
+    """Beyond max_bytes the oldest replies go first; the accounting follows what is kept."""
+    big = Reply({"time": "t"}, b"x" * 1000, "fp")
+    s = MemoryDedupeStore(ttl=100, lease=10, max_entries=100, max_bytes=3600, clock=Clock())
+    for key in "abcd":
+        await s.claim(key, "fp")
+        await s.complete(key, big)
+    assert len(s) == 3
+    assert s.bytes <= 3600
+    assert (await s.claim("a", "fp")).state is State.CLAIMED
+    assert (await s.claim("d", "fp")).state is State.DONE
+
+
+async def test_events_in_progress_are_never_evicted() -> None:
+    """The size bounds drop replies, never a claim: a claim holds until its lease ends."""
+    s = store(Clock(), max_entries=2)
+    await s.claim("busy", "fp")
+    for key in "abc":
+        await s.claim(key, "fp")
+        await s.complete(key, REPLY)
+    assert (await s.claim("busy", "fp")).state is State.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply({"time": "2026-11-25T00:00:00.000Z"}, b'{"a": 1}', "0" * 32),
+        Reply(None, None, "fp"),
+        Reply({"nested": {"x": [1, "é"]}}, b"", "empreinte é"),
+    ],
+    ids=["reply", "no-reply", "unicode-and-empty-data"],
+)
+async def test_a_stored_reply_comes_back_exactly(reply: Reply) -> None:
+    """What complete stored is what a later claim gets, field for field (packed records)."""
+    s = store(Clock())
+    await s.claim("k", reply.fingerprint)
+    await s.complete("k", reply)
+    done = await s.claim("k", "other")
+    assert done.reply == reply
+    assert done.fingerprint == reply.fingerprint
+
+
+async def test_expired_replies_free_their_bytes() -> None:
+    """Once their TTL ends, replies leave the store and its byte count with them."""
+    clock = Clock()
+    s = store(clock, ttl=10)
+    for key in "ab":
+        await s.claim(key, "fp")
+        await s.complete(key, REPLY)
+    assert s.bytes > 0
+    clock.now += 11
+    await s.claim("c", "fp")
+    assert s.bytes == 0
+    assert len(s) == 1  # the new claim
+
+
+async def test_completing_twice_keeps_one_entry() -> None:
+    """A second completion of the same key replaces the reply, it does not add an entry."""
+    s = store(Clock())
+    await s.claim("k", "fp")
+    await s.complete("k", REPLY)
+    size = s.bytes
+    await s.complete("k", Reply({"id": "s"}, b"{}", "fp"))
+    assert len(s) == 1
+    assert s.bytes == size
+    assert (await s.claim("k", "fp")).reply == Reply({"id": "s"}, b"{}", "fp")
+
+
 async def test_store_pings_and_closes() -> None:
     """The memory store is always reachable; closing it forgets everything."""
     s = store(Clock())

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from handler.binding import _HEADER_SAFE, _SPACE, encode_header_value
-from handler.dispatch import REPLY_NAMESPACE, reply_id, rfc3339_now
+from handler.dispatch import REPLY_NAMESPACE, reply_id, rfc3339_now, run_within
 from handler.logs import _timestamp
 
 ISO_MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -51,3 +53,93 @@ def test_header_encoding_matches_percent_quoting(text: str) -> None:
 def test_whitespace_check_is_str_isspace(text: str) -> None:
     """The source whitespace regex finds exactly what str.isspace finds."""
     assert bool(_SPACE.search(text)) == any(ch.isspace() for ch in text)
+
+
+# -------------------------------------------------------------------------------------------
+# run_within: asyncio.wait_for's semantics, without a timer for coroutines that never wait
+# -------------------------------------------------------------------------------------------
+
+
+async def test_run_within_returns_what_a_coroutine_that_never_waits_returns() -> None:
+    """A coroutine answering without suspending is never interrupted, even with no time left."""
+
+    async def immediate() -> str:
+        return "answer"
+
+    assert await run_within(0, immediate()) == "answer"
+
+
+async def test_run_within_resumes_a_coroutine_that_waits() -> None:
+    """What the coroutine awaits after its first step is awaited; its result comes back."""
+
+    async def waits() -> list[int]:
+        got = [1]
+        await asyncio.sleep(0)
+        got.append(2)
+        await asyncio.sleep(0.01)
+        return [*got, 3]
+
+    assert await run_within(5, waits()) == [1, 2, 3]
+
+
+async def test_run_within_passes_on_errors_raised_after_waiting() -> None:
+    """An exception raised after a suspension reaches the caller unchanged."""
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise LookupError("late")
+
+    with pytest.raises(LookupError, match="late"):
+        await run_within(5, fails())
+
+
+async def test_run_within_times_out_a_coroutine_that_waits_too_long() -> None:
+    """Past `seconds` the coroutine is cancelled (its cleanup runs) and TimeoutError raised."""
+    cleaned = asyncio.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.set()
+
+    with pytest.raises(TimeoutError):
+        await run_within(0.05, slow())
+    assert cleaned.is_set()
+
+
+async def test_run_within_lets_an_outer_cancellation_through() -> None:
+    """Cancelling the caller cancels the coroutine and is not turned into a timeout."""
+    cleaned = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.set()
+
+    task = asyncio.ensure_future(run_within(5, slow()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned.is_set()
+
+
+async def test_run_within_lets_the_coroutine_handle_what_is_thrown_in() -> None:
+    """An exception delivered to the waiting coroutine can be caught by it, like `await`."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def recovers() -> str:
+        try:
+            await fut
+        except ValueError:
+            return "recovered"
+        return "no error"
+
+    task = asyncio.ensure_future(run_within(5, recovers()))
+    await asyncio.sleep(0)
+    fut.set_exception(ValueError("boom"))
+    assert await task == "recovered"
