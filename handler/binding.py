@@ -35,6 +35,8 @@ STRUCTURED: Final = "application/cloudevents+json"
 BATCH: Final = "application/cloudevents-batch+json"
 JSON: Final = "application/json"
 
+UTF8: Final = ("utf-8", "utf8")
+
 SPEC_V1: Final = "1.0"
 SPEC_V03: Final = "0.3"
 
@@ -64,7 +66,6 @@ _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S*")
 _INT32 = range(-(2**31), 2**31)
 # Percent-encode space, double quote, percent and anything outside printable ASCII (3.1.3.2).
 _HEADER_SAFE: Final = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
-_NEEDS_QUOTING = re.compile(r'[ "%]')
 # Unicode whitespace: exactly what str.isspace() accepts (both use Py_UNICODE_ISSPACE).
 _SPACE = re.compile(r"\s")
 
@@ -105,19 +106,23 @@ class Event:
 
     @property
     def id(self) -> str:
-        return str(self.attributes["id"])
+        value: str = self.attributes["id"]  # a non-empty string once validated
+        return value
 
     @property
     def source(self) -> str:
-        return str(self.attributes["source"])
+        value: str = self.attributes["source"]  # a non-empty string once validated
+        return value
 
     @property
     def type(self) -> str:
-        return str(self.attributes["type"])
+        value: str = self.attributes["type"]  # a non-empty string once validated
+        return value
 
     @property
     def specversion(self) -> str:
-        return str(self.attributes["specversion"])
+        value: str = self.attributes["specversion"]  # a non-empty string once validated
+        return value
 
     @property
     def datacontenttype(self) -> str | None:
@@ -155,13 +160,48 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
+# Content types already classified: the same few values arrive on every request (bounded: they
+# are input). Parsing one costs more than validating the payload it describes.
+_JSON_TYPES: dict[str, bool] = {}
+_FORMATS: dict[str, str | None] = {}
+_CACHED = 256
+
+
 def is_json(content_type: str | None) -> bool:
     """True for `application/json`, `text/json` and any `+json` suffix; absent means JSON."""
     if content_type is None:
         return True
+    known = _JSON_TYPES.get(content_type)
+    if known is not None:
+        return known
     main, params = media_type(content_type)
     charset = params.get("charset", "utf-8").lower()
-    return (main in (JSON, "text/json") or main.endswith("+json")) and charset in ("utf-8", "utf8")
+    found = (main in (JSON, "text/json") or main.endswith("+json")) and charset in UTF8
+    if len(_JSON_TYPES) < _CACHED:
+        _JSON_TYPES[content_type] = found
+    return found
+
+
+def _event_format(content_type: str | None) -> str | None:
+    """STRUCTURED or BATCH for the JSON event format, None for binary mode (or 415)."""
+    if content_type is None:
+        return None
+    if content_type in _FORMATS:
+        return _FORMATS[content_type]
+    main, params = media_type(content_type)
+    found = None
+    if main.startswith("application/cloudevents"):
+        charset = params.get("charset", "utf-8").lower()
+        if charset not in UTF8:
+            raise UnsupportedMediaType(f"the JSON event format is UTF-8, not {charset}")
+        if main not in (STRUCTURED, BATCH):
+            raise UnsupportedMediaType(
+                f"unsupported event format {main!r}: this function reads {STRUCTURED} and {BATCH}",
+            )
+        found = main
+    if len(_FORMATS) < _CACHED:
+        _FORMATS[content_type] = found
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,12 +253,12 @@ def _validate(attributes: dict[str, Any]) -> dict[str, Any]:
         )
     for name in _REQUIRED:
         value = attributes.get(name)
-        if value is None:
-            raise MalformedEvent(f"missing required attribute {name!r}")
-        if not isinstance(value, str) or not value:
-            raise MalformedEvent(f"attribute {name!r} must be a non-empty string")
+        if value.__class__ is not str or not value:
+            _missing_or_not_a_string(name, value)
     if _SPACE.search(attributes["source"]):
         raise MalformedEvent("attribute 'source' must be a URI-reference (no whitespace)")
+    if len(attributes) == 4:  # the required four only: nothing optional to check
+        return attributes
     for name in ("subject", "datacontenttype"):
         if attributes.get(name) == "":
             raise MalformedEvent(f"attribute {name!r} must not be empty when present")
@@ -232,17 +272,20 @@ def _validate(attributes: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
+def _missing_or_not_a_string(name: str, value: Any) -> None:
+    if value is None:
+        raise MalformedEvent(f"missing required attribute {name!r}")
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(f"attribute {name!r} must be a non-empty string")
+
+
 # ---------------------------------------------------------------------------------------------
 # Binary mode
 # ---------------------------------------------------------------------------------------------
 
 
-def _header_value(name: str, raw: bytes) -> str:
-    if b"%" not in raw:  # the usual case: no escapes to check or undo
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedEvent(f"header ce-{name} is not valid UTF-8 after decoding") from None
+def _unescape(name: str, raw: bytes) -> str:
+    """A percent-encoded header value, decoded (HTTP binding 3.1.3.2)."""
     if _BAD_ESCAPE.search(raw):
         raise MalformedEvent(f"header ce-{name} has an invalid percent-encoding")
     try:
@@ -251,25 +294,45 @@ def _header_value(name: str, raw: bytes) -> str:
         raise MalformedEvent(f"header ce-{name} is not valid UTF-8 after decoding") from None
 
 
+def _split_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], str | None]:
+    """The `ce-` headers (lowercased names) and the first Content-Type, in one pass."""
+    attributes = []
+    content_type = None
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name[:3] == b"ce-":
+            attributes.append((name, value))
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return attributes, content_type
+
+
 def decode_binary(headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Event:
     """Decode a binary-mode message: `ce-` headers are the attributes, the body is the data."""
+    return _binary(*_split_headers(headers), body)
+
+
+def _binary(ce_headers: list[tuple[bytes, bytes]], content_type: str | None, body: bytes) -> Event:
     attributes: dict[str, Any] = {}
-    content_type: str | None = None
-    for raw_name, raw_value in headers:
-        name = raw_name.lower()
-        if name.startswith(b"ce-"):
-            attr = name[3:].decode("latin-1")
-            if attr not in _VALID_NAMES:
-                _check_name(attr, f"header ce-{attr}")
-            if attr in attributes:
-                raise MalformedEvent(f"header ce-{attr} appears more than once")
-            if attr == "datacontenttype":
-                raise MalformedEvent(
-                    "binary mode carries datacontenttype in Content-Type, not ce-datacontenttype",
-                )
-            attributes[attr] = _header_value(attr, raw_value)
-        elif name == b"content-type":
-            content_type = raw_value.decode("latin-1")
+    for name, raw in ce_headers:
+        attr = name[3:].decode("latin-1")
+        if attr not in _VALID_NAMES:
+            _check_name(attr, f"header ce-{attr}")
+        if attr in attributes:
+            raise MalformedEvent(f"header ce-{attr} appears more than once")
+        if attr == "datacontenttype":
+            raise MalformedEvent(
+                "binary mode carries datacontenttype in Content-Type, not ce-datacontenttype",
+            )
+        if b"%" in raw:
+            attributes[attr] = _unescape(attr, raw)
+            continue
+        try:  # the usual case: no escapes to check or undo
+            attributes[attr] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedEvent(f"header ce-{attr} is not valid UTF-8 after decoding") from None
     if "specversion" not in attributes:
         raise MalformedEvent(
             "not a CloudEvent: no ce-specversion header and the Content-Type is not a "
@@ -278,7 +341,7 @@ def decode_binary(headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Event:
     if content_type:
         attributes["datacontenttype"] = content_type
     _validate(attributes)
-    return Event(attributes, data=body if body else None)
+    return Event(attributes, body if body else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,24 +461,13 @@ def decode(
     max_batch: int = 100,
 ) -> Request:
     """Decode an HTTP request in whichever content mode its Content-Type says."""
-    content_type = None
-    for name, value in headers:
-        if name.lower() == b"content-type":
-            content_type = value.decode("latin-1")
-            break
-    main, params = media_type(content_type)
-    if main.startswith("application/cloudevents"):
-        charset = params.get("charset", "utf-8").lower()
-        if charset not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType(f"the JSON event format is UTF-8, not {charset}")
-        if main == STRUCTURED:
-            return Request(Mode.STRUCTURED, (decode_structured(body),))
-        if main == BATCH:
-            return Request(Mode.BATCH, decode_batch(body, max_batch))
-        raise UnsupportedMediaType(
-            f"unsupported event format {main!r}: this function reads {STRUCTURED} and {BATCH}",
-        )
-    return Request(Mode.BINARY, (decode_binary(headers, body),))
+    ce_headers, content_type = _split_headers(headers)
+    event_format = _event_format(content_type)
+    if event_format is None:
+        return Request(Mode.BINARY, (_binary(ce_headers, content_type, body),))
+    if event_format == STRUCTURED:
+        return Request(Mode.STRUCTURED, (decode_structured(body),))
+    return Request(Mode.BATCH, decode_batch(body, max_batch))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,9 +477,10 @@ def decode(
 
 def encode_header_value(value: Any) -> bytes:
     """Percent-encode an attribute value for a `ce-` header."""
-    text = value if isinstance(value, str) else _attribute_text(value)
-    if text.isascii() and text.isprintable() and not _NEEDS_QUOTING.search(text):
-        return text.encode("ascii")  # nothing to escape: skip urllib's per-character work
+    text = value if value.__class__ is str else _attribute_text(value)
+    # Nothing to escape (the usual case): skip urllib's per-character work.
+    if text.isascii() and text.isprintable() and not (" " in text or '"' in text or "%" in text):
+        return text.encode("ascii")
     return quote(text, safe=_HEADER_SAFE).encode("ascii")
 
 
@@ -437,14 +490,34 @@ def _attribute_text(value: Any) -> str:
     return str(value)
 
 
+# Header names and the values that repeat from event to event (the spec version, source and
+# type of replies), encoded once; bounded like the other caches of input.
+_HEADER_NAMES: dict[str, bytes] = {}
+_REPEATING = frozenset({"specversion", "source", "type"})
+_HEADER_VALUES: dict[str, bytes] = {}
+
+
 def to_binary(event: Event) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """Headers and body of `event` in binary mode."""
     headers: list[tuple[bytes, bytes]] = []
     for name, value in event.attributes.items():
         if name == "datacontenttype":
             headers.append((b"content-type", str(value).encode("latin-1")))
+            continue
+        header = _HEADER_NAMES.get(name)
+        if header is None:
+            header = b"ce-" + name.encode("ascii")
+            if len(_HEADER_NAMES) < _CACHED:
+                _HEADER_NAMES[name] = header
+        if name in _REPEATING and value.__class__ is str:
+            encoded = _HEADER_VALUES.get(value)
+            if encoded is None:
+                encoded = encode_header_value(value)
+                if len(_HEADER_VALUES) < _CACHED:
+                    _HEADER_VALUES[value] = encoded
         else:
-            headers.append((b"ce-" + name.encode("ascii"), encode_header_value(value)))
+            encoded = encode_header_value(value)
+        headers.append((header, encoded))
     if event.data is not None:
         body = event.data
     elif event.json_data is not NOTHING:

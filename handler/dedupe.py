@@ -22,19 +22,17 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-import orjson
-
 
 @dataclass(slots=True)  # not frozen: see handler.binding.Event
 class Reply:
     """What an event was answered, as much as answering a redelivery again takes.
 
-    `attributes` are the reply's attributes that cannot be derived again from the redelivered
-    request (the dispatcher keeps its `time`; the id, source and type follow from the request),
-    or None when there was no reply (202). `data` is the reply's JSON data.
+    The reply's `time` and JSON `data`; its other attributes follow from the redelivered request
+    (id, source, type, trace), so they are not stored. `time` is None when there was no reply
+    (202).
     """
 
-    attributes: dict[str, Any] | None
+    time: str | None
     data: bytes | None
     fingerprint: str
 
@@ -72,10 +70,10 @@ class DedupeStore(Protocol):
 
 
 # A completed entry of the memory store, packed in one bytes object (not tracked by the cyclic
-# GC, no per-field objects): expiry, the lengths of fingerprint and attributes, flags, then the
-# fingerprint (UTF-8), the attributes (JSON) and the data.
-_RECORD = struct.Struct("<dHIB")
-_NO_ATTRIBUTES, _NO_DATA = 1, 2
+# GC, no per-field objects): expiry, the lengths of fingerprint and time (0xFF: no reply), then
+# the fingerprint and time (UTF-8) and the data.
+_RECORD = struct.Struct("<dBB")
+_NO_REPLY = 0xFF
 # Bytes an entry costs beyond its key and record: the str and bytes headers, the dict slot and
 # the order deque's pointer, measured with tracemalloc on CPython 3.11.
 ENTRY_OVERHEAD = 140
@@ -83,22 +81,21 @@ ENTRY_OVERHEAD = 140
 
 def _pack(expires: float, reply: Reply) -> bytes:
     fingerprint = reply.fingerprint.encode()
-    attributes = b"" if reply.attributes is None else orjson.dumps(reply.attributes)
-    flags = (_NO_ATTRIBUTES if reply.attributes is None else 0) | (
-        _NO_DATA if reply.data is None else 0
-    )
-    head = _RECORD.pack(expires, len(fingerprint), len(attributes), flags)
-    return b"".join((head, fingerprint, attributes, reply.data or b""))
+    time = b"" if reply.time is None else reply.time.encode()
+    if len(fingerprint) >= 0xFF or len(time) >= 0xFF:
+        raise ValueError("fingerprint and time are short strings")
+    time_len = _NO_REPLY if reply.time is None else len(time)
+    head = _RECORD.pack(expires, len(fingerprint), time_len)
+    return b"".join((head, fingerprint, time, reply.data or b""))
 
 
 def _unpack(record: bytes) -> Reply:
-    _, fp_len, attrs_len, flags = _RECORD.unpack_from(record)
-    at = _RECORD.size
-    fingerprint = record[at : at + fp_len].decode()
-    at += fp_len
-    attributes = None if flags & _NO_ATTRIBUTES else orjson.loads(record[at : at + attrs_len])
-    data = None if flags & _NO_DATA else record[at + attrs_len :]
-    return Reply(attributes, data, fingerprint)
+    _, fp_len, time_len = _RECORD.unpack_from(record)
+    at = _RECORD.size + fp_len
+    fingerprint = record[_RECORD.size : at].decode()
+    if time_len == _NO_REPLY:
+        return Reply(None, None, fingerprint)
+    return Reply(record[at : at + time_len].decode(), record[at + time_len :], fingerprint)
 
 
 class MemoryDedupeStore:

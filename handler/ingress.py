@@ -121,12 +121,11 @@ class Ingress:
         self._otel = bool(runtime.settings.otel_exporter_otlp_endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        metrics = self.metrics
-        metrics.in_flight += 1
+        self.metrics.in_flight += 1
         try:
             await self._serve(scope, receive, send)
         finally:
-            metrics.in_flight -= 1
+            self.metrics.in_flight -= 1
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -199,15 +198,18 @@ class Ingress:
     async def _handle(self, events: tuple[Event, ...], *, batch: bool) -> list[Outcome]:
         dispatcher = self.runtime.dispatcher
         # A batch is validated whole before any of its events is handled.
+        if not batch:  # one event: no list of checked events to build
+            event = events[0]
+            route = dispatcher.route(event.type)
+            return [await dispatcher.handle(event, route, dispatcher.validate(route, event))]
         checked = []
         for index, event in enumerate(events):
             try:
                 route = dispatcher.route(event.type)
                 checked.append((event, route, dispatcher.validate(route, event)))
             except FunctionError as error:
-                if batch:
-                    error.detail = f"event [{index}]: {error.detail}"
-                    error.extensions["index"] = index
+                error.detail = f"event [{index}]: {error.detail}"
+                error.extensions["index"] = index
                 raise
         return [await dispatcher.handle(e, r, p) for e, r, p in checked]
 

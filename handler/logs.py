@@ -36,7 +36,7 @@ SECRET_KEYS = frozenset({"authorization", "api_key", "x-api-key", "token", "pass
 _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
 
 
-def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def iso_now() -> str:
     """`TimeStamper(fmt="iso", utc=True)`'s format, with the date formatted once per second.
 
     structlog's TimeStamper builds a datetime per line: a quarter of the cost of a log line.
@@ -46,7 +46,11 @@ def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     if second != _second[0]:
         _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second[0] = second
-    event_dict["timestamp"] = f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+    return f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+
+
+def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict["timestamp"] = iso_now()
     return event_dict
 
 
@@ -87,11 +91,22 @@ class LineWriter:
         self._stream = stream
         self._lines: list[bytes] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that will flush _lines
+        self._thread = 0  # the thread running it
         self._lock = threading.Lock()
         atexit.register(self.flush)
 
     def write(self, line: bytes) -> None:
         """Queue `line` (newline included) for the end of this turn of the loop."""
+        loop = self._loop
+        if (
+            self._lines
+            and loop is not None
+            and threading.get_ident() == self._thread
+            and loop.is_running()
+        ):  # a flush is scheduled in this turn (asking asyncio for the loop costs a getpid)
+            with self._lock:
+                self._lines.append(line)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: nothing would flush it later
@@ -100,13 +115,13 @@ class LineWriter:
                 self._write(line)
             return
         with self._lock:
-            if self._lines and loop is self._loop:  # a flush is scheduled in this turn
+            if self._lines and loop is self._loop:  # scheduled by this loop earlier in the turn
                 self._lines.append(line)
                 return
             # Lines left by a loop that stopped before its turn ended go first.
             self._flush_locked()
             self._lines.append(line)
-            self._loop = loop
+            self._loop, self._thread = loop, threading.get_ident()
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -240,5 +255,5 @@ class HotLogger:
         for key, value in structlog.contextvars.get_contextvars().items():
             line.setdefault(key, value)  # as merge_contextvars does
         line["level"] = "info"
-        _timestamp(None, "info", line)
+        line["timestamp"] = iso_now()
         writer.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))

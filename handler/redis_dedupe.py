@@ -3,7 +3,7 @@
 One key per event, holding a small JSON document:
 
     {"s": "c", "f": fingerprint, "o": owner}           claimed, expires with the lease (PX)
-    {"s": "d", "f": fingerprint, "a": attrs, "d": b64}  done, expires with the TTL (PX)
+    {"s": "d", "f": fingerprint, "t": time, "d": b64}   done, expires with the TTL (PX)
 
 `claim` is one Lua script (read, or `SET ... PX lease` when absent), so two replicas racing for
 the same redelivery cannot both win. `release` deletes the key only while it still holds *our*
@@ -81,7 +81,7 @@ def _encode_reply(reply: Reply) -> bytes:
         {
             "s": "d",
             "f": reply.fingerprint,
-            "a": reply.attributes,
+            "t": reply.time,
             "d": None if reply.data is None else base64.b64encode(reply.data).decode("ascii"),
         }
     )
@@ -92,7 +92,7 @@ def _decode(raw: bytes) -> ClaimResult:
     if doc.get("s") != "d":
         return ClaimResult(State.IN_PROGRESS, fingerprint=doc.get("f"))
     data = None if doc.get("d") is None else base64.b64decode(doc["d"])
-    reply = Reply(doc.get("a"), data, str(doc.get("f")))
+    reply = Reply(doc.get("t"), data, str(doc.get("f")))
     return ClaimResult(State.DONE, reply, reply.fingerprint)
 
 

@@ -30,7 +30,7 @@ class Clock:
         return self.now
 
 
-REPLY = Reply({"id": "r"}, b"{}", "fp")
+REPLY = Reply("2026-11-25T12:00:00.000Z", b"{}", "fp")
 
 
 def store(
@@ -125,7 +125,7 @@ async def test_size_bound_evicts_the_oldest_entries() -> None:
 
 async def test_byte_bound_evicts_the_oldest_replies() -> None:
     """Beyond max_bytes the oldest replies go first; the accounting follows what is kept."""
-    big = Reply({"time": "t"}, b"x" * 1000, "fp")
+    big = Reply("t", b"x" * 1000, "fp")
     s = MemoryDedupeStore(ttl=100, lease=10, max_entries=100, max_bytes=3600, clock=Clock())
     for key in "abcd":
         await s.claim(key, "fp")
@@ -149,9 +149,9 @@ async def test_events_in_progress_are_never_evicted() -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        Reply({"time": "2026-11-25T00:00:00.000Z"}, b'{"a": 1}', "0" * 32),
+        Reply("2026-11-25T00:00:00.000Z", b'{"a": 1}', "0" * 32),
         Reply(None, None, "fp"),
-        Reply({"nested": {"x": [1, "é"]}}, b"", "empreinte é"),
+        Reply("temps é", b"", "empreinte é"),
     ],
     ids=["reply", "no-reply", "unicode-and-empty-data"],
 )
@@ -185,10 +185,10 @@ async def test_completing_twice_keeps_one_entry() -> None:
     await s.claim("k", "fp")
     await s.complete("k", REPLY)
     size = s.bytes
-    await s.complete("k", Reply({"id": "s"}, b"{}", "fp"))
+    await s.complete("k", Reply("2026-11-25T12:00:00.001Z", b"{}", "fp"))
     assert len(s) == 1
     assert s.bytes == size
-    assert (await s.claim("k", "fp")).reply == Reply({"id": "s"}, b"{}", "fp")
+    assert (await s.claim("k", "fp")).reply == Reply("2026-11-25T12:00:00.001Z", b"{}", "fp")
 
 
 async def test_store_pings_and_closes() -> None:

@@ -1,4 +1,4 @@
-"""Log lines: batched per turn of the event loop, in order, and the hot line renders like structlog."""
+"""Log lines: batched per turn of the event loop, in order; the hot line renders like structlog."""
 
 from __future__ import annotations
 
