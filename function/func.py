@@ -57,7 +57,7 @@ class Function:
         self._lifespan = asyncio.get_running_loop().create_task(self._run(self._stopping))
 
     async def _run(self, stopping: asyncio.Event) -> None:
-        async with self.app.router.lifespan_context(self.app):
+        async with self.app.lifespan_context():
             await stopping.wait()
 
     def stop(self) -> None:

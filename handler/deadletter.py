@@ -1,16 +1,9 @@
-"""The dead-letter inbox: the broker's `deadLetterSink` points here, so failures are never silent.
+"""The dead-letter inbox's REST side: `/api/v1/deadletters` lists, shows, replays, deletes.
 
-`POST /deadletter` (an ASGI fast path, authenticated like the ingress) stores each dead-lettered
-event with the error Knative attached to it:
-
-    knativeerrordest   where the delivery failed (URL)
-    knativeerrorcode   the HTTP status it got
-    knativeerrordata   base64 of the failed response body (Knative keeps at most 1024 chars)
-
-The REST side (`/api/v1/deadletters`) lists, shows, replays (to K_SINK, without the
-`knativeerror*` extensions) and deletes them. Storage is SQLite under DATA_DIR or Redis, like the
-outbox. The letter id derives from the event's source + id: the broker redelivering the same
-dead letter replaces it instead of adding a copy.
+The broker's `deadLetterSink` posts to `POST /deadletter` (`handler.deadletter_sink`), which
+stores each event with the error Knative attached. Here they are listed, shown, replayed (to
+K_SINK, without the `knativeerror*` extensions) and deleted. Storage is SQLite under DATA_DIR or
+Redis, like the outbox.
 """
 
 from __future__ import annotations
@@ -24,9 +17,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from handler.binding import Event, decode, is_json
-from handler.deadletter_store import DeadLetter, DeadLetterStore, dead_letter_of, without_errors
-from handler.errors import FunctionError, MethodNotAllowed, NoSink, NotFound, problem_response
+from handler.binding import Event, is_json
+from handler.deadletter_store import DeadLetter, DeadLetterStore, without_errors
+from handler.errors import NoSink, NotFound
 from handler.facade import problems
 from handler.logs import get_logger
 from handler.outbox import dump_event
@@ -35,51 +28,6 @@ if TYPE_CHECKING:
     from handler.runtime import Runtime
 
 log = get_logger("handler.deadletter")
-
-
-# ---------------------------------------------------------------------------------------------
-# POST /deadletter (ASGI fast path)
-# ---------------------------------------------------------------------------------------------
-
-
-class DeadLetterSink:
-    """The ASGI endpoint of `POST /deadletter`: store every event of the request, answer 202."""
-
-    def __init__(self, runtime: Runtime, store: DeadLetterStore) -> None:
-        self.runtime = runtime
-        self.store = store
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from handler.ingress import ClientDisconnected, read_body, send_response
-
-        try:
-            if scope["method"] != "POST":
-                raise MethodNotAllowed("the dead-letter sink accepts POST only", allow="POST")
-            if self.runtime.delivery_auth is not None:
-                await self.runtime.delivery_auth.check(scope)
-            settings = self.runtime.settings
-            body = await read_body(scope, receive, settings.max_body_bytes)
-            request = decode(scope["headers"], body, max_batch=settings.max_batch_events)
-            for event in request.events:
-                letter = dead_letter_of(event)
-                await self.store.add(letter)
-                self.runtime.metrics.dead_letter_stored()
-                log.warning(
-                    "dead_letter", letter=letter.id, id=event.id, type=event.type,
-                    source=event.source, dest=letter.destination, code=letter.code,
-                )  # fmt: skip
-        except ClientDisconnected:
-            return
-        except FunctionError as error:
-            log.info("dead_letter_rejected", status=error.status_code, detail=error.detail)
-            await send_response(send, *problem_response(error, instance=scope["path"]))
-            return
-        except Exception:  # a bug of ours: a retryable problem+json, never uvicorn's text/plain
-            log.exception("dead_letter_bug")
-            bug = FunctionError("the dead-letter sink failed unexpectedly; retry")
-            await send_response(send, *problem_response(bug, instance=scope["path"]))
-            return
-        await send_response(send, 202, [(b"content-length", b"0")], b"")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -234,11 +234,11 @@ class MetricsEndpoint:
         await send({"type": "http.response.body", "body": body})
 
 
-def sampler(runtime: Any, state: Any) -> Callable[[Metrics], Awaitable[None]]:
+def sampler(runtime: Any) -> Callable[[Metrics], Awaitable[None]]:
     """Reads the WebSocket count and the outbox depth from the runtime's components."""
 
     async def sample(metrics: Metrics) -> None:
-        sessions = getattr(state, "ws_sessions", None)  # set by handler.ws.install
+        sessions = runtime.ws_sessions  # set by handler.ws.install when the facade is built
         if sessions is not None:
             metrics.websocket_connections = len(sessions.active)
         publisher = runtime.publisher

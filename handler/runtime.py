@@ -91,6 +91,11 @@ class Runtime:
     deadletters: DeadLetterStore | None = None
     # Observability (issue 7): the counters behind GET /metrics, one set per app.
     metrics: Metrics = field(default_factory=lambda: Metrics(()))
+    # The open WebSockets (handler.ws.Sessions), once the facade is built.
+    ws_sessions: Any = None
+    # While running: what stops the started components, and how many of them were started.
+    _stack: AsyncExitStack | None = None
+    _started: int = 0
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
@@ -122,7 +127,7 @@ class Runtime:
 
     @asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
-        """Start-up, readiness, and drain: the FastAPI lifespan of the function."""
+        """Start-up, readiness, and drain: the ASGI lifespan of the function."""
         log.info(
             "starting",
             consumes=sorted(self.routes),
@@ -131,13 +136,25 @@ class Runtime:
         )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self.dedupe.aclose)
-            for component in self.components:
-                await component.start()
-                stack.push_async_callback(component.stop)
+            self._stack, self._started = stack, 0
+            await self.start_components()
             self.ready = True
             try:
                 yield
             finally:
                 self.ready = False
                 self.draining = True
+                self._stack = None
         log.info("stopped")
+
+    async def start_components(self) -> None:
+        """Start the components registered since the last call; they stop at shutdown.
+
+        All of them at start-up; later, those the facade registers when it is built on its first
+        request (see `handler.app`). Outside the lifespan this does nothing: they wait for it.
+        """
+        while self._stack is not None and self._started < len(self.components):
+            component = self.components[self._started]
+            self._started += 1
+            await component.start()
+            self._stack.push_async_callback(component.stop)

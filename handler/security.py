@@ -9,14 +9,14 @@ applies (`h11_max_incomplete_event_size`, 16 KiB: a 400 from uvicorn). In Knativ
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
+from typing import TYPE_CHECKING, Any
 
 from handler.config import Settings
 from handler.errors import HeadersTooLarge, problem_response
 from handler.logs import get_logger
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = get_logger("handler.security")
 
@@ -107,11 +107,12 @@ def cors_options(origins: list[str]) -> dict[str, Any]:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the CORS and security-header middleware to `app` and log the security posture."""
+    """Add the CORS and security-header middleware to the facade `app`."""
+    from starlette.middleware.cors import CORSMiddleware
+
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, **cors_options(list(settings.cors_origins)))
-    log_posture(settings)
 
 
 def log_posture(settings: Settings) -> None:

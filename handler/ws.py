@@ -56,7 +56,7 @@ class Sessions:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """Streamed queries and the live event feed (protocol: README, `/api/v1/asyncapi.json`)."""
     runtime: Runtime = websocket.app.state.runtime
-    await Session(websocket, runtime, websocket.app.state.ws_sessions).run()
+    await Session(websocket, runtime, runtime.ws_sessions).run()
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
@@ -66,7 +66,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     own handshake, in `Session._authenticate`.
     """
     sessions = Sessions(runtime)
-    app.state.ws_sessions = sessions
+    runtime.ws_sessions = sessions
     runtime.components.append(sessions)
     runtime.on_drain.append(sessions.drain)
     app.include_router(router)

@@ -20,7 +20,6 @@ from fastapi import WebSocket
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from handler.auth import authenticate_websocket
 from handler.dispatch import validation_errors
 from handler.errors import (
     ClientError,
@@ -33,6 +32,7 @@ from handler.errors import (
     problem_response,
 )
 from handler.feed import Subscription
+from handler.guards import authenticate_websocket
 from handler.logs import get_logger
 from handler.publisher import facade_event
 from handler.registry import Route

@@ -13,11 +13,10 @@ from typing import Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
-from handler.app import create_app
+from handler.app import FunctionApp, create_app
 from handler.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import free_port, test_settings
@@ -48,7 +47,7 @@ async def serving(app: Any) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def function_socket(
     registry: Registry | None = None, **overrides: Any
-) -> AsyncIterator[tuple[FastAPI, str]]:
+) -> AsyncIterator[tuple[FunctionApp, str]]:
     """A served function built with test settings; yields the app and its `host:port`."""
     app = create_app(test_settings(**overrides), registry=registry)
     async with serving(app) as address:

@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
 
-from handler.app import create_app
+from handler.app import FunctionApp, create_app
 from handler.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,9 +109,12 @@ test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 @contextlib.asynccontextmanager
-async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client with the app's lifespan running."""
-    async with app.router.lifespan_context(app):
+async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client with the app's lifespan running (the function or a FastAPI app)."""
+    lifespan = (
+        app.lifespan_context() if isinstance(app, FunctionApp) else app.router.lifespan_context(app)
+    )
+    async with lifespan:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
             yield client

@@ -13,8 +13,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from handler.app import create_app
-from handler.auth import authenticate_websocket
 from handler.errors import Forbidden, Unauthenticated
+from handler.guards import authenticate_websocket
 from tests.oidc import AUDIENCE, Issuer
 from tests.support import binary_headers, client_for, dumps, query, running_server
 from tests.support import test_settings as settings_for
@@ -228,7 +228,7 @@ class TestWebSocketHandshake:
             oidc_allowed_subjects=["system:serviceaccount:knative-eventing:"],
         )
         app = create_app(settings)
-        async with app.router.lifespan_context(app):
+        async with app.lifespan_context():
             await authenticate_websocket(handshake(app, query_string=f"token={issuer.token()}"))
             stranger = issuer.token(sub="system:serviceaccount:x:y")
             with pytest.raises(Forbidden):

@@ -180,7 +180,7 @@ async def test_while_draining_new_requests_get_503_and_probes_still_answer() -> 
     """The drain guard refuses new work with 503 + Retry-After; readiness reports draining."""
     app = create_app(test_settings())
     guarded = DrainGuard(app, app.state.runtime)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan_context():
         app.state.runtime.draining = True
         transport = httpx.ASGITransport(app=guarded)
         async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
