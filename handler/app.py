@@ -2,9 +2,9 @@
 
 The function is one ASGI app, `FunctionApp`, in two parts:
 
-* the entry, which answers what Knative sends without any framework: the lifespan, header
-  limits, and the fast paths (`POST /` the CloudEvents ingress, `POST /deadletter`, the health
-  probes and `GET /metrics`);
+* the entry, which answers what Knative sends without any framework: the lifespan, the drain
+  (503 to new work once SIGTERM came), header limits, and the fast paths (`POST /` the
+  CloudEvents ingress, `POST /deadletter`, the health probes and `GET /metrics`);
 * the facade (`handler.facade_app`: `/api/v1`, the WebSocket, OpenAPI and the docs), a FastAPI
   app built on the first request that needs it.
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from handler import health
 from handler.config import Settings
 from handler.deadletter_sink import DeadLetterSink
-from handler.errors import FunctionError, PayloadTooLarge, problem_response
+from handler.errors import FunctionError, PayloadTooLarge, TransientError, problem_response
 from handler.ingress import Ingress, declared_length, send_response
 from handler.logs import configure_logging
 from handler.metrics import MetricsEndpoint, sampler
@@ -38,6 +38,19 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
+# Probes and metrics keep answering while draining: they report the drain, they are not work.
+_ALWAYS_SERVED = ("/health", "/metrics")
+
+
+async def _refuse_while_draining(scope: Any, send: Any) -> None:
+    """Once SIGTERM came (see handler.drain), new requests get 503 + Retry-After: the broker
+    retries them on another replica. Requests already inside finish normally."""
+    error = TransientError("the function is shutting down; retry", retry_after=1)
+    status, headers, body = problem_response(error, instance=scope["path"])
+    headers.append((b"connection", b"close"))
+    await send_response(send, status, headers, body)
+
+
 class FunctionApp:
     """The function's ASGI app: fast paths at the entry, the FastAPI facade behind them.
 
@@ -48,6 +61,7 @@ class FunctionApp:
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
+        self._runtime = runtime
         self.state = SimpleNamespace(runtime=runtime)
         self.body_limit = settings.max_body_bytes
         self.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
@@ -78,6 +92,9 @@ class FunctionApp:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            if self._runtime.draining and not scope["path"].startswith(_ALWAYS_SERVED):
+                await _refuse_while_draining(scope, send)
+                return
             # uvicorn's httptools parser bounds no header, so every HTTP request is checked here.
             too_large = self.header_limits.exceeded(scope["headers"])
             if too_large is not None:

@@ -10,7 +10,8 @@
 
 Why a `uvicorn.Server` subclass: uvicorn runs the lifespan shutdown only after every connection
 closed, far too late to turn readiness false, and it re-raises the captured SIGTERM once done
-(exit status 143 instead of 0). Overriding `handle_exit` fixes both at the source.
+(exit status 143 instead of 0). Overriding `handle_exit` fixes both at the source. The 503 to
+new requests is the app's (`FunctionApp` reads `runtime.draining` on every request).
 """
 
 from __future__ import annotations
@@ -19,18 +20,13 @@ import asyncio
 import signal
 import time
 from types import FrameType
-from typing import Any
 
 import uvicorn
 
-from handler.errors import TransientError, problem_response
 from handler.logs import get_logger
 from handler.runtime import Runtime
 
 log = get_logger("handler.drain")
-
-# Probes and metrics keep answering while draining: they report the drain, they are not work.
-_ALWAYS_SERVED = ("/health", "/metrics")
 
 
 class DrainingServer(uvicorn.Server):
@@ -70,28 +66,3 @@ class DrainingServer(uvicorn.Server):
                 except Exception:  # a hook failing must not keep the process from exiting
                     log.exception("drain_hook_failed")
         return await super().on_tick(counter)
-
-
-class DrainGuard:
-    """ASGI wrapper: once draining, new requests get 503 + Retry-After (the broker retries).
-
-    Requests already inside the app are not affected; they finish normally.
-    """
-
-    def __init__(self, app: Any, runtime: Runtime) -> None:
-        self.app = app
-        self.runtime = runtime
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and self.runtime.draining
-            and not scope["path"].startswith(_ALWAYS_SERVED)
-        ):
-            error = TransientError("the function is shutting down; retry", retry_after=1)
-            status, headers, body = problem_response(error, instance=scope["path"])
-            headers.append((b"connection", b"close"))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)

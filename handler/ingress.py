@@ -121,14 +121,9 @@ class Ingress:
         self._otel = bool(runtime.settings.otel_exporter_otlp_endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.metrics.in_flight += 1
-        try:
-            await self._serve(scope, receive, send)
-        finally:
-            self.metrics.in_flight -= 1
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight += 1
         events: tuple[Event, ...] = ()
         mode = None
         try:
@@ -147,6 +142,8 @@ class Ingress:
                 outcomes = await self._handle(events, batch=mode is Mode.BATCH)
             else:
                 outcomes = await self._handle_traced(events, mode is Mode.BATCH, trace)
+            status, headers, body = encode_outcomes(mode, outcomes)
+            await send_response(send, status, headers, body)
         except ClientDisconnected:
             return
         except FunctionError as error:
@@ -157,11 +154,11 @@ class Ingress:
             bug = FunctionError("the function failed unexpectedly; the event may be retried")
             await self._reject(scope, send, bug, events, mode, started)
             return
-        status, headers, body = encode_outcomes(request.mode, outcomes)
-        await send_response(send, status, headers, body)
+        finally:
+            metrics.in_flight -= 1
         elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-        metrics = self.metrics
-        for index, (event, outcome) in enumerate(zip(events, outcomes, strict=True)):
+        for index, event in enumerate(events):
+            outcome = outcomes[index]
             # The first event's trace is `trace`; the others carry theirs (the header's adopted).
             context = trace if index == 0 else extract((), event.attributes)
             metrics.event(event.type, mode, "duplicate" if outcome.outcome == "duplicate" else "ok")

@@ -18,14 +18,14 @@ def serve(settings: Settings | None = None, *, app: Any = None) -> None:
     way (tests use it to serve a deliberately slow handler).
     """
     from handler.app import create_app
-    from handler.drain import DrainGuard, DrainingServer
+    from handler.drain import DrainingServer
 
     settings = settings or Settings()
     if app is None:
         app = create_app(settings)
     runtime = app.state.runtime
     config = uvicorn.Config(
-        DrainGuard(app, runtime),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # structlog already routes uvicorn's loggers

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from handler.app import create_app
-from handler.drain import DrainGuard, DrainingServer
+from handler.drain import DrainingServer
 from handler.outbox import SQLiteOutbox
 from tests.sink import Sink, running_sink
 from tests.support import ROOT, binary_headers, client_for, dumps, free_port, query, test_settings
@@ -177,12 +177,11 @@ def test_the_signal_itself_turns_readiness_false() -> None:
 
 
 async def test_while_draining_new_requests_get_503_and_probes_still_answer() -> None:
-    """The drain guard refuses new work with 503 + Retry-After; readiness reports draining."""
+    """Draining, the app refuses new work with 503 + Retry-After; readiness reports draining."""
     app = create_app(test_settings())
-    guarded = DrainGuard(app, app.state.runtime)
     async with app.lifespan_context():
         app.state.runtime.draining = True
-        transport = httpx.ASGITransport(app=guarded)
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
             work = await client.post("/", headers=binary_headers(), content=dumps(query()))
             ready = await client.get("/health/readiness")
