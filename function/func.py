@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from handler.app import create_app
 from handler.config import Settings
+from handler.health import readiness
 
 # Headers describing the body func's CloudEvents middleware already consumed and decoded.
 _BODY_HEADERS = frozenset({b"content-type", b"content-length", b"transfer-encoding"})
@@ -74,9 +75,8 @@ class Function:
 
     def ready(self) -> tuple[bool, str]:
         """True between a completed start-up and the beginning of the drain."""
-        if self.runtime.ready and not self.runtime.draining:
-            return True, "ready"
-        return False, "draining" if self.runtime.draining else "starting"
+        status, body = readiness(self.runtime)
+        return status == 200, body["status"]
 
     async def aclose(self) -> None:
         """Stop and wait for the lifespan to finish (tests, and callers that can await)."""

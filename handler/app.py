@@ -109,6 +109,12 @@ class FunctionApp:
                 await send_response(send, *problem_response(error, instance=scope["path"]))
                 return
             receive = self._bounded(receive)
+        elif kind == "websocket":
+            # A handshake is an HTTP request too: the same bounds, refused before the facade.
+            too_large = self.header_limits.exceeded(scope["headers"])
+            if too_large is not None:
+                await self.header_limits.reject_handshake(scope, send, too_large)
+                return
         elif kind == "lifespan":
             await self._lifespan(receive, send)
             return

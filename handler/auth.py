@@ -8,6 +8,10 @@ that cannot be reached is a 503 the broker retries, never an open door.
 
 API keys are kept only as SHA-256 digests and compared with `hmac.compare_digest`, so neither
 the process memory nor the timing of a comparison gives a key away. Nothing here logs a token.
+
+A 401 raised for a token that was presented and refused says so (`invalid_token=True`): its
+challenge then carries RFC 6750's `error="invalid_token"`, so a client knows to get a new token
+rather than to add one.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ MAX_TOKEN_BYTES = 16 * 1024
 # Verified tokens remembered until they expire. Knative reuses a delivery token for its lifetime,
 # and PyJWT spends ~200 us per decode (pure-Python base64 checks) on top of the signature check.
 VERIFIED_CACHE_SIZE = 1024
+# Where the facade takes an API key (a Bearer header takes one too).
+API_KEY_HEADER = "X-API-Key"
 
 # PyJWT's messages can quote parts of the token; these are ours, and say what to fix.
 _REASONS: tuple[tuple[str, str], ...] = (
@@ -151,7 +157,7 @@ class OIDCVerifier:
     async def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or Unauthenticated/Forbidden/IssuerUnavailable."""
         if len(token) > MAX_TOKEN_BYTES:
-            raise Unauthenticated("the bearer token is too long")
+            raise Unauthenticated("the bearer token is too long", invalid_token=True)
         fingerprint = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(fingerprint)
         if cached is not None:
@@ -170,10 +176,14 @@ class OIDCVerifier:
         try:
             unverified = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Unauthenticated("the bearer token is not a well-formed JWT") from None
+            raise Unauthenticated(
+                "the bearer token is not a well-formed JWT", invalid_token=True
+            ) from None
         algorithm = unverified.get("alg")
         if algorithm not in ALGORITHMS:
-            raise Unauthenticated("the token's algorithm is not accepted (asymmetric only)")
+            raise Unauthenticated(
+                "the token's algorithm is not accepted (asymmetric only)", invalid_token=True
+            )
         kid = unverified.get("kid")
         key = await self._key(kid if isinstance(kid, str) else None)
         claims = self._decode(token, key, algorithm)
@@ -197,7 +207,7 @@ class OIDCVerifier:
                 options={"require": required},
             )
         except (jwt.PyJWTError, ValueError, TypeError) as error:  # a key of another type
-            raise Unauthenticated(_reason(error)) from None
+            raise Unauthenticated(_reason(error), invalid_token=True) from None
         return claims
 
     async def _key(self, kid: str | None) -> jwt.PyJWK:
@@ -214,7 +224,9 @@ class OIDCVerifier:
                 await self._refresh(must=self._loaded_at is None or key is None)
                 key = self._lookup(kid)
         if key is None:
-            raise Unauthenticated("the token's key id is not one of the issuer's keys")
+            raise Unauthenticated(
+                "the token's key id is not one of the issuer's keys", invalid_token=True
+            )
         return key
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
@@ -330,7 +342,18 @@ class FacadeAuth:
         return sum(hmac.compare_digest(presented, d) for d in self.digests) > 0
 
     async def check(self, api_key: str | None, bearer_credentials: str | None) -> None:
-        """Let the caller in, or raise Unauthenticated (401), Forbidden (403) or 503."""
+        """Let the caller in, or raise Unauthenticated (401), Forbidden (403) or 503.
+
+        Where API keys are configured, the 401's challenge offers `X-API-Key` next to Bearer.
+        """
+        try:
+            await self._check(api_key, bearer_credentials)
+        except Unauthenticated as error:
+            if self.digests:
+                error.api_key_header = API_KEY_HEADER
+            raise
+
+    async def _check(self, api_key: str | None, bearer_credentials: str | None) -> None:
         if api_key is not None:
             if self._known_key(api_key):
                 return
@@ -342,7 +365,7 @@ class FacadeAuth:
         if self.verifier is not None and looks_like_jwt(bearer_credentials):
             await self.verifier.verify(bearer_credentials)
             return
-        raise Unauthenticated("the bearer credentials are not valid")
+        raise Unauthenticated("the bearer credentials are not valid", invalid_token=True)
 
 
 @dataclass

@@ -6,7 +6,7 @@
     │   │   └── InvalidBatch           400  one event of a batch is malformed (names its index)
     │   ├── SchemaViolation            400  the payload fails its schema (lists field errors)
     │   ├── UnknownEventType           400  no handler for the type (lists the accepted ones)
-    │   ├── Unauthenticated            401
+    │   ├── Unauthenticated            401  always with a WWW-Authenticate challenge
     │   ├── Forbidden                  403
     │   ├── NotFound                   404
     │   ├── MethodNotAllowed           405
@@ -23,8 +23,10 @@
         └── HandlerFailed              500  the handler raised
 
 Each class carries its status code and RFC 9457 problem type; `problem_response` is the only code
-that turns one into bytes on the wire. Third-party exceptions (pydantic, orjson, redis, httpx) are
-translated into this tree where they are caught, so they never leak into a response.
+that turns one into bytes on the wire, headers included: so every 401 carries the
+`WWW-Authenticate` challenge RFC 9110 (section 11.6.1) requires, wherever it was raised.
+Third-party exceptions (pydantic, orjson, redis, httpx) are translated into this tree where they
+are caught, so they never leak into a response.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "required": ["type", "title", "status", "detail"],
 }
 _PROBLEM_BASE = "https://knative-python-backend.dev/problems/"
+# The protection space named in every 401 challenge (RFC 9110 section 11.6.1).
+REALM = "knative-python-backend"
 
 
 class FunctionError(Exception):
@@ -115,9 +119,38 @@ class UnknownEventType(ClientError):
 
 
 class Unauthenticated(ClientError):
+    """No credentials, or credentials refused: a 401 whose challenge says how to authenticate.
+
+    `invalid_token` says a bearer token was presented and refused (malformed, expired, another
+    audience...): the challenge then carries RFC 6750's `error="invalid_token"`, and no more (the
+    detail is in the body). `api_key_header` names the header an API key is accepted in, which the
+    challenge then offers next to Bearer.
+    """
+
     status_code = 401
     problem = "unauthenticated"
     title = "Authentication required"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        invalid_token: bool = False,
+        api_key_header: str | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail, **extensions)
+        self.invalid_token = invalid_token
+        self.api_key_header = api_key_header
+
+    def challenge(self) -> str:
+        """The `WWW-Authenticate` value: Bearer (RFC 6750 section 3), then the API key, if any."""
+        value = f'Bearer realm="{REALM}"'
+        if self.invalid_token:
+            value += ', error="invalid_token"'
+        if self.api_key_header is not None:
+            value += f', ApiKey header="{self.api_key_header}"'
+        return value
 
 
 class Forbidden(ClientError):
@@ -217,4 +250,6 @@ def problem_response(
         headers.append((b"retry-after", str(error.retry_after).encode()))
     if isinstance(error, MethodNotAllowed) and "allow" in error.extensions:
         headers.append((b"allow", str(error.extensions["allow"]).encode()))
+    if isinstance(error, Unauthenticated):
+        headers.append((b"www-authenticate", error.challenge().encode()))
     return error.status_code, headers, body

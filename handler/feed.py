@@ -5,7 +5,8 @@ test while nobody listens, and one `put_nowait` into a bounded queue while someo
 queue drops the event, the ingress never waits). A background pump serialises the events once,
 delivers them to the local subscribers' bounded queues (a subscriber whose queue is full is
 dropped: a slow UI must not hold the others back) and, with `REDIS_URL`, PUBLISHes them so the
-UIs connected to other replicas see them too.
+UIs connected to other replicas see them too. Both kinds of loss are counted (`overflows`,
+`slow_subscribers`) and read by `/metrics` at scrape time.
 
 Across replicas: a replica listens on the Redis channel only while it has local subscribers, so
 `PUBSUB NUMSUB` tells every replica whether anyone elsewhere wants its events; it probes that
@@ -94,6 +95,7 @@ class LiveFeed:
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self.overflows = 0  # events the hot path dropped because the pump fell behind
+        self.slow_subscribers = 0  # subscribers dropped because their queue was full
 
     # -- the hot path --------------------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class LiveFeed:
     def _deliver(self, event_type: str, message: bytes) -> None:
         dropped = [s for s in self._subscriptions if s.wants(event_type) and not s.push(message)]
         for subscription in dropped:
+            self.slow_subscribers += 1
             log.warning("feed_subscriber_dropped", reason="slow consumer")
             self.unsubscribe(subscription)
 

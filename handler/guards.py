@@ -13,9 +13,9 @@ from fastapi import Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.websockets import WebSocket
 
-from handler.auth import FacadeAuth, bearer
+from handler.auth import API_KEY_HEADER, FacadeAuth, bearer
 
-_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of API_KEYS.")
+_API_KEY = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="One of API_KEYS.")
 _BEARER = HTTPBearer(
     auto_error=False, description="An API key, or an OIDC token for OIDC_AUDIENCE."
 )

@@ -14,8 +14,9 @@ Calls other components make (all cheap, all synchronous; `runtime.metrics` is th
     metrics.published(ok)           Publisher.attempt: one delivery attempt to K_SINK
     metrics.dead_letter_stored()    DeadLetterSink: one dead letter stored
 
-The open WebSockets and the outbox depth are read from their components at scrape time
-(`sampler`), so the WebSocket and outbox code need no calls at all.
+The open WebSockets, the outbox depth and what the live feed and the WebSocket dropped (slow
+consumers) are read from their components' own counters at scrape time (`sampler`), so the
+WebSocket, feed and outbox code never call `Metrics`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class Metrics:
         self.outbox_depth = 0
         self.dead_letters = 0
         self.websocket_connections = 0
+        # Copied from the feed and the WebSocket sessions by `sampler` at scrape time.
+        self.feed_events_dropped = 0
+        self.feed_subscribers_dropped = 0
+        self.websocket_progress_dropped = 0
         self._registry: Any = None
 
     # -- the hot path ---------------------------------------------------------------------------
@@ -186,6 +191,21 @@ def _simple(m: Metrics) -> Iterator[Any]:
         ("function_publish_attempts", "Attempts to deliver events to K_SINK.", m.publish_attempts),
         ("function_publish_failures", "Failed attempts to deliver to K_SINK.", m.publish_failures),
         ("function_dead_letters_stored", "Dead letters stored by the inbox.", m.dead_letters),
+        (
+            "function_feed_events_dropped",
+            "Events the live feed dropped because its pump fell behind (queue full).",
+            m.feed_events_dropped,
+        ),
+        (
+            "function_feed_subscribers_dropped",
+            "Live feed subscribers cut off as slow consumers (their queue was full).",
+            m.feed_subscribers_dropped,
+        ),
+        (
+            "function_websocket_progress_dropped",
+            "WebSocket progress messages not delivered because the client read too slowly.",
+            m.websocket_progress_dropped,
+        ),
     )
     for name, doc, value in counters:
         yield CounterMetricFamily(name, doc, value=value)
@@ -201,8 +221,9 @@ def _simple(m: Metrics) -> Iterator[Any]:
 class MetricsEndpoint:
     """`GET /metrics` at the ASGI level, like the ingress: a scrape costs no routing.
 
-    `sample` (if given) refreshes the gauges whose numbers live in other components (open
-    WebSockets, outbox depth) right before each scrape: exact, and free between scrapes.
+    `sample` (if given) refreshes the numbers that live in other components (open WebSockets,
+    outbox depth, feed and WebSocket drops) right before each scrape: exact, and free between
+    scrapes.
     """
 
     def __init__(
@@ -235,12 +256,17 @@ class MetricsEndpoint:
 
 
 def sampler(runtime: Any) -> Callable[[Metrics], Awaitable[None]]:
-    """Reads the WebSocket count and the outbox depth from the runtime's components."""
+    """Reads the WebSocket, feed and outbox numbers from the runtime's components."""
 
     async def sample(metrics: Metrics) -> None:
         sessions = runtime.ws_sessions  # set by handler.ws.install when the facade is built
         if sessions is not None:
             metrics.websocket_connections = len(sessions.active)
+            metrics.websocket_progress_dropped = sessions.progress_dropped
+        feed = runtime.feed
+        if feed is not None:
+            metrics.feed_events_dropped = feed.overflows
+            metrics.feed_subscribers_dropped = feed.slow_subscribers
         publisher = runtime.publisher
         if publisher is not None:
             # A store outage must not fail the scrape: the gauge keeps its last value.

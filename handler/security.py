@@ -4,7 +4,8 @@ uvicorn's default HTTP parser (httptools) puts no bound on request headers: meas
 a 1 MB header and 50,000 header fields. So the app counts them itself (`HeaderLimits`, checked
 at the ASGI entry before any routing) and answers 431. With `--http h11` uvicorn's own bound also
 applies (`h11_max_incomplete_event_size`, 16 KiB: a 400 from uvicorn). In Knative, queue-proxy
-(Go net/http, 1 MiB of headers at most) is in front of both.
+(Go net/http, 1 MiB of headers at most) is in front of both. A WebSocket handshake is an HTTP
+request as well and is held to the same bounds, before the facade sees it.
 """
 
 from __future__ import annotations
@@ -90,6 +91,21 @@ class HeaderLimits:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def reject_handshake(self, scope: Scope, send: Any, error: HeadersTooLarge) -> None:
+        """Refuse a WebSocket handshake before accepting it.
+
+        A 431 problem where the server offers the ASGI denial response (uvicorn does, as
+        `handler.ws_session` uses it too); else a close before accept, which the server answers
+        with HTTP 403 (ASGI spec), 1008 being the policy-violation code.
+        """
+        if "websocket.http.response" in scope.get("extensions", {}):
+            status, headers, body = problem_response(error, instance=scope["path"])
+            start = {"type": "websocket.http.response.start", "status": status, "headers": headers}
+            await send(start)
+            await send({"type": "websocket.http.response.body", "body": body})
+            return
+        await send({"type": "websocket.close", "code": 1008})
+
 
 def cors_options(origins: list[str]) -> dict[str, Any]:
     """CORSMiddleware options: credentials only with explicit origins (never with `*`)."""
@@ -101,7 +117,8 @@ def cors_options(origins: list[str]) -> dict[str, Any]:
         "allow_credentials": not wildcard,
         "allow_methods": list(CORS_METHODS),
         "allow_headers": list(CORS_HEADERS),
-        "expose_headers": ["Retry-After", "Location"],
+        # WWW-Authenticate is not CORS-safelisted: exposed, the UI can read a 401's challenge.
+        "expose_headers": ["Retry-After", "Location", "WWW-Authenticate"],
         "max_age": 600,
     }
 

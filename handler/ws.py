@@ -30,6 +30,8 @@ class Sessions:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.active: set[Session] = set()
+        # Progress messages dropped on any socket of this process (full outbox), for /metrics.
+        self.progress_dropped = 0
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -232,8 +232,9 @@ class Session:
             message = dumps({"id": ident, "type": "progress", "data": to_json(item)})
             try:
                 self._out.put_nowait(message)
-            except asyncio.QueueFull:
+            except asyncio.QueueFull:  # the client reads too slowly: progress never waits
                 self.progress_dropped += 1
+                self.sessions.progress_dropped += 1  # outlives the socket, for /metrics
 
         result = None
         try:

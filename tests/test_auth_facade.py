@@ -23,6 +23,9 @@ KEYS = ["key-one-5f2c9a7e", "key-two-8d41b3c6"]
 QUERY_PATH = "/api/v1/query"
 # API descriptions are documentation, open like /openapi.json (they hold no user data).
 OPEN_DOCS = ["/api/v1/asyncapi.json"]
+# The WWW-Authenticate challenges (RFC 9110 11.6.1, RFC 6750 3).
+BEARER = 'Bearer realm="knative-python-backend"'
+API_KEY = 'ApiKey header="X-API-Key"'
 
 
 @contextlib.asynccontextmanager
@@ -68,6 +71,24 @@ async def test_wrong_credentials_are_401(keyed: httpx.AsyncClient, headers: dict
     assert KEYS[0] not in response.text
 
 
+async def test_401_offers_bearer_and_the_api_key_header(keyed: httpx.AsyncClient) -> None:
+    """Where API keys are accepted, the challenge names Bearer and then `X-API-Key`."""
+    response = await ask(keyed)
+    assert response.headers.get_list("www-authenticate") == [f"{BEARER}, {API_KEY}"]
+
+
+async def test_wrong_bearer_credentials_are_an_invalid_token(keyed: httpx.AsyncClient) -> None:
+    """Refused `Authorization: Bearer` credentials add RFC 6750's `error="invalid_token"`."""
+    response = await ask(keyed, {"authorization": "Bearer wrong"})
+    assert response.headers["www-authenticate"] == f'{BEARER}, error="invalid_token", {API_KEY}'
+
+
+async def test_wrong_api_key_is_not_an_invalid_token(keyed: httpx.AsyncClient) -> None:
+    """A refused `X-API-Key` is no bearer token: the challenge carries no error code."""
+    response = await ask(keyed, {"x-api-key": "wrong"})
+    assert response.headers["www-authenticate"] == f"{BEARER}, {API_KEY}"
+
+
 @pytest.mark.parametrize("key", KEYS)
 async def test_x_api_key_is_accepted(keyed: httpx.AsyncClient, key: str) -> None:
     """Each configured key works in `X-API-Key`."""
@@ -93,6 +114,7 @@ async def test_every_api_route_is_protected(keyed: httpx.AsyncClient) -> None:
             concrete = concrete.replace("{", "").replace("}", "")
             response = await keyed.request(method.upper(), concrete)
             assert response.status_code == 401, (method, path)
+            assert response.headers["www-authenticate"].startswith(BEARER), (method, path)
 
 
 @pytest.mark.parametrize(
@@ -150,6 +172,18 @@ class TestOIDCOnTheFacade:
         async with facade(api_keys=KEYS, oidc_audience=AUDIENCE, oidc_issuer=issuer.url) as c:
             response = await ask(c, {"authorization": f"Bearer {issuer.token(aud='other')}"})
         assert response.status_code == 401
+
+    async def test_bad_jwt_is_challenged_as_invalid_token(self, issuer: Issuer) -> None:
+        """With OIDC alone, a refused token is challenged for Bearer only, as `invalid_token`."""
+        async with facade(oidc_audience=AUDIENCE, oidc_issuer=issuer.url) as c:
+            response = await ask(c, {"authorization": f"Bearer {issuer.token(aud='other')}"})
+        assert response.headers["www-authenticate"] == f'{BEARER}, error="invalid_token"'
+
+    async def test_oidc_alone_challenges_for_bearer_only(self, issuer: Issuer) -> None:
+        """Without API_KEYS the challenge offers no API key header."""
+        async with facade(oidc_audience=AUDIENCE, oidc_issuer=issuer.url) as c:
+            response = await ask(c)
+        assert response.headers["www-authenticate"] == BEARER
 
     async def test_forbidden_subject_is_403(self, issuer: Issuer) -> None:
         """A valid token whose subject is not allowed is 403 on the facade too."""

@@ -20,6 +20,9 @@ from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
 from tests.support import RESPONSE, binary_headers, client_for, dumps, free_port, query
 from tests.support import test_settings as settings_for
 
+BEARER = 'Bearer realm="knative-python-backend"'
+INVALID_TOKEN = BEARER + ', error="invalid_token"'
+
 
 class Recorder:
     """A registry whose query handler records what it was called with."""
@@ -126,6 +129,45 @@ async def test_bad_token_is_401(issuer: Issuer, case: str) -> None:
         response = await deliver(client, token)
     assert_refused(response, 401, token)
     assert recorder.calls == []
+
+
+async def test_missing_token_is_challenged_for_a_bearer_token(issuer: Issuer) -> None:
+    """A 401 without a token names the Bearer scheme and realm, with no error (RFC 6750 3.1)."""
+    async with oidc_client(issuer) as client:
+        response = await deliver(client, None)
+    assert response.headers.get_list("www-authenticate") == [BEARER]
+
+
+async def test_other_scheme_is_challenged_without_an_error(issuer: Issuer) -> None:
+    """`Authorization: Basic ...` presents no bearer token: the plain Bearer challenge."""
+    async with oidc_client(issuer) as client:
+        headers = {**binary_headers(), "authorization": "Basic dXNlcjpwYXNz"}
+        response = await client.post("/", headers=headers, content=dumps(query()))
+    assert response.headers["www-authenticate"] == BEARER
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+async def test_refused_token_is_challenged_as_invalid_token(issuer: Issuer, case: str) -> None:
+    """A presented token that is refused adds `error="invalid_token"`, and nothing else."""
+    async with oidc_client(issuer) as client:
+        response = await deliver(client, BAD_TOKENS[case](issuer))
+    assert response.headers["www-authenticate"] == INVALID_TOKEN
+
+
+async def test_challenge_details_stay_out_of_the_body(issuer: Issuer) -> None:
+    """The refused-token flag shapes the header only: the body is the usual problem document."""
+    async with oidc_client(issuer) as client:
+        response = await deliver(client, issuer.token(expires_in=-120))
+    assert set(response.json()) == {"type", "title", "status", "detail", "instance"}
+
+
+async def test_forbidden_subject_carries_no_challenge(issuer: Issuer) -> None:
+    """A 403 (valid token, subject not allowed) is not a 401: no WWW-Authenticate."""
+    allowed = ["system:serviceaccount:knative-eventing:"]
+    async with oidc_client(issuer, oidc_allowed_subjects=allowed) as client:
+        response = await deliver(client, issuer.token(sub="system:serviceaccount:default:x"))
+    assert response.status_code == 403
+    assert "www-authenticate" not in response.headers
 
 
 async def test_small_clock_skew_is_tolerated(issuer: Issuer) -> None:
@@ -246,6 +288,7 @@ async def test_dead_letter_sink_requires_a_token_too(issuer: Issuer, tmp_path: P
         headers["authorization"] = f"Bearer {issuer.token()}"
         accepted = await client.post("/deadletter", headers=headers, content=dumps(query()))
     assert_refused(refused, 401)
+    assert refused.headers["www-authenticate"] == BEARER
     assert accepted.status_code < 300
 
 

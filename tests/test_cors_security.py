@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import orjson
 import pytest
+from websockets.exceptions import InvalidStatus
 
+from handler.app import create_app
+from tests.live import function_socket
+from tests.live import receive as ws_receive
+from tests.live import send as ws_send
+from tests.live import socket as ws_socket
 from tests.support import (
     STRUCTURED,
     binary_headers,
@@ -16,6 +24,7 @@ from tests.support import (
     function_client,
     query,
     running_server,
+    test_settings,
 )
 
 UI = "http://localhost:8501"
@@ -72,6 +81,13 @@ class TestCORS:
         response = await keyed.post(QUERY_PATH, json=query(), headers={"origin": UI})
         assert response.status_code == 401
         assert response.headers["access-control-allow-origin"] == UI
+
+    async def test_the_ui_can_read_a_401_challenge(self, keyed: httpx.AsyncClient) -> None:
+        """WWW-Authenticate is exposed to the UI's JavaScript along with the 401."""
+        response = await keyed.post(QUERY_PATH, json=query(), headers={"origin": UI})
+        exposed = response.headers["access-control-expose-headers"].lower().split(", ")
+        assert "www-authenticate" in exposed
+        assert response.headers["www-authenticate"].startswith("Bearer ")
 
     async def test_other_origin_gets_no_cors_headers(self, keyed: httpx.AsyncClient) -> None:
         """A simple request from another origin is answered without allow-origin headers."""
@@ -189,6 +205,92 @@ class TestLimits:
             "/", content=batch, headers={"content-type": "application/cloudevents-batch+json"}
         )
         assert response.status_code == 413
+
+
+def handshake_scope(headers: list[tuple[bytes, bytes]], *, denial: bool) -> dict[str, Any]:
+    """The ASGI scope of a WebSocket handshake to /api/v1/ws; `denial`: the server offers the
+    `websocket.http.response` extension (uvicorn does)."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "scheme": "ws",
+        "path": "/api/v1/ws",
+        "raw_path": b"/api/v1/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"function"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+        "subprotocols": [],
+        "extensions": {"websocket.http.response": {}} if denial else {},
+    }
+
+
+async def refused_handshake(
+    monkeypatch: pytest.MonkeyPatch, headers: list[tuple[bytes, bytes]], *, denial: bool
+) -> list[dict[str, Any]]:
+    """What the function sends for this handshake; fails if the facade would be built for it."""
+    from handler import facade_app
+
+    def no_facade(*_: Any) -> Any:
+        raise AssertionError("the facade was built for a handshake that should be refused")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    monkeypatch.setattr(facade_app, "build_facade", no_facade)
+    app = create_app(test_settings())
+    await app(handshake_scope(headers, denial=denial), receive, send)
+    return sent
+
+
+class TestHandshakeLimits:
+    """A WebSocket handshake is an HTTP request: the same header limits, before the facade."""
+
+    async def test_too_many_header_fields_close_the_handshake(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Over MAX_HEADER_COUNT, without the denial extension: close 1008 before accept (403)."""
+        headers = [(b"x-filler-%d" % i, b"v") for i in range(150)]
+        sent = await refused_handshake(monkeypatch, headers, denial=False)
+        assert sent == [{"type": "websocket.close", "code": 1008}]
+
+    async def test_oversized_headers_close_the_handshake(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Over MAX_HEADER_BYTES: the same close 1008, the facade never built."""
+        sent = await refused_handshake(monkeypatch, [(b"x-big", b"a" * 40_000)], denial=False)
+        assert sent == [{"type": "websocket.close", "code": 1008}]
+
+    async def test_the_denial_extension_answers_431_problem(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With the server's `websocket.http.response` extension, the refusal is the 431 problem."""
+        headers = [(b"x-filler-%d" % i, b"v") for i in range(150)]
+        start, body = await refused_handshake(monkeypatch, headers, denial=True)
+        assert start["type"] == "websocket.http.response.start"
+        assert start["status"] == 431
+        assert (b"content-type", b"application/problem+json") in start["headers"]
+        assert body["type"] == "websocket.http.response.body"
+        assert orjson.loads(body["body"])["instance"] == "/api/v1/ws"
+
+    @pytest.mark.server
+    async def test_real_server_refuses_the_handshake_with_431(self) -> None:
+        """Through uvicorn: too many header fields on a handshake is a 431, not an open socket."""
+        headers = [(f"x-f-{i}", "v") for i in range(25)]
+        async with function_socket(max_header_count=20) as (_, address):
+            with pytest.raises(InvalidStatus) as refused:
+                async with ws_socket(address, additional_headers=headers):
+                    pass
+            async with ws_socket(address) as ws:  # within the limits the socket opens
+                await ws_send(ws, {"type": "ping"})
+                assert (await ws_receive(ws))["type"] == "pong"
+        assert refused.value.response.status_code == 431
 
 
 def raw_request(port: int, request: bytes) -> bytes:

@@ -10,6 +10,7 @@ from handler.errors import (
     PROBLEM_JSON,
     ClientError,
     Conflict,
+    Forbidden,
     FunctionError,
     HandlerFailed,
     HandlerTimeout,
@@ -20,6 +21,7 @@ from handler.errors import (
     SchemaViolation,
     StoreUnavailable,
     TransientError,
+    Unauthenticated,
     UnknownEventType,
     UnsupportedMediaType,
     problem_response,
@@ -98,6 +100,36 @@ def test_method_not_allowed_sends_allow() -> None:
     """A 405 names the allowed methods in Allow."""
     _, headers, _ = problem_response(MethodNotAllowed("no", allow="POST"))
     assert dict(headers)[b"allow"] == b"POST"
+
+
+def test_unauthenticated_sends_a_bearer_challenge() -> None:
+    """Every 401 carries WWW-Authenticate (RFC 9110 11.6.1): Bearer, in the function's realm."""
+    _, headers, _ = problem_response(Unauthenticated("no token"))
+    assert dict(headers)[b"www-authenticate"] == b'Bearer realm="knative-python-backend"'
+
+
+def test_a_refused_token_is_challenged_as_invalid_token() -> None:
+    """`invalid_token=True` adds RFC 6750's error code to the challenge, not to the body."""
+    _, headers, body = problem_response(Unauthenticated("expired", invalid_token=True))
+    challenge = dict(headers)[b"www-authenticate"]
+    assert challenge == b'Bearer realm="knative-python-backend", error="invalid_token"'
+    assert set(orjson.loads(body)) == {"type", "title", "status", "detail"}
+
+
+def test_an_accepted_api_key_header_is_a_second_challenge() -> None:
+    """`api_key_header` offers the API key after Bearer, in one header field."""
+    error = Unauthenticated("no key", invalid_token=True, api_key_header="X-API-Key")
+    _, headers, _ = problem_response(error)
+    assert [v for k, v in headers if k == b"www-authenticate"] == [
+        b'Bearer realm="knative-python-backend", error="invalid_token", ApiKey header="X-API-Key"'
+    ]
+
+
+def test_only_401_carries_a_challenge() -> None:
+    """Other statuses, 403 included, send no WWW-Authenticate."""
+    for error in (Forbidden("no"), Conflict("busy"), StoreUnavailable("down")):
+        _, headers, _ = problem_response(error)
+        assert b"www-authenticate" not in dict(headers), type(error).__name__
 
 
 def test_schema_violation_lists_its_errors() -> None:

@@ -89,6 +89,7 @@ class TestInProcess:
         assert received == [f"e{n}" for n in range(5)]
         assert slow.dropped
         assert slow.queue.get_nowait() is None
+        assert feed.slow_subscribers == 1  # what /metrics reports
 
     async def test_offer_never_waits_when_the_pump_falls_behind(self) -> None:
         """Offering more than the queue holds drops the surplus and counts it."""

@@ -17,8 +17,9 @@ from handler import tracing
 from handler.app import create_app
 from handler.binding import Event
 from handler.metrics import OTHER, Metrics
-from handler.registry import Registry
+from handler.registry import Progress, Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.live import answer, function_socket, receive, registry_with, send, socket
 from tests.support import (
     BATCH,
     QUERY,
@@ -96,6 +97,9 @@ async def test_metrics_is_prometheus_text() -> None:
         "function_outbox_depth",
         "function_dead_letters_stored",
         "function_websocket_connections",
+        "function_feed_events_dropped",
+        "function_feed_subscribers_dropped",
+        "function_websocket_progress_dropped",
     } <= names
 
 
@@ -290,3 +294,64 @@ async def test_publisher_attempts_are_counted_and_carry_the_trace(tmp_path: Path
     assert "traceparent" not in route.calls[1].request.headers
     assert samples[("function_publish_attempts_total", ())] == 2
     assert samples[("function_publish_failures_total", ())] == 1
+
+
+def feed_event(n: int) -> Event:
+    attributes = {"specversion": "1.0", "id": f"f{n}", "source": "/tests", "type": QUERY}
+    return Event({**attributes, "datacontenttype": "application/json"}, b"{}")
+
+
+async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
+    """Events offered to a full feed queue count in function_feed_events_dropped_total."""
+    app = create_app(test_settings(feed_queue_size=1))
+    async with client_for(app) as client:
+        feed = app.state.runtime.feed
+        feed.subscribe()
+        for n in range(5):  # synchronous, as on the ingress: the pump cannot run in between
+            feed.offer(feed_event(n))
+        samples = await scrape(client)
+    assert samples[("function_feed_events_dropped_total", ())] == 4
+
+
+async def test_slow_feed_subscribers_cut_off_are_counted() -> None:
+    """A subscriber whose queue overflows counts in function_feed_subscribers_dropped_total."""
+    app = create_app(test_settings(feed_subscriber_queue=1))
+    async with client_for(app) as client:
+        feed = app.state.runtime.feed
+        before = await scrape(client)
+        slow = feed.subscribe()  # never read: the second event overflows its queue
+        feed.offer(feed_event(1))
+        feed.offer(feed_event(2))
+        for _ in range(500):  # the pump cuts it off on its next pass
+            if not feed.subscribers:
+                break
+            await asyncio.sleep(0.01)
+        after = await scrape(client)
+    assert slow.dropped
+    assert before[("function_feed_subscribers_dropped_total", ())] == 0
+    assert after[("function_feed_subscribers_dropped_total", ())] == 1
+    assert after[("function_feed_events_dropped_total", ())] == 0
+
+
+@pytest.mark.server
+async def test_websocket_progress_not_delivered_is_counted() -> None:
+    """Progress that overflows a socket's queue counts; delivered plus dropped is all of it."""
+    reported = 300
+
+    async def chatty(request: QueryRequest, progress: Progress) -> QueryResponse:
+        for n in range(reported):  # no await: the socket's writer cannot keep up
+            progress(n)
+        return answer(request)
+
+    async with function_socket(registry_with(chatty)) as (_, address):
+        async with socket(address) as ws:
+            await send(ws, {"id": "q", "query": "chatty"})
+            delivered = 0
+            while (message := await receive(ws))["type"] == "progress":
+                delivered += 1
+            assert message["type"] == "result"
+        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            samples = await scrape(client)
+    dropped = samples[("function_websocket_progress_dropped_total", ())]
+    assert dropped > 0
+    assert delivered + dropped == reported
