@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
 import re
 import sys
@@ -252,8 +253,9 @@ class HotLogger:
             self._logger.info(event, **fields)
             return
         line = {"component": self._component, **fields, "event": event}
-        for key, value in structlog.contextvars.get_contextvars().items():
-            line.setdefault(key, value)  # as merge_contextvars does
+        if len(contextvars.copy_context()):  # an empty context has nothing bound to merge
+            for key, value in structlog.contextvars.get_contextvars().items():
+                line.setdefault(key, value)  # as merge_contextvars does
         line["level"] = "info"
         line["timestamp"] = iso_now()
         writer.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
