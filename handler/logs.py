@@ -136,8 +136,12 @@ class LineWriter:
             self._write(data)
 
     def _write(self, data: bytes) -> None:
-        self._stream.write(data)
-        self._stream.flush()
+        try:
+            self._stream.write(data)
+            self._stream.flush()
+        except (OSError, ValueError):  # stdout closed or broken: the lines have nowhere to go
+            # Raising would fail the flush callback, whose error report is itself a log line.
+            pass
 
 
 class _JsonLines:

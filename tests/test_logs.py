@@ -153,3 +153,22 @@ async def test_library_lines_and_structlog_lines_keep_their_order(
     HotLogger("third").info("three")
     await asyncio.sleep(0)
     assert [line["event"] for line in lines(json_stdout)] == ["one", "two", "three"]
+
+
+class Closed(io.BytesIO):
+    """A stream whose reader went away."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        raise BrokenPipeError("reader gone")
+
+
+async def test_a_closed_stdout_drops_lines_instead_of_failing() -> None:
+    """With nowhere to write, lines are dropped: logging never raises, the flush never fails."""
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+    writer = LineWriter(Closed())
+    writer.write(b"lost\n")
+    await asyncio.sleep(0)  # the flush callback runs
+    writer.write(b"lost too\n")
+    writer.flush()
+    assert errors == []
