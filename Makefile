@@ -83,6 +83,11 @@ manifests-check: venv ## fail if eventing/ differs from what `make manifests` re
 bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see README "Performance")
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+.PHONY: bench-instructions
+bench-instructions: venv ## CPU instructions per event of the ingress (callgrind; deterministic)
+	command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(PY) -m bench.instructions
+
 .PHONY: clean
 clean: ## remove the environments and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

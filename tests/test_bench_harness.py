@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import apps, bare, report, run
+from bench import apps, bare, instructions, report, run
 from handler.binding import decode
-from tests.support import QUERY, RESPONSE, binary_headers, client_for, dumps, query
+from tests.support import (
+    QUERY,
+    RESPONSE,
+    binary_headers,
+    client_for,
+    dumps,
+    query,
+    test_settings,
+)
 
 
 def asgi_client(app: Any) -> httpx.AsyncClient:
@@ -91,3 +100,9 @@ def test_table_prints_every_server_and_target() -> None:
     for name in ("bare ASGI", "FastAPI hello world", "FastAPI + cloudevents SDK", "this function"):
         assert f"| {name} |" in text
     assert text.count("| met |") == 5
+
+
+async def test_instruction_counter_drives_events_the_function_answers(tmp_path: Path) -> None:
+    """The in-process driver that callgrind runs gets a 200 for every event it sends."""
+    settings = test_settings(data_dir=tmp_path)
+    assert await instructions.drive(5, settings) == instructions.WARMUP + 5
