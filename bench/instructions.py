@@ -20,20 +20,18 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from bench.run import EVENT_BODY, EVENT_HEADERS, ROOT
 
 if TYPE_CHECKING:
     from handler.config import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-BODY = b'{"query": "What is Knative?"}'
+# The event `make bench` sends, as uvicorn would hand its headers to the app.
+BODY = EVENT_BODY
 _HEADERS = [
     (b"host", b"127.0.0.1:8080"),
-    (b"ce-specversion", b"1.0"),
-    (b"ce-source", b"/bench/instructions"),
-    (b"ce-type", b"com.example.query.request"),
-    (b"content-type", b"application/json"),
+    *((name.encode(), value.encode()) for name, value in EVENT_HEADERS.items()),
     (b"content-length", str(len(BODY)).encode()),
 ]
 WARMUP = 200

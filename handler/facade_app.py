@@ -111,7 +111,8 @@ def _health_routes() -> APIRouter:
     @router.get(health.LIVENESS, summary="Liveness probe")
     async def liveness() -> JSONResponse:
         """200 while the process serves requests at all."""
-        return JSONResponse({"status": "alive"})
+        status, body = health.liveness()
+        return JSONResponse(body, status_code=status)
 
     @router.get(
         health.READINESS,

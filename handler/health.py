@@ -22,6 +22,11 @@ READINESS = "/health/readiness"
 _HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
 
 
+def liveness() -> tuple[int, dict[str, str]]:
+    """200 while the process serves requests at all."""
+    return 200, {"status": "alive"}
+
+
 def readiness(runtime: Runtime) -> tuple[int, dict[str, str]]:
     """200 once start-up is done; 503 before that and again while shutting down."""
     if runtime.ready and not runtime.draining:
@@ -42,7 +47,7 @@ def probes(runtime: Runtime) -> dict[str, Any]:
         await send_response(send, status, headers, b"" if scope["method"] == "HEAD" else data)
 
     async def liveness_probe(scope: Any, _receive: Any, send: Any) -> None:
-        await answer(200, {"status": "alive"}, scope, send)
+        await answer(*liveness(), scope, send)
 
     async def readiness_probe(scope: Any, _receive: Any, send: Any) -> None:
         await answer(*readiness(runtime), scope, send)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.oidc import Issuer
-from tests.support import function_client
+from tests.support import Counting, function_client, handler_client
 
 
 @pytest.fixture
@@ -30,3 +30,16 @@ def issuer(served_issuer: Issuer) -> Issuer:
     """The module's issuer with its published keys and counters reset."""
     served_issuer.reset()
     return served_issuer
+
+
+@pytest.fixture
+def counting() -> Counting:
+    """A counting handler."""
+    return Counting()
+
+
+@pytest.fixture
+async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
+    """A function whose query handler is `counting`."""
+    async with handler_client(counting) as client:
+        yield client

@@ -5,6 +5,7 @@ Builders return plain headers/bodies so that tests show exactly what goes over t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +147,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m handler` in a real process on a free port."""
+    """`python -m handler` (or another entry point, `argv`) in a real process on a free port."""
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, argv: Sequence[str] = ("-m", "handler")
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.argv = list(argv)
         self.env = {
             **os.environ,
             "PORT": str(self.port),
@@ -162,13 +166,23 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
+        """Spawn the process and wait until it is ready."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> ServerProcess:
+        """Start the process without waiting (several can then start side by side)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "handler"],
+            [sys.executable, *self.argv],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> ServerProcess:
+        """Wait for readiness; RuntimeError with the output if it exits or takes too long."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -180,6 +194,15 @@ class ServerProcess:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("server did not become ready")
+
+    def kill(self) -> str:
+        """Kill the process if it still runs (no drain); returns what it printed."""
+        if self.proc is None:
+            return ""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        out, _ = self.proc.communicate(timeout=10)
+        return out.decode()
 
     def stop(self, timeout: float = 15.0) -> str:
         """Terminate (SIGTERM) and return everything the server printed."""
@@ -219,3 +242,25 @@ def redis_url(db: int) -> str:
             pytest.fail(f"REQUIRE_REDIS is set but Redis at {url} is unreachable: {exc}")
         pytest.skip(f"no Redis reachable at {url} (set REQUIRE_REDIS=1 to make this an error)")
     return url
+
+
+class Counting:
+    """A query handler that records what it handled and can be held at a gate."""
+
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    @property
+    def calls(self) -> int:
+        return len(self.handled)
+
+    async def __call__(self, request: Any) -> Any:
+        from schemas import QueryResponse
+
+        self.handled.append(request.query)
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return QueryResponse(result={"message": request.query})

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from handler.dedupe import MemoryDedupeStore, Reply, State, event_key
-from schemas import QueryRequest, QueryResponse
 from tests.support import (
     STRUCTURED,
+    Counting,
     binary_headers,
     dumps,
     event_json,
-    handler_client,
     query,
 )
 
@@ -203,35 +201,6 @@ async def test_store_pings_and_closes() -> None:
 # -------------------------------------------------------------------------------------------
 # Through the ingress
 # -------------------------------------------------------------------------------------------
-
-
-class Counting:
-    """A handler that counts its calls and can be held at a gate."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.gate: asyncio.Event | None = None
-        self.entered = asyncio.Event()
-
-    async def __call__(self, request: QueryRequest) -> QueryResponse:
-        self.calls += 1
-        self.entered.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        return QueryResponse(result={"message": request.query, "call": self.calls})
-
-
-@pytest.fixture
-def counting() -> Counting:
-    """A counting handler."""
-    return Counting()
-
-
-@pytest.fixture
-async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
-    """A function whose query handler is `counting`."""
-    async with handler_client(counting) as client:
-        yield client
 
 
 async def test_redelivery_replays_without_running_the_handler(

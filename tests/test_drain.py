@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -25,7 +23,14 @@ from handler.app import create_app
 from handler.drain import DrainingServer
 from handler.outbox import SQLiteOutbox
 from tests.sink import Sink, running_sink
-from tests.support import ROOT, binary_headers, client_for, dumps, free_port, query, test_settings
+from tests.support import (
+    ServerProcess,
+    binary_headers,
+    client_for,
+    dumps,
+    query,
+    test_settings,
+)
 
 # A function whose query handler takes `parameters.sleep` seconds and touches a marker file when
 # it starts, served exactly like `python -m handler` serves the real one.
@@ -52,58 +57,32 @@ SLOW_FUNCTION = textwrap.dedent(
 )
 
 
-class SlowFunction:
+class SlowFunction(ServerProcess):
     """The slow function in a real process on a free port (DATA_DIR and marker in `workdir`)."""
 
     def __init__(self, workdir: Path, **env: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.started_marker = workdir / "started"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "LOG_FORMAT": "json",
-            "DATA_DIR": str(workdir),
-            "STARTED_MARKER": str(self.started_marker),
-            **env,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SLOW_FUNCTION],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        marker = {"DATA_DIR": str(workdir), "STARTED_MARKER": str(self.started_marker)}
+        super().__init__({**marker, **env}, argv=["-c", SLOW_FUNCTION])
 
-    def wait_ready(self, within: float = 15.0) -> SlowFunction:
-        deadline = time.monotonic() + within
-        while True:
-            assert self.proc.poll() is None, "the function exited during start-up"
-            assert time.monotonic() < deadline, "the function did not become ready"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health/readiness", timeout=0.5).status_code == 200:
-                    return self
-            time.sleep(0.05)
-
-    def close(self) -> str:
-        """Kill the process if it still runs; returns what it printed."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        out, _ = self.proc.communicate(timeout=10)
-        return out.decode()
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.proc is not None, "spawn() first"
+        return self.proc
 
 
 @contextlib.contextmanager
 def slow_functions(*workdirs: Path, **env: str) -> Iterator[list[SlowFunction]]:
     """Slow functions started side by side (start-up is the slow part), killed on exit."""
-    functions = [SlowFunction(workdir, **env) for workdir in workdirs]
+    functions = [SlowFunction(workdir, **env).spawn() for workdir in workdirs]
     try:
-        yield [function.wait_ready() for function in functions]
+        for function in functions:
+            function.wait_ready()
+        yield functions
     finally:
         for function in functions:
-            function.close()
+            function.kill()
 
 
 async def wait_for_file(path: Path, within: float = 5.0) -> None:
@@ -130,7 +109,7 @@ async def test_sigterm_answers_the_request_in_flight_and_exits_0(tmp_path: Path)
     """SIGTERM mid-request: readiness 503 at once, new work 503, the request (outlasting the
     shutdown delay) answered in full, exit 0."""
     with slow_functions(tmp_path, SHUTDOWN_DELAY_SECONDS="2.0") as [function]:
-        proc, url = function.proc, function.url
+        proc, url = function.process, function.url
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             in_flight = asyncio.create_task(
                 client.post("/", headers=binary_headers(), content=dumps(query("slow", sleep=3.0)))
@@ -154,7 +133,7 @@ async def test_sigterm_answers_the_request_in_flight_and_exits_0(tmp_path: Path)
 async def test_sigterm_on_an_idle_function_exits_0_promptly(tmp_path: Path) -> None:
     """Without work in flight (and no delay) SIGTERM stops the process quickly with status 0."""
     with slow_functions(tmp_path) as [function]:
-        proc = function.proc
+        proc = function.process
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         exit_code = await asyncio.to_thread(proc.wait, 15)

@@ -16,17 +16,16 @@ from hypothesis import strategies as st
 
 from handler.app import create_app
 from handler.dispatch import reply_id
-from schemas import QueryRequest, QueryResponse
 from tests.support import (
     BATCH,
     QUERY,
     RESPONSE,
     STRUCTURED,
+    Counting,
     binary_headers,
     dumps,
     event_json,
     function_client,
-    handler_client,
     query,
     test_settings,
 )
@@ -133,30 +132,6 @@ async def test_empty_batch_is_202(client: httpx.AsyncClient) -> None:
 # -------------------------------------------------------------------------------------------
 # Batches are validated whole
 # -------------------------------------------------------------------------------------------
-
-
-class Counting:
-    """A handler that counts its calls."""
-
-    def __init__(self) -> None:
-        self.handled: list[str] = []
-
-    async def __call__(self, request: QueryRequest) -> QueryResponse:
-        self.handled.append(request.query)
-        return QueryResponse(result={"message": request.query})
-
-
-@pytest.fixture
-def counting() -> Counting:
-    """A counting handler."""
-    return Counting()
-
-
-@pytest.fixture
-async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
-    """A function whose query handler is `counting`."""
-    async with handler_client(counting) as client:
-        yield client
 
 
 @pytest.mark.parametrize(
