@@ -297,30 +297,73 @@ def _unescape(name: str, raw: bytes) -> str:
         raise MalformedEvent(f"header ce-{name} is not valid UTF-8 after decoding") from None
 
 
-def _split_headers(
-    headers: Iterable[tuple[bytes, bytes]],
-) -> tuple[list[tuple[bytes, bytes]], str | None]:
-    """The `ce-` headers (lowercased names) and the first Content-Type, in one pass."""
-    attributes = []
-    content_type = None
+# What each request header is to the ingress, by its name as received: a `ce-` header's
+# attribute name (lowercased, not yet validated), or one of these. Header names repeat from
+# request to request, so the lowercasing and slicing happen once per name (bounded: names are
+# input). One dict lookup per header is what one pass over them costs.
+_OTHER: Final = 0
+_CONTENT_TYPE: Final = 1
+_CONTENT_LENGTH: Final = 2
+_TRACEPARENT: Final = 3
+_TRACESTATE: Final = 4
+_FIXED_ROLES: Final = {
+    b"content-type": _CONTENT_TYPE,
+    b"content-length": _CONTENT_LENGTH,
+    b"traceparent": _TRACEPARENT,
+    b"tracestate": _TRACESTATE,
+}
+_ROLES: dict[bytes, str | int] = {}
+
+
+def _role(raw_name: bytes) -> str | int:
+    name = raw_name.lower()
+    role: str | int = (
+        name[3:].decode("latin-1") if name[:3] == b"ce-" else _FIXED_ROLES.get(name, _OTHER)
+    )
+    if len(_ROLES) < 4 * _CACHED:
+        _ROLES[raw_name] = role
+    return role
+
+
+@dataclass(slots=True)  # not frozen: see Event
+class Head:
+    """What the ingress reads from the request headers, found in one pass (`read_head`)."""
+
+    ce: list[tuple[str, bytes]]  # the `ce-` headers: attribute name (lowercased) and raw value
+    content_type: str | None = None  # the first Content-Type
+    content_length: bytes | None = None  # the first Content-Length, as sent
+    traceparent: str | None = None  # W3C trace context headers (the last of each)
+    tracestate: str | None = None
+
+
+def read_head(headers: Iterable[tuple[bytes, bytes]]) -> Head:
+    """One pass over the headers: the `ce-` ones, Content-Type, Content-Length and the trace."""
+    head = Head([])
+    ce = head.ce
     for raw_name, value in headers:
-        name = raw_name.lower()
-        if name[:3] == b"ce-":
-            attributes.append((name, value))
-        elif name == b"content-type" and content_type is None:
-            content_type = value.decode("latin-1")
-    return attributes, content_type
+        role = _ROLES.get(raw_name)
+        if role is None:
+            role = _role(raw_name)
+        if role == _OTHER:
+            continue
+        if role.__class__ is str:
+            ce.append((role, value))  # a str role is a ce- attribute name
+        elif role == _CONTENT_TYPE:
+            if head.content_type is None:
+                head.content_type = value.decode("latin-1")
+        elif role == _CONTENT_LENGTH:
+            if head.content_length is None:
+                head.content_length = value
+        elif role == _TRACEPARENT:
+            head.traceparent = value.decode("latin-1")
+        else:
+            head.tracestate = value.decode("latin-1")
+    return head
 
 
-def decode_binary(headers: Iterable[tuple[bytes, bytes]], body: bytes) -> Event:
-    """Decode a binary-mode message: `ce-` headers are the attributes, the body is the data."""
-    return _binary(*_split_headers(headers), body)
-
-
-def _binary(ce_headers: list[tuple[bytes, bytes]], content_type: str | None, body: bytes) -> Event:
+def _binary(ce_headers: list[tuple[str, bytes]], content_type: str | None, body: bytes) -> Event:
     attributes: dict[str, Any] = {}
-    for name, raw in ce_headers:
-        attr = name[3:].decode("latin-1")
+    for attr, raw in ce_headers:
         if attr not in _VALID_NAMES:
             _check_name(attr, f"header ce-{attr}")
         if attr in attributes:
@@ -464,10 +507,15 @@ def decode(
     max_batch: int = 100,
 ) -> Request:
     """Decode an HTTP request in whichever content mode its Content-Type says."""
-    ce_headers, content_type = _split_headers(headers)
+    return decode_head(read_head(headers), body, max_batch=max_batch)
+
+
+def decode_head(head: Head, body: bytes, *, max_batch: int = 100) -> Request:
+    """`decode` of a request whose headers `read_head` has read already."""
+    content_type = head.content_type
     event_format = _event_format(content_type)
     if event_format is None:
-        return Request(Mode.BINARY, (_binary(ce_headers, content_type, body),))
+        return Request(Mode.BINARY, (_binary(head.ce, content_type, body),))
     if event_format == STRUCTURED:
         return Request(Mode.STRUCTURED, (decode_structured(body),))
     return Request(Mode.BATCH, decode_batch(body, max_batch))

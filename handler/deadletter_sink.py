@@ -35,7 +35,7 @@ class DeadLetterSink:
         self.store = store
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from handler.ingress import ClientDisconnected, read_body, send_response
+        from handler.ingress import ClientDisconnected, declared_length, read_body, send_response
 
         try:
             if scope["method"] != "POST":
@@ -43,7 +43,9 @@ class DeadLetterSink:
             if self.runtime.delivery_auth is not None:
                 await self.runtime.delivery_auth.check(scope)
             settings = self.runtime.settings
-            body = await read_body(scope, receive, settings.max_body_bytes)
+            body = await read_body(
+                receive, settings.max_body_bytes, declared_length(scope["headers"])
+            )
             request = decode(scope["headers"], body, max_batch=settings.max_batch_events)
             for event in request.events:
                 letter = dead_letter_of(event)

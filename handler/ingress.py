@@ -11,7 +11,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from handler.binding import BATCH, STRUCTURED, Event, Mode, decode, to_batch, to_binary
+from handler.binding import (
+    BATCH,
+    STRUCTURED,
+    Event,
+    Head,
+    Mode,
+    decode_head,
+    read_head,
+    to_batch,
+    to_binary,
+)
 from handler.binding import to_structured as encode_structured
 from handler.dispatch import Outcome
 from handler.errors import (
@@ -23,7 +33,7 @@ from handler.errors import (
 )
 from handler.logs import HotLogger, get_logger
 from handler.runtime import Runtime
-from handler.tracing import TraceContext, adopt, bound, extract, ingress_span
+from handler.tracing import TraceContext, adopt, bound, extract, ingress_span, parse
 
 Scope = dict[str, Any]
 Receive = Any
@@ -42,16 +52,22 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
     """The Content-Length of a request (0 when absent), or MalformedEvent if not a number."""
     for name, value in headers:
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                raise MalformedEvent("Content-Length is not a number") from None
+            return content_length(value)
     return 0
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, or PayloadTooLarge as soon as it is known to exceed `limit`."""
-    length = declared_length(scope["headers"])
+def content_length(value: bytes | None) -> int:
+    """A Content-Length header's value (0 when absent), or MalformedEvent if not a number."""
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise MalformedEvent("Content-Length is not a number") from None
+
+
+async def read_body(receive: Receive, limit: int, length: int) -> bytes:
+    """The request body of declared `length`, or PayloadTooLarge once it exceeds `limit`."""
     if length > limit:
         raise PayloadTooLarge(
             f"the body has {length} bytes; at most {limit} are accepted", limit=limit
@@ -134,10 +150,11 @@ class Ingress:
                 )
             if self.runtime.delivery_auth is not None:
                 await self.runtime.delivery_auth.check(scope)
-            body = await read_body(scope, receive, self._limit)
-            request = decode(scope["headers"], body, max_batch=self._max_batch)
+            head = read_head(scope["headers"])
+            body = await read_body(receive, self._limit, content_length(head.content_length))
+            request = decode_head(head, body, max_batch=self._max_batch)
             mode, events = request.mode, request.events
-            trace = self._trace(scope, events)
+            trace = self._trace(head, events)
             if trace is None and not self._otel:
                 outcomes = await self._handle(events, batch=mode is Mode.BATCH)
             else:
@@ -177,12 +194,13 @@ class Ingress:
             )
 
     @staticmethod
-    def _trace(scope: Scope, events: tuple[Event, ...]) -> TraceContext | None:
+    def _trace(head: Head, events: tuple[Event, ...]) -> TraceContext | None:
         """The first event's trace; events without the extension adopt the HTTP header's."""
-        delivery = extract(scope["headers"], None)
-        if delivery is not None:
-            for event in events:
-                adopt(event.attributes, delivery)
+        if head.traceparent is not None:
+            delivery = parse(head.traceparent, head.tracestate)
+            if delivery is not None:
+                for event in events:
+                    adopt(event.attributes, delivery)
         return extract((), events[0].attributes) if events else None
 
     async def _handle_traced(

@@ -25,6 +25,7 @@ from handler.binding import (
     encode_header_value,
     is_json,
     media_type,
+    read_head,
     to_batch,
     to_binary,
     to_json_object,
@@ -245,6 +246,36 @@ def test_header_names_are_case_insensitive() -> None:
     event = decode(headers, b"{}").events[0]
     assert (event.id, event.source, event.type) == ("x", "/s", "t")
     assert event.datacontenttype == "application/json"
+
+
+def test_one_pass_over_the_headers_finds_what_the_ingress_reads() -> None:
+    """`read_head`: the ce- headers in order, the first Content-Type and Content-Length, and the
+    last trace headers; other headers are skipped, whatever the case of any name."""
+    headers = [
+        (b"Host", b"fn.example"),
+        (b"CE-ID", b"x"),
+        (b"content-type", b"application/json"),
+        (b"Content-Type", b"text/plain"),
+        (b"Content-Length", b"2"),
+        (b"content-length", b"99"),
+        (b"ce-myext", b"1"),
+        (b"traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"),
+        (b"TraceState", b"a=1"),
+        (b"tracestate", b"b=2"),
+        (b"x-request-id", b"r"),
+    ]
+    for _ in range(2):  # the second pass reads the names it has seen before from its cache
+        head = read_head(headers)
+        assert head.ce == [("id", b"x"), ("myext", b"1")]
+        assert (head.content_type, head.content_length) == ("application/json", b"2")
+        assert head.traceparent == "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        assert head.tracestate == "b=2"
+
+
+def test_a_request_without_the_optional_headers_has_none_of_them() -> None:
+    head = read_head([(b"ce-id", b"x")])
+    assert head.ce == [("id", b"x")]
+    assert head.content_type is head.content_length is head.traceparent is head.tracestate is None
 
 
 def test_duplicate_ce_header_is_rejected() -> None:
