@@ -19,6 +19,7 @@ def serve(settings: Settings | None = None, *, app: Any = None) -> None:
     """
     from handler.app import create_app
     from handler.drain import DrainingServer
+    from handler.protocol import TurnWritesProtocol
 
     settings = settings or Settings()
     if app is None:
@@ -31,6 +32,8 @@ def serve(settings: Settings | None = None, *, app: Any = None) -> None:
         log_config=None,  # structlog already routes uvicorn's loggers
         access_log=False,  # the ingress logs one richer line per event
         server_header=False,
+        # Responses leave at the end of each event-loop turn (see handler.protocol).
+        http=TurnWritesProtocol,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         lifespan="on",
         # A WebSocket message a little too large gets a 413 error message from the app; one far

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
 from handler.app import FunctionApp, create_app
+from handler.protocol import TurnWritesProtocol
 from handler.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import free_port, test_settings
@@ -27,7 +28,13 @@ async def serving(app: Any) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        http=TurnWritesProtocol,  # as production serves it (handler.server)
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
