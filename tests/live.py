@@ -24,7 +24,7 @@ from tests.support import free_port, test_settings
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
+async def serving(app: Any, lifespan: str = "on") -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
     port = free_port()
     config = uvicorn.Config(
@@ -32,7 +32,7 @@ async def serving(app: Any) -> AsyncIterator[str]:
         host="127.0.0.1",
         port=port,
         log_config=None,
-        lifespan="on",
+        lifespan=lifespan,
         access_log=False,
         http=TurnWritesProtocol,  # as production serves it (handler.server)
     )
