@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 
 import httpx
 import pytest
@@ -132,6 +134,28 @@ async def test_byte_bound_evicts_the_oldest_replies() -> None:
     assert s.bytes <= 3600
     assert (await s.claim("a", "fp")).state is State.CLAIMED
     assert (await s.claim("d", "fp")).state is State.DONE
+
+
+async def test_the_byte_bound_holds_for_the_memory_really_taken() -> None:
+    """DEDUPE_MAX_BYTES bounds what the store takes, measured by tracemalloc, keys included,
+    in the steady state of a full store that evicts as fast as it adds."""
+    bound = 4 * 2**20
+    store = MemoryDedupeStore(ttl=3600, lease=30, max_entries=10**7, max_bytes=bound)
+    data = b'{"result":{"message":"Processed query: What is Knative?"},"metadata":{}}'
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(80_000):  # about seven times what fits
+            key = event_key("/bench/wrk", f"bench-1-1764086400-{n}")
+            await store.claim(key, "f" * 32)
+            await store.complete(key, Reply("2026-11-25T16:00:00.123Z", data, "f" * 32))
+        gc.collect()
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(store) > 10_000  # full, not emptied
+    assert store.bytes <= bound
+    assert taken <= bound * 1.02
 
 
 async def test_events_in_progress_are_never_evicted() -> None:
