@@ -74,14 +74,22 @@ class FunctionApp:
         if runtime.deadletters is not None:
             self.fast_paths["/deadletter"] = DeadLetterSink(runtime, runtime.deadletters)
         self._facade: FastAPI | None = None
+        self._facade_entry: Any = None  # the facade behind uvicorn's ProxyHeadersMiddleware
+        self._trusted_proxies = settings.forwarded_allow_ips
 
     @property
     def facade(self) -> FastAPI:
         """The FastAPI app of the facade, built on first use (see the module docstring)."""
         if self._facade is None:
+            from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
             from handler.facade_app import build_facade
 
-            self._facade = build_facade(self.state.runtime)
+            facade: Any = build_facade(self.state.runtime)  # an ASGI app, by Starlette's types
+            self._facade = facade
+            # The client and scheme a trusted proxy forwarded (uvicorn's own middleware, which
+            # `serve` leaves off so that the fast paths do not parse X-Forwarded-* for nothing).
+            self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)
         return self._facade
 
     def lifespan_context(self) -> AbstractAsyncContextManager[None]:
@@ -118,12 +126,13 @@ class FunctionApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
             return
-        facade = self._facade
-        if facade is None:
-            facade = self.facade
+        entry = self._facade_entry
+        if entry is None:
+            self.facade  # noqa: B018 - builds it
+            entry = self._facade_entry
             # What building it registered (the WebSocket sessions) starts now, stops with us.
             await self.state.runtime.start_components()
-        await facade(scope, receive, send)
+        await entry(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         """The ASGI lifespan protocol around `lifespan_context` (as Starlette's router runs it)."""

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:8501"],
         description="Comma-separated origins allowed by CORS.",
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Peers whose X-Forwarded-For/-Proto the facade trusts (uvicorn's setting; Knative's "
+            "queue-proxy connects from 127.0.0.1)."
+        ),
+    )
 
     # Security: OIDC (Knative Eventing `authentication-oidc`) and request limits (handler/auth.py,
     # handler/security.py). OIDC_AUDIENCE set = deliveries require a token; the facade then too.

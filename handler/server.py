@@ -34,6 +34,9 @@ def serve(settings: Settings | None = None, *, app: Any = None) -> None:
         server_header=False,
         # Responses leave at the end of each event-loop turn (see handler.protocol).
         http=TurnWritesProtocol,
+        # X-Forwarded-* are read where they matter, by the facade (its URLs and redirects):
+        # FunctionApp puts uvicorn's ProxyHeadersMiddleware there, not before the ingress.
+        proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         lifespan="on",
         # A WebSocket message a little too large gets a 413 error message from the app; one far

@@ -279,3 +279,25 @@ async def test_a_streamed_query_body_over_the_limit_is_413() -> None:
         )
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# -------------------------------------------------------------------------------------------
+# Behind a proxy (Knative's queue-proxy, an ingress terminating TLS)
+# -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "scheme"),
+    [("127.0.0.1", "https"), ("10.0.0.1", "http")],
+    ids=["trusted-peer", "untrusted-peer"],
+)
+async def test_the_facade_takes_the_scheme_a_trusted_proxy_forwards(
+    trusted: str, scheme: str
+) -> None:
+    """FORWARDED_ALLOW_IPS: X-Forwarded-Proto from a trusted peer shapes the facade's URLs
+    (here a trailing-slash redirect); from anyone else it is ignored. The in-process client
+    connects from 127.0.0.1."""
+    async with client_for(create_app(test_settings(forwarded_allow_ips=trusted))) as client:
+        response = await client.get("/api/v1/schemas/", headers={"x-forwarded-proto": "https"})
+    assert response.status_code == 307
+    assert response.headers["location"] == f"{scheme}://function/api/v1/schemas"
