@@ -40,9 +40,11 @@ class HeldWrites:
         self._parts: list[bytes] = []
         self._size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        if data.__class__ is not bytes:  # a bytearray or memoryview its owner may reuse: copied
+            data = bytes(data)
         if not self._parts:
             self._loop.call_soon(self.flush)  # the end of this turn (asyncio and uvloop alike)
         self._parts.append(data)
@@ -61,7 +63,7 @@ class HeldWrites:
         if not self._transport.is_closing():  # the peer is gone: nowhere to write to
             self._transport.write(data)
 
-    def writelines(self, lines: list[bytes]) -> None:
+    def writelines(self, lines: list[bytes | bytearray | memoryview]) -> None:
         for data in lines:
             self.write(data)
 

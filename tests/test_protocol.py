@@ -71,6 +71,16 @@ async def test_each_turn_writes_once_and_only_what_it_was_given() -> None:
     assert transport.writes == [b"a", b"b"]
 
 
+async def test_a_buffer_reused_after_its_write_is_written_as_it_was() -> None:
+    writes, transport = held()
+    buffer = bytearray(b"first")
+    writes.write(buffer)
+    buffer[:] = b"reuse"
+    writes.write(memoryview(b"-view"))
+    await end_of_turn()
+    assert transport.writes == [b"first-view"]
+
+
 async def test_a_large_write_goes_out_at_once_for_the_transport_flow_control() -> None:
     writes, transport = held()
     writes.write(b"head")
