@@ -7,6 +7,8 @@ uvicorn and `TurnWritesProtocol` on a loopback socket, as production does (tests
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -133,6 +135,21 @@ async def test_writelines_is_writes_in_order() -> None:
 # -- a real server ------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def connection(
+    address: str,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A raw TCP connection to `host:port`, closed (and waited for) whatever happens."""
+    host, port = address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
     """One HTTP/1.1 response with a Content-Length: status line, headers, body."""
     head = await reader.readuntil(b"\r\n\r\n")
@@ -153,36 +170,27 @@ def binary_event(event_id: str, body: bytes = b'{"query": "q"}') -> bytes:
 async def test_pipelined_events_are_answered_in_order() -> None:
     """Three events in one segment: three replies, in the order of the requests."""
     async with function_socket() as (_, address):
-        host, port = address.split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(b"".join(binary_event(f"pipelined-{n}") for n in range(3)))
-        replies = [await read_response(reader) for _ in range(3)]
-        writer.close()
-    assert [status for status, _, _ in replies] == [b"HTTP/1.1 200 OK"] * 3
-    ids = [headers[b"ce-id"] for _, headers, _ in replies]
-    assert len(set(ids)) == 3
-    # The reply ids are derived from the request ids: same order as the requests.
-    async with function_socket() as (_, address):
-        host, port = address.split(":")
+        async with connection(address) as (reader, writer):
+            writer.write(b"".join(binary_event(f"pipelined-{n}") for n in range(3)))
+            replies = [await read_response(reader) for _ in range(3)]
+        assert [status for status, _, _ in replies] == [b"HTTP/1.1 200 OK"] * 3
+        ids = [headers[b"ce-id"] for _, headers, _ in replies]
+        assert len(set(ids)) == 3
+        # Reply ids derive from the request ids: each one alone gets the same reply id back.
         for n, reply_id in enumerate(ids):
-            reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(binary_event(f"pipelined-{n}"))
-            _, headers, _ = await read_response(reader)
-            writer.close()
+            async with connection(address) as (reader, writer):
+                writer.write(binary_event(f"pipelined-{n}"))
+                _, headers, _ = await read_response(reader)
             assert headers[b"ce-id"] == reply_id
 
 
 async def test_expect_100_continue_still_gets_its_interim_response() -> None:
-    async with function_socket() as (_, address):
-        host, port = address.split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        request = binary_event("continue")
-        head, _, body = request.partition(b"\r\n\r\n")
+    async with function_socket() as (_, address), connection(address) as (reader, writer):
+        head, _, body = binary_event("continue").partition(b"\r\n\r\n")
         writer.write(head + b"\r\nexpect: 100-continue\r\n\r\n")
         assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
         writer.write(body)
         status, _, _ = await read_response(reader)
-        writer.close()
     assert status == b"HTTP/1.1 200 OK"
 
 
@@ -198,15 +206,16 @@ async def test_a_streamed_body_is_not_held_back_until_the_response_ends() -> Non
         await release.wait()
         await send({"type": "http.response.body", "body": b"second"})
 
-    async with serving(streaming, lifespan="off") as address:
-        reader, writer = await asyncio.open_connection(*address.split(":"))
+    async with (
+        serving(streaming, lifespan="off") as address,
+        connection(address) as (reader, writer),
+    ):
         writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert b"transfer-encoding: chunked" in head
         assert await asyncio.wait_for(reader.readuntil(b"first\r\n"), 5) == b"5\r\nfirst\r\n"
         release.set()
         rest = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
-        writer.close()
     assert rest == b"6\r\nsecond\r\n0\r\n\r\n"
 
 
@@ -218,25 +227,20 @@ async def test_a_body_larger_than_the_high_water_mark_arrives_whole() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async with serving(large, lifespan="off") as address:
-        reader, writer = await asyncio.open_connection(*address.split(":"))
+    async with serving(large, lifespan="off") as address, connection(address) as (reader, writer):
         writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n")
         first = await asyncio.wait_for(read_response(reader), 10)
         second = await asyncio.wait_for(read_response(reader), 10)
-        writer.close()
     assert first[2] == second[2] == payload
 
 
 async def test_uvicorns_own_400_goes_through_the_same_writes() -> None:
     """A reply, then garbage on the same connection: uvicorn's 400 is written, then it closes."""
-    async with function_socket() as (_, address):
-        host, port = address.split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
+    async with function_socket() as (_, address), connection(address) as (reader, writer):
         writer.write(binary_event("before-garbage"))
         status, headers, _ = await read_response(reader)
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
         rest = await asyncio.wait_for(reader.read(), 5)  # until uvicorn closes the connection
-        writer.close()
     assert status == b"HTTP/1.1 200 OK"
     assert b"ce-id" in headers
     assert rest.startswith(b"HTTP/1.1 400 Bad Request")
