@@ -94,6 +94,10 @@ class LiveFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
+        # Set by stop(): the background loops end at their next turn. Cancelling is not enough on
+        # its own: a Redis call may turn the cancellation into a connection error, which the
+        # loops survive by design, and would then go on with a closed client (and reconnect).
+        self._stopped = False
         self.overflows = 0  # events the hot path dropped because the pump fell behind
         self.slow_subscribers = 0  # subscribers dropped because their queue was full
 
@@ -126,7 +130,7 @@ class LiveFeed:
 
     def _changed(self) -> None:
         self._wanted = bool(self._subscriptions) or self._remote > 0
-        if self._redis is None:
+        if self._redis is None or self._stopped:
             return
         if self._subscriptions and self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="feed-listen")
@@ -152,6 +156,7 @@ class LiveFeed:
         self._changed()
 
     async def stop(self) -> None:
+        self._stopped = True
         tasks = [*self._tasks, *([self._listener] if self._listener else [])]
         for task in tasks:
             task.cancel()
@@ -206,7 +211,7 @@ class LiveFeed:
         """Keep `_remote` up to date: how many other replicas have subscribers right now."""
         import redis
 
-        while True:
+        while not self._stopped:
             try:
                 counts = await self._redis.pubsub_numsub(self._channel)
                 total = int(counts[0][1]) if counts else 0
@@ -220,7 +225,7 @@ class LiveFeed:
         """While this replica has subscribers: deliver the events other replicas publish."""
         import redis
 
-        while True:
+        while not self._stopped:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)

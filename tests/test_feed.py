@@ -183,3 +183,39 @@ class TestAcrossReplicas:
             feed.offer(event(3))
             message = await next_event(subscription)
         assert message["event"]["id"] == "e3"
+
+
+async def test_stop_ends_the_probe_even_when_redis_turns_its_cancellation_into_an_error() -> None:
+    """A Redis call interrupted by the cancellation may raise a connection error instead, which
+    the probe survives by design; stop() must still end it, and the closed client is never used
+    again (it would reconnect, or fail on None)."""
+    import redis
+
+    calls: list[str] = []
+
+    class Swallowing:
+        async def pubsub_numsub(self, channel: str) -> list[Any]:
+            calls.append(channel)
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                raise redis.ConnectionError("connection closed while reading") from None
+            return []
+
+        async def aclose(self) -> None:
+            pass
+
+    feed = LiveFeed(test_settings(feed_probe_seconds=0.01, redis_timeout_seconds=1))
+    feed._redis = Swallowing()
+    probe = asyncio.create_task(feed._probe())
+    feed._tasks.append(probe)
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await feed.stop()
+    assert probe.done()
+    assert not probe.cancelled()
+    assert probe.exception() is None
+    assert time.monotonic() - started < 0.5  # not the whole timeout of stop's wait
+    made = len(calls)
+    await asyncio.sleep(0.05)
+    assert len(calls) == made == 1
