@@ -81,16 +81,22 @@ class FunctionApp:
     def facade(self) -> FastAPI:
         """The FastAPI app of the facade, built on first use (see the module docstring)."""
         if self._facade is None:
-            from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
-            from handler.facade_app import build_facade
-
-            facade: Any = build_facade(self.state.runtime)  # an ASGI app, by Starlette's types
-            self._facade = facade
-            # The client and scheme a trusted proxy forwarded (uvicorn's own middleware, which
-            # `serve` leaves off so that the fast paths do not parse X-Forwarded-* for nothing).
-            self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)
+            self._build_facade()
+        assert self._facade is not None  # noqa: S101 - just built
         return self._facade
+
+    def _build_facade(self) -> Any:
+        """Build the facade; returns its entry: the facade behind uvicorn's ProxyHeadersMiddleware
+        (the client and scheme a trusted proxy forwarded), which `serve` leaves off so that the
+        fast paths do not parse X-Forwarded-* for nothing."""
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        from handler.facade_app import build_facade
+
+        facade: Any = build_facade(self.state.runtime)  # an ASGI app, by Starlette's types
+        self._facade = facade
+        self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)
+        return self._facade_entry
 
     def lifespan_context(self) -> AbstractAsyncContextManager[None]:
         """Start-up and shutdown of the function (what the ASGI lifespan protocol runs)."""
@@ -128,8 +134,7 @@ class FunctionApp:
             return
         entry = self._facade_entry
         if entry is None:
-            self.facade  # noqa: B018 - builds it
-            entry = self._facade_entry
+            entry = self._build_facade()
             # What building it registered (the WebSocket sessions) starts now, stops with us.
             await self.state.runtime.start_components()
         await entry(scope, receive, send)
