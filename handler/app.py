@@ -62,7 +62,7 @@ class FunctionApp:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self._runtime = runtime
-        self.state = SimpleNamespace(runtime=runtime)
+        self.state = SimpleNamespace(runtime=runtime)  # Starlette's place for it, for callers
         self.body_limit = settings.max_body_bytes
         self.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
         scrape = MetricsEndpoint(runtime.metrics, sampler(runtime))
@@ -93,15 +93,14 @@ class FunctionApp:
 
         from handler.facade_app import build_facade
 
-        facade: Any = build_facade(self.state.runtime)  # an ASGI app, by Starlette's types
+        facade: Any = build_facade(self._runtime)  # an ASGI app, by Starlette's types
         self._facade = facade
         self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)
         return self._facade_entry
 
     def lifespan_context(self) -> AbstractAsyncContextManager[None]:
         """Start-up and shutdown of the function (what the ASGI lifespan protocol runs)."""
-        runtime: Runtime = self.state.runtime
-        return runtime.lifespan(self)
+        return self._runtime.lifespan(self)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -136,7 +135,7 @@ class FunctionApp:
         if entry is None:
             entry = self._build_facade()
             # What building it registered (the WebSocket sessions) starts now, stops with us.
-            await self.state.runtime.start_components()
+            await self._runtime.start_components()
         await entry(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:

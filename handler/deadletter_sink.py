@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handler.binding import decode
 from handler.deadletter_store import DeadLetterStore, dead_letter_of
 from handler.errors import FunctionError, MethodNotAllowed, problem_response
 from handler.logs import get_logger
@@ -35,7 +34,7 @@ class DeadLetterSink:
         self.store = store
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from handler.ingress import ClientDisconnected, declared_length, read_body, send_response
+        from handler.ingress import ClientDisconnected, read_request, send_response
 
         try:
             if scope["method"] != "POST":
@@ -43,10 +42,9 @@ class DeadLetterSink:
             if self.runtime.delivery_auth is not None:
                 await self.runtime.delivery_auth.check(scope)
             settings = self.runtime.settings
-            body = await read_body(
-                receive, settings.max_body_bytes, declared_length(scope["headers"])
+            _, request = await read_request(
+                scope, receive, settings.max_body_bytes, settings.max_batch_events
             )
-            request = decode(scope["headers"], body, max_batch=settings.max_batch_events)
             for event in request.events:
                 letter = dead_letter_of(event)
                 await self.store.add(letter)

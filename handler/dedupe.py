@@ -104,7 +104,7 @@ class MemoryDedupeStore:
     """The embedded store: one process, bounded in time (TTL), entries and bytes.
 
     Built for the memory it holds: a completed event is one packed bytes record under its key
-    (about 140 bytes plus the key, fingerprint, time and reply data), kept in completion order
+    (ENTRY_OVERHEAD bytes plus the key, fingerprint, time and reply data), kept in completion order
     so that expiry and eviction pop from the front. Events in progress are kept apart, in a
     dict as small as the concurrency, and never evicted: a claim holds until its lease ends.
     When `max_entries` or `max_bytes` is reached, the oldest replies go first.

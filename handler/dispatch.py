@@ -231,9 +231,7 @@ class Dispatcher:
         """
         started = time.perf_counter()
         try:
-            # A plain handler is called directly: Route.run would only add a coroutine to it.
-            work = route.handler(payload) if route.kind == "plain" else route.run(payload, progress)
-            result = await run_within(self._timeout, work)
+            result = await run_within(self._timeout, route.run(payload, progress))
         except TimeoutError:
             raise HandlerTimeout(
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",

@@ -42,7 +42,7 @@ async def authenticate_websocket(websocket: WebSocket) -> None:
     auth: FacadeAuth | None = websocket.app.state.runtime.facade_auth
     if auth is None:
         return
-    api_key = websocket.headers.get("x-api-key")
+    api_key = websocket.headers.get(API_KEY_HEADER)  # Starlette's headers ignore case
     credentials = bearer(websocket.headers.get("authorization"))
     if api_key is None and credentials is None:
         credentials = websocket.query_params.get("token") or None

@@ -17,6 +17,7 @@ from handler.binding import (
     Event,
     Head,
     Mode,
+    Request,
     decode_head,
     read_head,
     to_batch,
@@ -95,6 +96,15 @@ async def read_body(receive: Receive, limit: int, length: int) -> bytes:
             return b"".join(chunks)
 
 
+async def read_request(
+    scope: Scope, receive: Receive, limit: int, max_batch: int
+) -> tuple[Head, Request]:
+    """The request's headers (one pass) and its events, the body read within `limit`."""
+    head = read_head(scope["headers"])
+    body = await read_body(receive, limit, content_length(head.content_length))
+    return head, decode_head(head, body, max_batch=max_batch)
+
+
 async def send_response(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
@@ -150,9 +160,7 @@ class Ingress:
                 )
             if self.runtime.delivery_auth is not None:
                 await self.runtime.delivery_auth.check(scope)
-            head = read_head(scope["headers"])
-            body = await read_body(receive, self._limit, content_length(head.content_length))
-            request = decode_head(head, body, max_batch=self._max_batch)
+            head, request = await read_request(scope, receive, self._limit, self._max_batch)
             mode, events = request.mode, request.events
             trace = self._trace(head, events)
             if trace is None and not self._otel:

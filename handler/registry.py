@@ -8,7 +8,7 @@ type added without its handler fails fast instead of answering 400 in production
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -46,11 +46,19 @@ class Route:
     handler: Callable[..., Any]
     kind: str = "plain"
 
-    async def run(self, payload: Any, progress: Progress | None = None) -> BaseModel | None:
-        """Run the handler, whatever its form, reporting progress to `progress` if given."""
+    def run(
+        self, payload: Any, progress: Progress | None = None
+    ) -> Coroutine[Any, Any, BaseModel | None]:
+        """Run the handler, whatever its form, reporting progress to `progress` if given.
+
+        A plain handler's own coroutine is returned as it is: wrapping it in another one would
+        cost every event a coroutine frame for nothing.
+        """
         if self.kind == "plain":
-            return cast(BaseModel | None, await self.handler(payload))
-        report = progress or _ignore
+            return cast(Coroutine[Any, Any, BaseModel | None], self.handler(payload))
+        return self._run_reporting(payload, progress or _ignore)
+
+    async def _run_reporting(self, payload: Any, report: Progress) -> BaseModel | None:
         if self.kind == "callback":
             return cast(BaseModel | None, await self.handler(payload, progress=report))
         stream = self.handler(payload)

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
 from handler.app import FunctionApp, create_app
-from handler.protocol import TurnWritesProtocol
 from handler.registry import Registry
+from handler.server import server_config
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import free_port, test_settings
 
@@ -27,15 +27,9 @@ from tests.support import free_port, test_settings
 async def serving(app: Any, lifespan: str = "on") -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        lifespan=lifespan,
-        access_log=False,
-        http=TurnWritesProtocol,  # as production serves it (handler.server)
-    )
+    # As production serves it (handler.server), on a loopback port of its own.
+    settings = app.state.runtime.settings if isinstance(app, FunctionApp) else test_settings()
+    config = server_config(app, settings, host="127.0.0.1", port=port, lifespan=lifespan)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
