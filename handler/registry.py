@@ -55,7 +55,8 @@ class Route:
         cost every event a coroutine frame for nothing.
         """
         if self.kind == "plain":
-            return cast(Coroutine[Any, Any, BaseModel | None], self.handler(payload))
+            work: Coroutine[Any, Any, BaseModel | None] = self.handler(payload)  # not cast: a call
+            return work
         return self._run_reporting(payload, progress or _ignore)
 
     async def _run_reporting(self, payload: Any, report: Progress) -> BaseModel | None:
