@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# The function's production image: `python -m handler` (uvicorn, one worker) on $PORT.
+# The function's production image: `python -m eventfn` (uvicorn, one worker) on $PORT.
 # Build: docker build -t ghcr.io/example/knative-python-backend:0.1.0 .
 
 # uv, pinned to the version the Makefile bootstraps, copied in as a single static binary.
@@ -18,9 +18,10 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
     uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3.12
+COPY eventfn/ eventfn/
 COPY handler/ handler/
 COPY schemas/ schemas/
-RUN python -m compileall -q handler schemas
+RUN python -m compileall -q eventfn handler schemas
 
 # ---- runtime: the venv and the sources, no uv, no caches, no build tools, not root ------------
 FROM python:3.12.12-slim AS runtime
@@ -28,6 +29,7 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
+COPY --from=build /app/eventfn /app/eventfn
 COPY --from=build /app/handler /app/handler
 COPY --from=build /app/schemas /app/schemas
 # Embedded SQLite stores (used when REDIS_URL is unset) write under DATA_DIR=data.
@@ -42,4 +44,4 @@ USER 10001:10001
 EXPOSE 8080
 # Exec form: Python is PID 1 and receives SIGTERM itself (graceful drain). PORT needs no shell
 # expansion: the app reads it from the environment (Settings.port), as Knative sets it.
-CMD ["python", "-m", "handler"]
+CMD ["python", "-m", "eventfn"]

@@ -30,7 +30,7 @@ venv: $(VENV)/.synced ## create .venv from uv.lock
 
 .PHONY: run
 run: venv ## serve the function on $PORT (default 8080)
-	PORT=$(PORT) $(PY) -m handler
+	PORT=$(PORT) $(PY) -m eventfn
 
 .PHONY: ui
 ui: venv ## serve the Streamlit UI on :8501 (BACKEND_URL, default http://localhost:8080)
@@ -73,11 +73,11 @@ requirements-check: $(UV) ## fail if requirements.txt is not the export of uv.lo
 
 .PHONY: manifests
 manifests: venv ## render eventing/ from the event catalogue and settings defaults
-	$(PY) -m handler.manifests
+	$(PY) -m manifests
 
 .PHONY: manifests-check
 manifests-check: venv ## fail if eventing/ differs from what `make manifests` renders
-	@$(PY) -m handler.manifests --check || { echo "eventing/ is stale: make manifests"; exit 1; }
+	@$(PY) -m manifests --check || { echo "eventing/ is stale: make manifests"; exit 1; }
 
 .PHONY: bench
 bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see README "Performance")

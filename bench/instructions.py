@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bench.run import EVENT_BODY, EVENT_HEADERS, ROOT
 
 if TYPE_CHECKING:
-    from handler.config import Settings
+    from eventfn.core.config import Settings
 
 # The event `make bench` sends, as uvicorn would hand its headers to the app.
 BODY = EVENT_BODY
@@ -60,8 +60,8 @@ async def drive(events: int, settings: Settings | None = None) -> int:
 
     `settings` default to production's: the environment's, with JSON logs at info.
     """
-    from handler.app import create_app
-    from handler.config import Settings
+    from eventfn.app import create_app
+    from eventfn.core.config import Settings
 
     app = create_app(settings or Settings(log_format="json", log_level="info"))
     message = {"type": "http.request", "body": BODY, "more_body": False}

@@ -2,7 +2,7 @@
 
 All three run in one go on the same machine, each as one uvicorn worker (uvloop, httptools) on
 loopback, loaded by the same `wrk` command (unique `ce-id` per request, see `event.lua`). Then
-cold start (process start to first 2xx, median of several runs) of `python -m handler` against
+cold start (process start to first 2xx, median of several runs) of `python -m eventfn` against
 FastAPI's hello world on the same interpreter, and resident memory after load.
 
 Absolute numbers drift between runs and machines; the targets are ratios within one run.
@@ -61,7 +61,7 @@ class Server:
 SERVERS = {
     "bare": Server("bare ASGI", [*UVICORN, "bench.bare:app"]),
     "tutorial": Server("FastAPI + cloudevents SDK", [*UVICORN, "bench.apps:tutorial"]),
-    "function": Server("this function", ["-m", "handler"], FUNCTION_ENV),
+    "function": Server("this function", ["-m", "eventfn"], FUNCTION_ENV),
     "hello": Server("FastAPI hello world", [*UVICORN, "bench.apps:hello"], probe="get"),
 }
 PYTHON = [sys.executable]  # replaced by the production-like venv's interpreter in main()

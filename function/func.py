@@ -1,4 +1,4 @@
-"""The Knative func contract, wrapped around the same FastAPI app `python -m handler` serves.
+"""The Knative func contract, wrapped around the same FastAPI app `python -m eventfn` serves.
 
 func's Python scaffolding (func-python's middleware) owns the server: it answers the health paths
 itself from `alive()`/`ready()`, calls `start(cfg)`/`stop()` from its ASGI lifespan, and hands
@@ -16,9 +16,9 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from handler.app import create_app
-from handler.config import Settings
-from handler.health import readiness
+from eventfn.app import create_app
+from eventfn.core.config import Settings
+from eventfn.ingress.probes import readiness
 
 # Headers describing the body func's CloudEvents middleware already consumed and decoded.
 _BODY_HEADERS = frozenset({b"content-type", b"content-length", b"transfer-encoding"})
@@ -40,7 +40,7 @@ class Function:
         if event is not None:
             # `invoke: cloudevent`: func's middleware read the body and decoded one event into
             # the scope. Hand the app that event re-encoded (structured mode) so the strict
-            # ingress validates it exactly as on the `python -m handler` path.
+            # ingress validates it exactly as on the `python -m eventfn` path.
             scope, receive = _reencoded(scope, event, receive)
         # func's CloudEventSender wraps the raw ASGI `send` as `.http`; plain `send` otherwise.
         raw_send: Send = getattr(send, "http", send)

@@ -11,7 +11,7 @@ here with `@registry.handles(YOUR_SPEC)`, then run `make manifests`.
 
 from __future__ import annotations
 
-from handler.registry import Registry
+from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
 registry = Registry()

@@ -16,9 +16,9 @@ import uvicorn
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
-from handler.app import FunctionApp, create_app
-from handler.registry import Registry
-from handler.server import server_config
+from eventfn.app import FunctionApp, create_app
+from eventfn.dispatch.registry import Registry
+from eventfn.server.serve import server_config
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import free_port, test_settings
 
@@ -27,7 +27,7 @@ from tests.support import free_port, test_settings
 async def serving(app: Any, lifespan: str = "on") -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
     port = free_port()
-    # As production serves it (handler.server), on a loopback port of its own.
+    # As production serves it (eventfn.server.serve), on a loopback port of its own.
     settings = app.state.runtime.settings if isinstance(app, FunctionApp) else test_settings()
     config = server_config(app, settings, host="127.0.0.1", port=port, lifespan=lifespan)
     server = uvicorn.Server(config)

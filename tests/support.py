@@ -21,8 +21,8 @@ import httpx
 import orjson
 import pytest
 
-from handler.app import FunctionApp, create_app
-from handler.config import Settings
+from eventfn.app import FunctionApp, create_app
+from eventfn.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -124,7 +124,7 @@ async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @contextlib.asynccontextmanager
 async def handler_client(handler: Any, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of a function whose query handler is `handler`."""
-    from handler.registry import Registry
+    from eventfn.dispatch.registry import Registry
     from schemas import QUERY_REQUEST
 
     registry = Registry()
@@ -147,10 +147,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m handler` (or another entry point, `argv`) in a real process on a free port."""
+    """`python -m eventfn` (or another entry point, `argv`) in a real process on a free port."""
 
     def __init__(
-        self, env: Mapping[str, str] | None = None, argv: Sequence[str] = ("-m", "handler")
+        self, env: Mapping[str, str] | None = None, argv: Sequence[str] = ("-m", "eventfn")
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -12,9 +12,9 @@ from starlette.websockets import WebSocket
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from handler.app import create_app
-from handler.errors import Forbidden, Unauthenticated
-from handler.guards import authenticate_websocket
+from eventfn.app import create_app
+from eventfn.core.errors import Forbidden, Unauthenticated
+from eventfn.facade.guards import authenticate_websocket
 from tests.oidc import AUDIENCE, Issuer
 from tests.support import binary_headers, client_for, dumps, query, running_server
 from tests.support import test_settings as settings_for

@@ -13,8 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from handler.app import create_app
-from handler.registry import Registry
+from eventfn.app import create_app
+from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
 from tests.support import RESPONSE, binary_headers, client_for, dumps, free_port, query

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from bench import apps, bare, instructions, report, run
-from handler.binding import decode
+from eventfn.binding import decode
 from tests.support import (
     QUERY,
     RESPONSE,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handler.binding import (
+from eventfn.binding import (
     BATCH,
     NOTHING,
     STRUCTURED,
@@ -31,7 +31,7 @@ from handler.binding import (
     to_json_object,
     to_structured,
 )
-from handler.errors import InvalidBatch, MalformedEvent, PayloadTooLarge, UnsupportedMediaType
+from eventfn.core.errors import InvalidBatch, MalformedEvent, PayloadTooLarge, UnsupportedMediaType
 
 Headers = list[tuple[bytes, bytes]]
 VERSIONS = ["1.0", "0.3"]

@@ -6,10 +6,10 @@ import orjson
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from handler.app import create_app
+from eventfn.app import create_app
+from eventfn.dispatch.registry import Registry
 from handler.functions import handle_query
 from handler.functions import registry as default_registry
-from handler.registry import Registry
 from schemas import (
     CATALOGUE,
     QUERY_REQUEST,

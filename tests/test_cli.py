@@ -1,4 +1,4 @@
-"""`python -m handler send`: build an event like `kn event send`, send it, print the reply."""
+"""`python -m eventfn send`: build an event like `kn event send`, send it, print the reply."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import orjson
 import pytest
 import respx
 
-from handler.__main__ import main
-from handler.send import build_event, parser, send, set_path
+from eventfn.__main__ import main
+from eventfn.send import build_event, parser, send, set_path
 from tests.support import QUERY, ROOT, ServerProcess
 
 URL = "http://function.test/"
@@ -212,9 +212,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m handler send ...` in a new process and capture its output."""
+    """Run `python -m eventfn send ...` in a new process and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "handler", "send", *argv],
+        [sys.executable, "-m", "eventfn", "send", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -224,7 +224,7 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def main_send(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`handler.__main__.main(["send", ...])` in this process: exit code, stdout, stderr."""
+    """`eventfn.__main__.main(["send", ...])` in this process: exit code, stdout, stderr."""
     try:
         code = main(["send", *argv])
     except SystemExit as exc:  # argparse usage errors
@@ -326,7 +326,7 @@ def test_cli_help_lists_the_kn_event_send_options() -> None:
 
 
 def test_module_help_and_unknown_command() -> None:
-    """`python -m handler --help` explains the commands; an unknown one exits 2."""
+    """`python -m eventfn --help` explains the commands; an unknown one exits 2."""
     assert main(["--help"]) == 0
     assert main(["bogus"]) == 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from handler.config import Settings
+from eventfn.core.config import Settings
 
 
 def test_defaults_serve_on_8080_with_the_streamlit_origin(monkeypatch: pytest.MonkeyPatch) -> None:

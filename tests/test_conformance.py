@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from handler.binding import is_json
+from eventfn.binding import is_json
 from tests.support import QUERY, RESPONSE, SHARED, STRUCTURED, query
 
 CASES_DIR = SHARED / "ce-conformance" / "yaml"

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from handler.app import create_app
+from eventfn.app import create_app
 from tests.live import function_socket
 from tests.live import receive as ws_receive
 from tests.live import send as ws_send
@@ -230,7 +230,7 @@ async def refused_handshake(
     monkeypatch: pytest.MonkeyPatch, headers: list[tuple[bytes, bytes]], *, denial: bool
 ) -> list[dict[str, Any]]:
     """What the function sends for this handshake; fails if the facade would be built for it."""
-    from handler import facade_app
+    from eventfn.facade import app as facade_app
 
     def no_facade(*_: Any) -> Any:
         raise AssertionError("the facade was built for a handshake that should be refused")

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from handler.deadletter_store import decode_error_data
+from eventfn.stores.deadletters import decode_error_data
 from tests import support
 from tests.oidc import AUDIENCE, Issuer
 from tests.sink import running_sink

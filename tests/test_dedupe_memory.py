@@ -9,7 +9,7 @@ import tracemalloc
 import httpx
 import pytest
 
-from handler.dedupe import MemoryDedupeStore, Reply, State, event_key
+from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State, event_key
 from tests.support import (
     STRUCTURED,
     Counting,

@@ -16,10 +16,10 @@ import httpx
 import orjson
 import pytest
 
-from handler.app import create_app
-from handler.binding import Event
-from handler.dispatch import REPLY_NAMESPACE, reply_id, rfc3339_now
-from handler.registry import Registry
+from eventfn.app import create_app
+from eventfn.binding import Event
+from eventfn.dispatch.dispatcher import REPLY_NAMESPACE, reply_id, rfc3339_now
+from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import (
     QUERY,

@@ -1,4 +1,4 @@
-"""The Dockerfile: multi-stage, pinned, non-root, `python -m handler`, clean under hadolint."""
+"""The Dockerfile: multi-stage, pinned, non-root, `python -m eventfn`, clean under hadolint."""
 
 from __future__ import annotations
 
@@ -70,15 +70,26 @@ def test_dependencies_come_from_the_lock_in_their_own_layer() -> None:
     assert sync < first_source
 
 
-def test_final_stage_runs_python_m_handler_as_a_non_root_user() -> None:
-    """A numeric non-root USER, and the exec-form CMD `python -m handler`."""
+def image_packages() -> list[str]:
+    """The source packages the runtime stage copies from the build stage (`COPY ... /app/X`)."""
+    copies = [args.split() for op, args in final_stage() if op == "COPY"]
+    return [c[-1].removeprefix("/app/") for c in copies if c[-1] != "/app/.venv"]
+
+
+def test_the_image_holds_the_runtime_the_handlers_and_the_schemas_only() -> None:
+    """The image copies `eventfn/`, `handler/` and `schemas/`: no dev tooling, no tests."""
+    assert sorted(image_packages()) == ["eventfn", "handler", "schemas"]
+
+
+def test_final_stage_runs_python_m_eventfn_as_a_non_root_user() -> None:
+    """A numeric non-root USER, and the exec-form CMD `python -m eventfn`."""
     stage = final_stage()
     users = [args for op, args in stage if op == "USER"]
     assert users
     assert users[-1].split(":")[0] not in {"root", "0"}
     assert users[-1].split(":")[0].isdigit()  # so Kubernetes' runAsNonRoot can verify it
     (cmd,) = [args for op, args in stage if op == "CMD"]
-    assert cmd == '["python", "-m", "handler"]'
+    assert cmd == '["python", "-m", "eventfn"]'
     assert "${PORT" not in DOCKERFILE
 
 
@@ -91,21 +102,22 @@ def test_final_stage_has_no_uv_and_no_caches() -> None:
 
 
 def test_port_is_honoured_because_the_app_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PORT in the environment is the port `python -m handler` listens on (no shell needed)."""
+    """PORT in the environment is the port `python -m eventfn` listens on (no shell needed)."""
     monkeypatch.setenv("PORT", "9123")
-    from handler.config import Settings
+    from eventfn.core.config import Settings
 
     assert Settings().port == 9123
 
 
 def test_dockerignore_keeps_environments_tests_and_data_out() -> None:
-    """.dockerignore excludes .venv, .git, tests, data and the dev-only manifest renderer."""
+    """.dockerignore admits the packages only; .venv, .git, tests and data never."""
     ignored = {
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert {".venv", ".git", "tests", "data", "handler/manifests/"} <= ignored
+    assert {".venv", ".git", "tests", "data"} <= ignored
+    assert "!manifests/" not in ignored  # the renderer is dev tooling (PyYAML, the repo)
 
 
 UV = ROOT / ".tools" / "bin" / "uv"
@@ -138,15 +150,15 @@ def test_the_image_contents_serve_the_function(tmp_path: Path) -> None:
         capture_output=True,
         timeout=300,
     )
-    ignore = shutil.ignore_patterns("__pycache__", "manifests")
-    for package in ("handler", "schemas"):
+    ignore = shutil.ignore_patterns("__pycache__")
+    for package in image_packages():
         shutil.copytree(ROOT / package, tmp_path / package, ignore=ignore)
     port = free_port()
     log = tmp_path / "server.log"
     with (
         log.open("wb") as out,
         subprocess.Popen(
-            [str(tmp_path / ".venv" / "bin" / "python"), "-m", "handler"],
+            [str(tmp_path / ".venv" / "bin" / "python"), "-m", "eventfn"],
             cwd=tmp_path,
             env={"PATH": os.environ.get("PATH", ""), "PORT": str(port), "HOST": "127.0.0.1"},
             stdout=out,

@@ -1,7 +1,7 @@
 """Graceful shutdown: SIGTERM turns readiness false at once, in-flight work is answered, exit 0.
 
 The process test serves a function whose handler is deliberately slow, with the production
-server code (`handler.server.serve`), in a real subprocess that gets a real SIGTERM.
+server code (`eventfn.server.serve.serve`), in a real subprocess that gets a real SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import httpx
 import pytest
 import uvicorn
 
-from handler.app import create_app
-from handler.drain import DrainingServer
-from handler.outbox import SQLiteOutbox
+from eventfn.app import create_app
+from eventfn.server.drain import DrainingServer
+from eventfn.stores.outbox import SQLiteOutbox
 from tests.sink import Sink, running_sink
 from tests.support import (
     ServerProcess,
@@ -33,14 +33,14 @@ from tests.support import (
 )
 
 # A function whose query handler takes `parameters.sleep` seconds and touches a marker file when
-# it starts, served exactly like `python -m handler` serves the real one.
+# it starts, served exactly like `python -m eventfn` serves the real one.
 SLOW_FUNCTION = textwrap.dedent(
     """
     import asyncio, os, pathlib
-    from handler.app import create_app
-    from handler.config import Settings
-    from handler.registry import Registry
-    from handler.server import serve
+    from eventfn.app import create_app
+    from eventfn.core.config import Settings
+    from eventfn.dispatch.registry import Registry
+    from eventfn.server.serve import serve
     from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
     registry = Registry()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from handler import errors
-from handler.errors import (
+from eventfn.core import errors
+from eventfn.core.errors import (
     PROBLEM_JSON,
     ClientError,
     Conflict,

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from handler.app import create_app
-from handler.registry import Registry
+from eventfn.app import create_app
+from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import QUERY, RESPONSE, client_for, dumps, test_settings
 

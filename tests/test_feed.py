@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from handler.binding import Event
-from handler.config import Settings
-from handler.feed import LiveFeed, Subscription, channel_name
+from eventfn.binding import Event
+from eventfn.core.config import Settings
+from eventfn.observability.feed import LiveFeed, Subscription, channel_name
 from tests.support import QUERY, RESPONSE, free_port, redis_url, test_settings
 
 

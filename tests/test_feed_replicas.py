@@ -1,4 +1,4 @@
-"""The live feed across replicas: two real `python -m handler` processes sharing one Redis."""
+"""The live feed across replicas: two real `python -m eventfn` processes sharing one Redis."""
 
 from __future__ import annotations
 

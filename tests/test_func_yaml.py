@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from handler import manifests
+import manifests
 from tests.support import ROOT, SHARED
 
 SCHEMA = SHARED / "knative-crds" / "func_yaml-schema.json"

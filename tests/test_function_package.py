@@ -65,7 +65,7 @@ def test_new_returns_a_function_with_the_whole_contract() -> None:
 
 
 async def test_handle_serves_the_ingress_with_a_reply_event() -> None:
-    """A binary-mode event through `handle` gets the reply event, as with `python -m handler`."""
+    """A binary-mode event through `handle` gets the reply event, as with `python -m eventfn`."""
     fn = await started(Function(test_settings()))
     try:
         async with client(fn.handle) as http:

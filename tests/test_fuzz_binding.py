@@ -8,7 +8,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handler.binding import (
+from eventfn.binding import (
     BATCH,
     STRUCTURED,
     Event,
@@ -18,7 +18,7 @@ from handler.binding import (
     to_binary,
     to_structured,
 )
-from handler.errors import ClientError
+from eventfn.core.errors import ClientError
 
 FUZZ = settings(
     max_examples=300,

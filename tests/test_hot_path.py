@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handler.binding import _HEADER_SAFE, _SPACE, encode_header_value
-from handler.dispatch import REPLY_NAMESPACE, reply_id, rfc3339_now, run_within
-from handler.logs import _timestamp
+from eventfn.binding import _HEADER_SAFE, _SPACE, encode_header_value
+from eventfn.dispatch.dispatcher import REPLY_NAMESPACE, reply_id, rfc3339_now, run_within
+from eventfn.observability.logs import _timestamp
 
 ISO_MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 ISO_MILLIS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")

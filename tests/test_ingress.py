@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handler.app import create_app
-from handler.dispatch import reply_id
+from eventfn.app import create_app
+from eventfn.dispatch.dispatcher import reply_id
 from tests.support import (
     BATCH,
     QUERY,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from handler.app import create_app
+from eventfn.app import create_app
 from tests.support import (
     binary_headers,
     client_for,
@@ -25,7 +25,7 @@ _SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
     import httpx
-    from handler.app import create_app
+    from eventfn.app import create_app
     from tests.support import binary_headers, dumps, query, test_settings
 
     async def main():
@@ -82,7 +82,7 @@ async def test_concurrent_first_facade_requests_build_it_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Concurrent first requests share one facade, and events keep flowing meanwhile."""
-    from handler import facade_app
+    from eventfn.facade import app as facade_app
 
     built = []
     real = facade_app.build_facade

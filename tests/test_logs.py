@@ -12,7 +12,7 @@ import orjson
 import pytest
 import structlog
 
-from handler.logs import HotLogger, LineWriter, configure_logging, get_logger
+from eventfn.observability.logs import HotLogger, LineWriter, configure_logging, get_logger
 from tests.support import test_settings
 
 
@@ -118,8 +118,8 @@ async def test_hot_line_is_the_line_structlog_writes(json_stdout: io.BytesIO) ->
     fields = {"id": "e-1", "type": "t", "mode": "binary", "trace_id": None, "status": 200}
     structlog.contextvars.bind_contextvars(request="r-1")
     try:
-        get_logger("handler.ingress").info("event", **fields)
-        HotLogger("handler.ingress").info("event", **fields)
+        get_logger("eventfn.ingress.endpoint").info("event", **fields)
+        HotLogger("eventfn.ingress.endpoint").info("event", **fields)
     finally:
         structlog.contextvars.unbind_contextvars("request")
     await asyncio.sleep(0)
@@ -135,7 +135,7 @@ async def test_hot_line_is_silent_above_info(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buffer, write_through=True))
     configure_logging(test_settings(log_level="warning"))
     try:
-        HotLogger("handler.ingress").info("event", id="e-1")
+        HotLogger("eventfn.ingress.endpoint").info("event", id="e-1")
         await asyncio.sleep(0)
         assert buffer.getvalue() == b""
     finally:

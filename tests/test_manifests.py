@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from handler import manifests
+import manifests
 from schemas import CATALOGUE, Catalogue, EventSpec
 from tests.support import SHARED, function_client, test_settings
 
@@ -133,7 +133,7 @@ def test_check_reports_changed_missing_and_stale_files(tmp_path: Path) -> None:
 def test_main_check_fails_on_drift(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`python -m handler.manifests --check` exits 1 and names the stale file."""
+    """`python -m manifests --check` exits 1 and names the stale file."""
     monkeypatch.setattr(manifests, "OUT", tmp_path)
     assert manifests.main([]) == 0
     assert manifests.main(["--check"]) == 0

@@ -13,11 +13,11 @@ import respx
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from handler import tracing
-from handler.app import create_app
-from handler.binding import Event
-from handler.metrics import OTHER, Metrics
-from handler.registry import Progress, Registry
+from eventfn.app import create_app
+from eventfn.binding import Event
+from eventfn.dispatch.registry import Progress, Registry
+from eventfn.observability import tracing
+from eventfn.observability.metrics import OTHER, Metrics
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.live import answer, function_socket, receive, registry_with, send, socket
 from tests.support import (

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
-from handler.app import create_app
-from handler.binding import Event
-from handler.outbox import Outbox, RedisOutbox, SQLiteOutbox
-from handler.redis_dedupe import redis_client
+from eventfn.app import create_app
+from eventfn.binding import Event
+from eventfn.stores.dedupe_redis import redis_client
+from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
 from tests import support
 from tests.sink import Sink
 from tests.support import RESPONSE, client_for, function_client, query, test_settings

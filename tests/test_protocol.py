@@ -1,4 +1,4 @@
-"""Responses leave at the end of the event-loop turn (handler.protocol), in order, and whole.
+"""Responses leave at the end of the event-loop turn (eventfn.server.protocol), in order, and whole.
 
 The unit tests drive `HeldWrites` over a recording transport; the others serve real apps with
 uvicorn and `TurnWritesProtocol` on a loopback socket, as production does (tests.live.serving).
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from handler.protocol import HIGH_WATER, HeldWrites
+from eventfn.server.protocol import HIGH_WATER, HeldWrites
 from tests.live import function_socket, serving
 
 pytestmark = pytest.mark.server

@@ -19,12 +19,12 @@ import orjson
 import pytest
 import respx
 
-from handler.app import create_app
-from handler.binding import Event
-from handler.deadletter_store import SQLiteDeadLetterStore
-from handler.dispatch import reply_id
-from handler.outbox import SQLiteOutbox
-from handler.publisher import FACADE_SOURCE, Backoff, Publisher, parse_retry_after
+from eventfn.app import create_app
+from eventfn.binding import Event
+from eventfn.delivery.publisher import FACADE_SOURCE, Backoff, Publisher, parse_retry_after
+from eventfn.dispatch.dispatcher import reply_id
+from eventfn.stores.deadletters import SQLiteDeadLetterStore
+from eventfn.stores.outbox import SQLiteOutbox
 from tests.sink import running_sink
 from tests.support import RESPONSE, client_for, free_port, function_client, query, test_settings
 
@@ -254,8 +254,8 @@ async def test_delivered_events_are_shown_to_the_observer_and_failed_ones_are_no
 @respx.mock
 async def test_a_refused_event_is_parked_when_the_dead_letter_store_is_down(tmp_path: Path) -> None:
     """A permanent 4xx with the dead-letter store unreachable parks the event in the outbox."""
-    from handler.deadletter_store import RedisDeadLetterStore
-    from handler.redis_dedupe import redis_client
+    from eventfn.stores.deadletters import RedisDeadLetterStore
+    from eventfn.stores.dedupe_redis import redis_client
 
     respx.post(SINK).mock(side_effect=statuses(400))
     settings = test_settings(k_sink=SINK, data_dir=tmp_path, publish_attempts=2)

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from handler.app import create_app
-from handler.dedupe import State, event_key
-from handler.redis_dedupe import RedisDedupeStore, redis_client
-from handler.registry import Registry
+from eventfn.app import create_app
+from eventfn.dispatch.registry import Registry
+from eventfn.stores.dedupe import State, event_key
+from eventfn.stores.dedupe_redis import RedisDedupeStore, redis_client
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests import support
 from tests.support import binary_headers, client_for, dumps, free_port, new_id, query, test_settings

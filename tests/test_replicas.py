@@ -1,4 +1,4 @@
-"""Two real replicas (`python -m handler` processes) sharing one Redis behave like one function.
+"""Two real replicas (`python -m eventfn` processes) sharing one Redis behave like one function.
 
 The in-process specification is tests/test_redis_dedupe.py; this module proves the same over real
 sockets and real processes, including a replica killed (SIGKILL) in the middle of an event.

@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handler.app import create_app
+from eventfn.app import create_app
 from tests.support import test_settings as settings_for
 
 FACADE = r"^/api/v1/(query|schemas)"

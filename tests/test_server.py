@@ -1,4 +1,4 @@
-"""The production server (`python -m handler`) on a real socket, with the cloudevents SDK as client.
+"""The production server (`python -m eventfn`) on a real socket, with the cloudevents SDK as client.
 
 One server process serves the whole module; a reader thread collects its stdout (JSON log lines)
 so that tests can check what was logged for the events they sent.
@@ -29,14 +29,14 @@ from cloudevents.v1.conversion import to_structured as legacy_to_structured
 from cloudevents.v1.http import CloudEvent as LegacyEvent
 from cloudevents.v1.http import from_http as legacy_from_http
 
-from handler.dispatch import reply_id
+from eventfn.dispatch.dispatcher import reply_id
 from tests.support import QUERY, RESPONSE, ServerProcess, binary_headers, dumps, query
 
 pytestmark = pytest.mark.server
 
 
 class LiveServer:
-    """A running `python -m handler` and the JSON lines it has printed so far."""
+    """A running `python -m eventfn` and the JSON lines it has printed so far."""
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server

@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from handler import tracing
-from handler.app import create_app
+from eventfn.app import create_app
+from eventfn.observability import tracing
 from tests.support import (
     STRUCTURED,
     binary_headers,

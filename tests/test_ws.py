@@ -15,7 +15,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from handler.registry import Progress, handler_kind
+from eventfn.dispatch.registry import Progress, handler_kind
 from schemas import QueryRequest, QueryResponse
 from tests.live import (
     Step,
@@ -201,7 +201,7 @@ class TestLimits:
             assert (await receive(ws))["type"] == "result"
 
     async def test_a_far_too_large_message_is_cut_off_by_the_protocol(self) -> None:
-        """The served function (`python -m handler`) closes with 1009 above 4x the app's limit."""
+        """The served function (`python -m eventfn`) closes with 1009 above 4x the app's limit."""
         with running_server({"WS_MAX_MESSAGE_BYTES": "2048", "LOG_LEVEL": "warning"}) as server:
             async with socket(server.url.removeprefix("http://")) as ws:
                 await send(ws, {"id": "huge", "query": "x" * 20_000})
@@ -280,7 +280,7 @@ class TestConnection:
         assert closed.value.rcvd.code == 1001
 
     async def test_sigterm_closes_open_sockets_with_1001(self) -> None:
-        """A real `python -m handler` given a plain SIGTERM closes its sockets 1001, not 1012."""
+        """A real `python -m eventfn` given a plain SIGTERM closes its sockets 1001, not 1012."""
         server = ServerProcess({"LOG_LEVEL": "warning"}).start()
         try:
             async with socket(server.url.removeprefix("http://")) as ws:
@@ -392,7 +392,7 @@ class TestProgressCapableHandlers:
 
     async def test_the_facade_ignores_progress_and_returns_the_result(self) -> None:
         """POST /api/v1/query with a streaming handler answers just the final result."""
-        from handler.app import create_app
+        from eventfn.app import create_app
 
         app = create_app(test_settings(), registry=registry_with(streaming))
         async with client_for(app) as client:
@@ -401,7 +401,7 @@ class TestProgressCapableHandlers:
 
     async def test_the_ingress_replies_with_a_streaming_handlers_result(self) -> None:
         """A CloudEvent handled by a generator handler gets the final result as its reply."""
-        from handler.app import create_app
+        from eventfn.app import create_app
 
         app = create_app(test_settings(), registry=registry_with(streaming))
         async with client_for(app) as client:
@@ -424,7 +424,7 @@ class TestProgressCapableHandlers:
 
 async def test_the_asyncapi_document_describes_the_protocol() -> None:
     """/api/v1/asyncapi.json lists every message, with the catalogue's query schema."""
-    from handler.app import create_app
+    from eventfn.app import create_app
 
     async with client_for(create_app(test_settings())) as client:
         document = (await client.get("/api/v1/asyncapi.json")).json()

@@ -1,0 +1,204 @@
+"""The app factory: `create_app(settings)` assembles the function; nothing happens at import.
+
+The function is one ASGI app, `FunctionApp`, in two parts:
+
+* the entry, which answers what Knative sends without any framework: the lifespan, the drain
+  (503 to new work once SIGTERM came), header limits, and the fast paths (`POST /` the
+  CloudEvents ingress, `POST /deadletter`, the health probes and `GET /metrics`);
+* the facade (`eventfn.facade.app`: `/api/v1`, the WebSocket, OpenAPI and the docs), a FastAPI
+  app built on the first request that needs it.
+
+Why the facade waits: a replica that only receives broker deliveries never imports FastAPI,
+which is most of the cold start and of the idle memory (measured: see the README's Performance
+section). Scale-from-zero waits for the cold start of every new pod; the UI's first request
+waits once per pod for the facade (a few hundred milliseconds).
+"""
+
+from __future__ import annotations
+
+import traceback
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from eventfn.auth.posture import log_posture
+from eventfn.core.config import Settings
+from eventfn.core.errors import FunctionError, PayloadTooLarge, TransientError, problem_response
+from eventfn.dispatch.registry import Registry
+from eventfn.ingress import probes as health
+from eventfn.ingress.deadletter_sink import DeadLetterSink
+from eventfn.ingress.endpoint import Ingress, declared_length, send_response
+from eventfn.ingress.limits import HeaderLimits
+from eventfn.observability.logs import configure_logging
+from eventfn.observability.metrics import MetricsEndpoint, sampler
+from eventfn.runtime import Runtime
+from schemas import CATALOGUE, Catalogue
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from fastapi import FastAPI
+
+
+# Probes and metrics keep answering while draining: they report the drain, they are not work.
+_ALWAYS_SERVED = ("/health", "/metrics")
+
+
+async def _refuse_while_draining(scope: Any, send: Any) -> None:
+    """Once SIGTERM came (see eventfn.server.drain), new requests get 503 + Retry-After: the broker
+    retries them on another replica. Requests already inside finish normally."""
+    error = TransientError("the function is shutting down; retry", retry_after=1)
+    status, headers, body = problem_response(error, instance=scope["path"])
+    headers.append((b"connection", b"close"))
+    await send_response(send, status, headers, body)
+
+
+class FunctionApp:
+    """The function's ASGI app: fast paths at the entry, the FastAPI facade behind them.
+
+    `POST /` is the hot path: one replica should do the work of three. Starlette's middleware and
+    routing cost more per request than the whole ingress, so the paths Knative calls are
+    dispatched here, at the ASGI entry, and everything else goes to the facade.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self._runtime = runtime
+        self.state = SimpleNamespace(runtime=runtime)  # Starlette's place for it, for callers
+        self.body_limit = settings.max_body_bytes
+        self.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
+        scrape = MetricsEndpoint(runtime.metrics, sampler(runtime))
+        self.fast_paths: dict[str, Any] = {
+            "/": Ingress(runtime),
+            "/metrics": scrape,
+            **health.probes(runtime),
+        }
+        if runtime.deadletters is not None:
+            self.fast_paths["/deadletter"] = DeadLetterSink(runtime, runtime.deadletters)
+        self._facade: FastAPI | None = None
+        self._facade_entry: Any = None  # the facade behind uvicorn's ProxyHeadersMiddleware
+        self._trusted_proxies = settings.forwarded_allow_ips
+
+    @property
+    def facade(self) -> FastAPI:
+        """The FastAPI app of the facade, built on first use (see the module docstring)."""
+        if self._facade is None:
+            self._build_facade()
+        assert self._facade is not None  # noqa: S101 - just built
+        return self._facade
+
+    def _build_facade(self) -> Any:
+        """Build the facade; returns its entry: the facade behind uvicorn's ProxyHeadersMiddleware
+        (the client and scheme a trusted proxy forwarded), which `serve` leaves off so that the
+        fast paths do not parse X-Forwarded-* for nothing."""
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        from eventfn.facade.app import build_facade
+
+        facade: Any = build_facade(self._runtime)  # an ASGI app, by Starlette's types
+        self._facade = facade
+        self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)
+        return self._facade_entry
+
+    def lifespan_context(self) -> AbstractAsyncContextManager[None]:
+        """Start-up and shutdown of the function (what the ASGI lifespan protocol runs)."""
+        return self._runtime.lifespan(self)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if self._runtime.draining and not scope["path"].startswith(_ALWAYS_SERVED):
+                await _refuse_while_draining(scope, send)
+                return
+            # uvicorn's httptools parser bounds no header, so every HTTP request is checked here.
+            too_large = self.header_limits.exceeded(scope["headers"])
+            if too_large is not None:
+                await self.header_limits.reject(scope, send, too_large)
+                return
+            endpoint = self.fast_paths.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+            error = self._body_error(scope["headers"])
+            if error is not None:
+                await send_response(send, *problem_response(error, instance=scope["path"]))
+                return
+            receive = self._bounded(receive)
+        elif kind == "websocket":
+            # A handshake is an HTTP request too: the same bounds, refused before the facade.
+            too_large = self.header_limits.exceeded(scope["headers"])
+            if too_large is not None:
+                await self.header_limits.reject_handshake(scope, send, too_large)
+                return
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        entry = self._facade_entry
+        if entry is None:
+            entry = self._build_facade()
+            # What building it registered (the WebSocket sessions) starts now, stops with us.
+            await self._runtime.start_components()
+        await entry(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        """The ASGI lifespan protocol around `lifespan_context` (as Starlette's router runs it)."""
+        await receive()  # lifespan.startup
+        context = self.lifespan_context()
+        try:
+            await context.__aenter__()
+        except BaseException:
+            await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
+            raise
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        try:
+            await context.__aexit__(None, None, None)
+        except BaseException:
+            await send({"type": "lifespan.shutdown.failed", "message": traceback.format_exc()})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+    def _body_error(self, headers: list[tuple[bytes, bytes]]) -> FunctionError | None:
+        """A declared Content-Length over the limit is refused before anything reads it."""
+        try:
+            length = declared_length(headers)
+        except FunctionError as error:
+            return error
+        if length > self.body_limit:
+            return PayloadTooLarge(f"the body exceeds {self.body_limit} bytes")
+        return None
+
+    def _bounded(self, receive: Any) -> Any:
+        """`receive` that raises PayloadTooLarge once a streamed body passes the limit.
+
+        Raised while a route reads its body, the error reaches the exception handlers and is
+        answered in problem+json (FastAPI's own `max_body_size` would answer text/plain).
+        """
+        limit, seen = self.body_limit, 0
+
+        async def bounded_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            return message
+
+        return bounded_receive
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: Registry | None = None,
+    catalogue: Catalogue = CATALOGUE,
+) -> FunctionApp:
+    """Build the function: the ingress, the facade, health, error mapping and lifecycle."""
+    if settings is None:
+        settings = Settings()
+    if registry is None:
+        from handler.functions import registry as default_registry
+
+        registry = default_registry
+    configure_logging(settings)
+    log_posture(settings)
+    return FunctionApp(Runtime.build(settings, registry, catalogue))

@@ -1,0 +1,387 @@
+"""Who gets in: OIDC tokens on broker deliveries, API keys or tokens on the facade and WebSocket.
+
+Knative Eventing with `authentication-oidc` sends each delivery with `Authorization: Bearer <JWT>`
+signed by the cluster's service-account issuer for the subscriber's audience. `OIDCVerifier`
+checks such tokens with PyJWT against the issuer's JWKS, fetched with one httpx client, cached,
+and refreshed on an unknown `kid` no more often than `OIDC_JWKS_MIN_REFRESH_SECONDS`. An issuer
+that cannot be reached is a 503 the broker retries, never an open door.
+
+API keys are kept only as SHA-256 digests and compared with `hmac.compare_digest`, so neither
+the process memory nor the timing of a comparison gives a key away. Nothing here logs a token.
+
+A 401 raised for a token that was presented and refused says so (`invalid_token=True`): its
+challenge then carries RFC 6750's `error="invalid_token"`, so a client knows to get a new token
+rather than to add one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ssl
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eventfn.core.config import Settings
+from eventfn.core.errors import Forbidden, TransientError, Unauthenticated
+from eventfn.observability.logs import get_logger
+
+if TYPE_CHECKING:  # PyJWT (with cryptography) and httpx: imported only where OIDC is configured
+    import httpx
+    import jwt
+
+log = get_logger("eventfn.auth.checks")
+
+# Only asymmetric algorithms: a JWKS holds public keys, and refusing HS*/none closes the
+# algorithm-confusion and unsigned-token doors before PyJWT is even asked.
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+# Far above a real service-account token (~1-2 KB); bounds the work an attacker can ask for.
+MAX_TOKEN_BYTES = 16 * 1024
+# Verified tokens remembered until they expire. Knative reuses a delivery token for its lifetime,
+# and PyJWT spends ~200 us per decode (pure-Python base64 checks) on top of the signature check.
+VERIFIED_CACHE_SIZE = 1024
+# Where the facade takes an API key (a Bearer header takes one too).
+API_KEY_HEADER = "X-API-Key"
+
+# PyJWT's messages can quote parts of the token; these are ours, and say what to fix.
+_REASONS: tuple[tuple[str, str], ...] = (
+    ("ExpiredSignatureError", "the token has expired"),
+    ("ImmatureSignatureError", "the token is not valid yet (nbf or iat in the future)"),
+    ("InvalidAudienceError", "the token is not for this audience"),
+    ("InvalidIssuerError", "the token is from another issuer"),
+    ("InvalidSignatureError", "the token's signature does not verify"),
+    ("InvalidAlgorithmError", "the token's algorithm does not match its key"),
+    ("DecodeError", "the bearer token is not a well-formed JWT"),
+)
+
+
+class IssuerUnavailable(TransientError):
+    """The OIDC issuer or its JWKS could not be fetched: retry later, do not let anyone in."""
+
+    problem = "issuer-unavailable"
+    title = "Token issuer unavailable"
+
+
+def _reason(error: Exception) -> str:
+    import jwt
+
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"the token has no {error.claim!r} claim"
+    return next(
+        (text for kind, text in _REASONS if isinstance(error, getattr(jwt, kind))),
+        "invalid token",
+    )
+
+
+def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header `name` (lowercase) in an ASGI header list."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The credentials of an `Authorization: Bearer <credentials>` value, else None."""
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
+def looks_like_jwt(credentials: str) -> bool:
+    return credentials.count(".") == 2
+
+
+class OIDCVerifier:
+    """Verifies JWTs against the configured issuer's keys; a `Component` (owns an httpx client)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not settings.oidc_audience:
+            raise ValueError("OIDCVerifier needs OIDC_AUDIENCE")
+        if not (settings.oidc_issuer or settings.oidc_jwks_url):
+            raise ValueError("OIDC_AUDIENCE is set: set OIDC_ISSUER or OIDC_JWKS_URL as well")
+        self.settings = settings
+        self.audience = settings.oidc_audience
+        self.subjects = tuple(settings.oidc_allowed_subjects)
+        self._transport = transport
+        self._clock = clock
+        self._client: httpx.AsyncClient | None = None
+        self._jwks_url = settings.oidc_jwks_url
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None  # last fetch attempt, successful or not
+        self._loaded_at: float | None = None  # last successful fetch
+        self._lock = asyncio.Lock()
+        # sha256(token) -> (claims, exp): only tokens that passed every check, subject included.
+        self._verified: dict[bytes, tuple[dict[str, Any], float]] = {}
+        self.fetches = 0  # how many JWKS fetches were made (exposed for tests and metrics)
+
+    async def start(self) -> None:
+        import httpx
+
+        verify: ssl.SSLContext | bool = True
+        if self.settings.oidc_ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self.settings.oidc_ca_file))
+        self._client = httpx.AsyncClient(
+            transport=self._transport,
+            verify=verify,
+            timeout=self.settings.oidc_http_timeout_seconds,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=4),
+        )
+        log.info(
+            "oidc_enabled",
+            audience=self.audience,
+            issuer=self.settings.oidc_issuer,
+            jwks_url=self._jwks_url,
+            allowed_subjects=list(self.subjects) or None,
+        )
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims, or Unauthenticated/Forbidden/IssuerUnavailable."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise Unauthenticated("the bearer token is too long", invalid_token=True)
+        fingerprint = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(fingerprint)
+        if cached is not None:
+            if time.time() < cached[1] + self.settings.oidc_leeway_seconds:
+                return cached[0]
+            del self._verified[fingerprint]
+        claims = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[fingerprint] = (claims, float(claims["exp"]))
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
+        import jwt
+
+        try:
+            unverified = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated(
+                "the bearer token is not a well-formed JWT", invalid_token=True
+            ) from None
+        algorithm = unverified.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise Unauthenticated(
+                "the token's algorithm is not accepted (asymmetric only)", invalid_token=True
+            )
+        kid = unverified.get("kid")
+        key = await self._key(kid if isinstance(kid, str) else None)
+        claims = self._decode(token, key, algorithm)
+        subject = str(claims.get("sub", ""))
+        if self.subjects and not subject.startswith(self.subjects):
+            raise Forbidden("the token's subject is not allowed to call this function")
+        return claims
+
+    def _decode(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
+        import jwt
+
+        required = ["exp", "aud", "sub"] + (["iss"] if self.settings.oidc_issuer else [])
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[algorithm],
+                audience=self.audience,
+                issuer=self.settings.oidc_issuer,
+                leeway=self.settings.oidc_leeway_seconds,
+                options={"require": required},
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as error:  # a key of another type
+            raise Unauthenticated(_reason(error), invalid_token=True) from None
+        return claims
+
+    async def _key(self, kid: str | None) -> jwt.PyJWK:
+        """The key for `kid`, fetching the JWKS when it is unknown (within the refresh bound)."""
+        now = self._clock()
+        max_age = self.settings.oidc_jwks_max_age_seconds
+        stale = self._loaded_at is None or now - self._loaded_at > max_age
+        key = self._lookup(kid)
+        if key is not None and not stale:
+            return key
+        async with self._lock:
+            key = self._lookup(kid)
+            if key is None or stale:
+                await self._refresh(must=self._loaded_at is None or key is None)
+                key = self._lookup(kid)
+        if key is None:
+            raise Unauthenticated(
+                "the token's key id is not one of the issuer's keys", invalid_token=True
+            )
+        return key
+
+    def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
+        if kid is None and len(self._keys) == 1:  # a single-key issuer may omit `kid`
+            return next(iter(self._keys.values()))
+        return self._keys.get(kid)
+
+    async def _refresh(self, *, must: bool) -> None:
+        """Fetch the JWKS unless one was fetched less than the minimum interval ago.
+
+        `must` means the request cannot be answered from the cache: a fetch failure is then a
+        503; otherwise (cache merely old) the old keys keep serving and the failure is logged.
+        """
+        now = self._clock()
+        if (
+            self._fetched_at is not None
+            and now - self._fetched_at < self.settings.oidc_jwks_min_refresh_seconds
+        ):
+            if must and self._loaded_at is None:
+                raise IssuerUnavailable(
+                    "the token issuer's keys could not be fetched; retry later",
+                    retry_after=max(1, round(self.settings.oidc_jwks_min_refresh_seconds)),
+                )
+            return
+        self._fetched_at = now
+        try:
+            self._keys = await self._fetch()
+            self._loaded_at = self._clock()
+        except IssuerUnavailable:
+            if must:
+                raise
+            log.warning("jwks_refresh_failed", keys_kept=len(self._keys))
+
+    async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
+        import jwt
+
+        self.fetches += 1
+        if self._jwks_url is None:
+            issuer = str(self.settings.oidc_issuer).rstrip("/")
+            document = await self._get_json(f"{issuer}/.well-known/openid-configuration")
+            if document.get("issuer", "").rstrip("/") != issuer or not document.get("jwks_uri"):
+                raise IssuerUnavailable("the issuer's discovery document does not match it")
+            self._jwks_url = str(document["jwks_uri"])
+        jwks = await self._get_json(self._jwks_url)
+        keys: dict[str | None, jwt.PyJWK] = {}
+        for entry in jwks.get("keys", []) if isinstance(jwks.get("keys"), list) else []:
+            try:
+                key = jwt.PyJWK(entry)
+            except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+                continue  # a key of a type we cannot use (or `use: enc`): skip it, keep the rest
+            keys[key.key_id] = key
+        if not keys:
+            raise IssuerUnavailable("the issuer's JWKS holds no usable signing key")
+        log.info("jwks_fetched", keys=len(keys))
+        return keys
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        import httpx
+
+        assert self._client is not None, "OIDCVerifier used before start()"  # noqa: S101
+        headers = {"accept": "application/json"}
+        token_file = self.settings.oidc_jwks_token_file
+        if token_file is not None:  # read each time: kubelet rotates projected tokens
+            headers["authorization"] = f"Bearer {token_file.read_text().strip()}"
+        try:
+            response = await self._client.get(url, headers=headers)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            log.warning("jwks_unreachable", url=url, error=type(error).__name__)
+            raise IssuerUnavailable(
+                "the token issuer could not be reached; retry later", retry_after=5
+            ) from None
+        if not isinstance(document, dict):
+            raise IssuerUnavailable("the issuer answered something other than a JSON object")
+        return document
+
+
+class DeliveryTokenAuth:
+    """`DeliveryAuth` for the ingress and the dead-letter sink: a valid OIDC bearer token."""
+
+    def __init__(self, verifier: OIDCVerifier) -> None:
+        self.verifier = verifier
+
+    async def check(self, scope: dict[str, Any]) -> None:
+        token = bearer(header(scope["headers"], b"authorization"))
+        if token is None:
+            raise Unauthenticated("deliveries need an `Authorization: Bearer <OIDC token>` header")
+        await self.verifier.verify(token)
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+@dataclass
+class FacadeAuth:
+    """API keys (as digests) and/or OIDC tokens for `/api/v1/*` and the WebSocket."""
+
+    digests: tuple[bytes, ...]
+    verifier: OIDCVerifier | None
+
+    @classmethod
+    def build(cls, keys: Sequence[str], verifier: OIDCVerifier | None) -> FacadeAuth | None:
+        """None when there is nothing to check (the facade runs open)."""
+        if not keys and verifier is None:
+            return None
+        return cls(tuple(digest(k) for k in keys), verifier)
+
+    def _known_key(self, candidate: str) -> bool:
+        presented = digest(candidate)
+        # Compare with every key, without stopping early, so timing says nothing about which.
+        return sum(hmac.compare_digest(presented, d) for d in self.digests) > 0
+
+    async def check(self, api_key: str | None, bearer_credentials: str | None) -> None:
+        """Let the caller in, or raise Unauthenticated (401), Forbidden (403) or 503.
+
+        Where API keys are configured, the 401's challenge offers `X-API-Key` next to Bearer.
+        """
+        try:
+            await self._check(api_key, bearer_credentials)
+        except Unauthenticated as error:
+            if self.digests:
+                error.api_key_header = API_KEY_HEADER
+            raise
+
+    async def _check(self, api_key: str | None, bearer_credentials: str | None) -> None:
+        if api_key is not None:
+            if self._known_key(api_key):
+                return
+            raise Unauthenticated("the API key is not valid")
+        if bearer_credentials is None:
+            raise Unauthenticated("send an `X-API-Key` header or `Authorization: Bearer <token>`")
+        if self.digests and self._known_key(bearer_credentials):
+            return
+        if self.verifier is not None and looks_like_jwt(bearer_credentials):
+            await self.verifier.verify(bearer_credentials)
+            return
+        raise Unauthenticated("the bearer credentials are not valid", invalid_token=True)
+
+
+@dataclass
+class AuthSetup:
+    """What the settings turn on: the verifier (a Component), delivery auth and facade auth."""
+
+    verifier: OIDCVerifier | None
+    delivery: DeliveryTokenAuth | None
+    facade: FacadeAuth | None
+
+
+def build_auth(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AuthSetup:
+    """Build the authentication the settings ask for; no I/O (the verifier fetches lazily)."""
+    verifier = OIDCVerifier(settings, transport=transport) if settings.oidc_audience else None
+    return AuthSetup(
+        verifier=verifier,
+        delivery=DeliveryTokenAuth(verifier) if verifier else None,
+        facade=FacadeAuth.build(settings.api_keys, verifier),
+    )

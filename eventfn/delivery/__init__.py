@@ -1,0 +1,1 @@
+"""Delivery to K_SINK: one retry policy, the publisher and the outbox redeliverer."""

@@ -1,0 +1,319 @@
+"""Publishing to K_SINK (SinkBinding): retries that resend the same event, and nothing lost.
+
+    publish(event) ── POST (binary mode, one shared httpx client) ──▶ K_SINK
+        2xx                                   delivered
+        404 408 409 429 5xx, network errors   retried: exponential backoff, full jitter,
+                                              Retry-After honoured; same event id every time
+        retries exhausted / shutting down     parked in the outbox (durable), redelivered later
+        any other 4xx                         permanent: logged as an error and kept as a dead
+                                              letter (GET /api/v1/deadletters), never retried
+
+Knative's broker retries exactly that status set, so a sink behind a broker behaves the same
+whether the broker or this publisher does the retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventfn.binding import Event, to_binary
+from eventfn.core.config import Settings
+from eventfn.core.errors import FunctionError
+from eventfn.observability.logs import get_logger
+from eventfn.observability.metrics import Metrics
+from eventfn.observability.tracing import inject_headers
+from eventfn.stores.deadletters import DeadLetter, DeadLetterStore, letter_id
+from eventfn.stores.outbox import Outbox
+
+if TYPE_CHECKING:  # httpx is imported when a publisher starts (only with K_SINK)
+    import httpx
+
+log = get_logger("eventfn.delivery.publisher")
+
+RETRYABLE = frozenset({404, 408, 409, 429})
+FACADE_SOURCE = "/api/v1/query"  # `source` of the synthetic request behind a facade answer
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The result of one HTTP attempt to deliver an event."""
+
+    delivered: bool
+    retryable: bool
+    status: int | None = None
+    retry_after: float | None = None
+    error: str = ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_overrides(raw: str | None) -> dict[str, Any]:
+    """The extensions of `K_CE_OVERRIDES` (`{"extensions": {...}}`); bad JSON fails at start-up."""
+    if not raw:
+        return {}
+    doc = orjson.loads(raw)
+    extensions = doc.get("extensions", {}) if isinstance(doc, dict) else None
+    if not isinstance(extensions, dict):
+        raise ValueError(  # noqa: TRY004 - a bad setting, reported like other bad settings
+            'K_CE_OVERRIDES must be {"extensions": {name: value, ...}}'
+        )
+    return extensions
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog), capped."""
+
+    base: float
+    cap: float
+    rng: Callable[[], float] = field(default=random.random)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Wait before retry number `attempt` (0-based); at least what Retry-After asked."""
+        # The exponent is bounded: an outbox event can count thousands of attempts.
+        jittered = self.rng() * min(self.cap, self.base * 2 ** min(attempt, 48))
+        return float(jittered if retry_after is None else max(jittered, retry_after))
+
+
+class Publisher:
+    """Delivers events to K_SINK; a Component owning the process's one `httpx.AsyncClient`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sink: str,
+        outbox: Outbox,
+        deadletters: DeadLetterStore | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.sink = sink
+        self.outbox = outbox
+        self.deadletters = deadletters
+        self._settings = settings
+        self._transport = transport
+        self._overrides = parse_overrides(settings.k_ce_overrides)
+        self.backoff = Backoff(
+            settings.publish_backoff_seconds, settings.publish_backoff_max_seconds, rng
+        )
+        self._client: httpx.AsyncClient | None = None
+        self._pending: set[asyncio.Task[str]] = set()
+        self._stopping = asyncio.Event()
+        # Delivery attempts are counted there (GET /metrics); the runtime sets it.
+        self.metrics: Metrics | None = None
+        # Told of every event the sink accepted (the live feed shows published events too).
+        self.observe: Callable[[Event], None] | None = None
+
+    async def start(self) -> None:
+        import httpx
+
+        limit = self._settings.publish_max_connections
+        self._client = httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(self._settings.publish_timeout_seconds),
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            # The trace of the event being handled goes on with every delivery.
+            event_hooks={"request": [inject_headers]},
+        )
+
+    async def stop(self) -> None:
+        """Flush: pending publishes get `publish_flush_seconds`, then park what is left."""
+        self._stopping.set()  # backoff waits end now: undelivered events go to the outbox
+        if self._pending:
+            log.info("publisher_flushing", pending=len(self._pending))
+            _, late = await asyncio.wait(
+                self._pending, timeout=self._settings.publish_flush_seconds
+            )
+            for task in late:
+                task.cancel()  # the cancelled publish parks its event on the way out
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        if self._client is not None:
+            await self._client.aclose()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def prepare(self, event: Event) -> Event:
+        """`event` with the K_CE_OVERRIDES extensions applied."""
+        if not self._overrides:
+            return event
+        return Event({**event.attributes, **self._overrides}, event.data, event.json_data)
+
+    async def attempt(self, event: Event) -> Attempt:
+        """One POST of `event` in binary mode; never raises for HTTP or network failures."""
+        result = await self._post(event)
+        if self.metrics is not None:
+            self.metrics.published(result.delivered)
+        return result
+
+    async def _post(self, event: Event) -> Attempt:
+        import httpx  # already loaded by start(): a dictionary lookup
+
+        assert self._client is not None, "Publisher.start() was not called"  # noqa: S101
+        headers, body = to_binary(event)
+        try:
+            response = await self._client.post(self.sink, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Attempt(False, True, error=f"{type(exc).__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return Attempt(True, False, status)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retryable = status in RETRYABLE or status >= 500
+        text = response.text[:1024]
+        return Attempt(False, retryable, status, retry_after, f"HTTP {status}: {text}")
+
+    async def publish(self, event: Event) -> str:
+        """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected"."""
+        event = self.prepare(event)
+        result = Attempt(False, True, error="not attempted")
+        try:
+            for number in range(self._settings.publish_attempts):
+                result = await self.attempt(event)
+                if result.delivered:
+                    log.debug("published", id=event.id, type=event.type, attempts=number + 1)
+                    if self.observe is not None:
+                        self.observe(event)
+                    return "delivered"
+                if not result.retryable:
+                    await self.reject(event, result)
+                    return "rejected"
+                log.info("publish_retry", id=event.id, attempt=number + 1, error=result.error)
+                if number + 1 < self._settings.publish_attempts and not await self._wait(
+                    self.backoff.delay(number, result.retry_after)
+                ):
+                    break
+        except asyncio.CancelledError:
+            await self.park(event, 0, result)  # a cancelled flush still loses nothing
+            raise
+        await self.park(event, self._settings.publish_attempts, result)
+        return "queued"
+
+    def publish_soon(self, event: Event) -> None:
+        """Publish in the background (the caller does not wait); `stop` flushes it."""
+        task = asyncio.get_running_loop().create_task(self.publish(event))
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[str]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("publish_crashed", error=repr(task.exception()))
+
+    async def _wait(self, delay: float) -> bool:
+        """Sleep `delay` seconds; False when shutdown began (or the wait exceeds the cap)."""
+        if delay > self._settings.publish_backoff_max_seconds:
+            return False  # a long Retry-After: let the outbox wait instead of holding a task
+        try:
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
+        except TimeoutError:
+            return True
+        return False
+
+    async def park(self, event: Event, attempts: int, result: Attempt) -> None:
+        """Put `event` in the outbox; the loss is logged as an error if even that fails."""
+        delay = result.retry_after or self.backoff.delay(attempts)
+        try:
+            await self.outbox.park(event, attempts=attempts, delay=delay, error=result.error)
+        except FunctionError as exc:
+            log.exception("event_lost", id=event.id, type=event.type, error=exc.detail)
+            raise
+        log.warning("publish_parked", id=event.id, type=event.type, error=result.error)
+
+    async def reject(self, event: Event, result: Attempt) -> None:
+        """A permanent 4xx: retrying cannot help; keep the event as a dead letter."""
+        log.error(
+            "publish_rejected", id=event.id, type=event.type, sink=self.sink, error=result.error
+        )
+        if self.deadletters is not None:
+            letter = DeadLetter(
+                letter_id(event), time.time(), event, self.sink, result.status, result.error[:1024]
+            )
+            try:
+                await self.deadletters.add(letter)
+            except FunctionError:
+                # The dead-letter store is down: the outbox keeps the event instead of losing it
+                # (its redelivery meets the same 4xx later and dead-letters it then).
+                await self.park(event, self._settings.publish_attempts, result)
+
+
+@dataclass
+class Delivery:
+    """The delivery side of the runtime, chosen once from the settings."""
+
+    publisher: Publisher | None  # None without K_SINK
+    deadletters: DeadLetterStore
+    components: list[Any]  # in start order; they stop in reverse (redeliverer first)
+
+
+def build_delivery(settings: Settings) -> Delivery:
+    """Dead-letter store always; with K_SINK also the outbox, the publisher and the redeliverer.
+
+    Redis when `redis_url` is set (shared by replicas), SQLite files under `data_dir` otherwise.
+    """
+    from eventfn.delivery.redeliver import Redeliverer
+    from eventfn.stores.deadletters import RedisDeadLetterStore, SQLiteDeadLetterStore
+    from eventfn.stores.dedupe_redis import redis_client
+    from eventfn.stores.outbox import RedisOutbox, SQLiteOutbox
+
+    deadletters: DeadLetterStore
+    outbox: Outbox
+    url, timeout = settings.redis_url, settings.redis_timeout_seconds
+    if url:
+        deadletters = RedisDeadLetterStore(redis_client(url, timeout))
+    else:
+        deadletters = SQLiteDeadLetterStore(settings.data_dir / "deadletters.sqlite3")
+    if not settings.k_sink:
+        return Delivery(None, deadletters, [deadletters])
+    if url:
+        outbox = RedisOutbox(redis_client(url, timeout))
+    else:
+        outbox = SQLiteOutbox(settings.data_dir / "outbox.sqlite3")
+    publisher = Publisher(settings, sink=settings.k_sink, outbox=outbox, deadletters=deadletters)
+    redeliverer = Redeliverer(
+        outbox,
+        publisher,
+        poll=settings.outbox_poll_seconds,
+        batch=settings.outbox_batch_size,
+        # An event taken by a replica that dies is due again once this lease is over.
+        lease=settings.publish_timeout_seconds * 2 + settings.outbox_poll_seconds,
+        backoff_max=settings.outbox_backoff_max_seconds,
+        flush=settings.publish_flush_seconds,
+    )
+    return Delivery(publisher, deadletters, [deadletters, outbox, publisher, redeliverer])
+
+
+def facade_event(dispatcher: Any, route: Any, result: Any, request_id: str) -> Event:
+    """The `com.example.query.response` event for a query answered by the facade.
+
+    Built exactly like the reply to a broker event whose id is `request_id`, so its id is
+    deterministic (UUIDv5 of the facade's source and the request id).
+    """
+    request = Event(
+        {"specversion": "1.0", "id": request_id, "source": FACADE_SOURCE, "type": route.spec.type}
+    )
+    reply: Event = dispatcher.reply_to(request, route, result)
+    return reply

@@ -1,0 +1,1 @@
+"""Dispatch: the catalogue and registry, routing by type, idempotency, time budget, replies."""

@@ -1,0 +1,333 @@
+"""From a decoded event to its reply: route by type, validate the payload, dedupe, run the handler.
+
+No HTTP here: the ingress, the facade and the WebSocket all come through this module, so the same
+payload gets the same validation, the same handler and the same errors whichever door it used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from eventfn.binding import NOTHING, SPEC_V1, Event, is_json
+from eventfn.core.config import Settings
+from eventfn.core.errors import (
+    Conflict,
+    HandlerFailed,
+    HandlerTimeout,
+    SchemaViolation,
+    StoreUnavailable,
+    UnknownEventType,
+    UnsupportedMediaType,
+)
+from eventfn.dispatch.registry import Progress, Route
+from eventfn.observability.logs import get_logger, iso_now
+from eventfn.observability.metrics import Metrics
+from eventfn.stores.dedupe import DedupeStore, Reply, State, event_key
+
+# Reply ids are UUIDv5 of the request's source and id in this namespace: a redelivery of the
+# same event gets the same reply id, whichever replica answers it.
+REPLY_NAMESPACE = uuid.UUID("6f1f4d3e-8a53-5c39-9d0e-1f5b2b7c9a10")
+# Extensions copied from a request to its reply: the distributed-tracing extension.
+_TRACE_EXTENSIONS = ("traceparent", "tracestate")
+
+log = get_logger("eventfn.dispatch.dispatcher")
+T = TypeVar("T")
+
+
+_NAMESPACE_BYTES = REPLY_NAMESPACE.bytes
+
+
+# The RFC 4122 variant bits (10xx) applied to the first hex digit of the clock sequence.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def reply_id(source: str, event_id: str) -> str:
+    """The deterministic id of the reply to the event `source` + `event_id`.
+
+    `uuid.uuid5` by hand (same string): SHA-1 of namespace and name, version 5 and the RFC 4122
+    variant written into the hex digits; the UUID object costs 3x the hash itself.
+    """
+    name = event_key(source, event_id).encode()
+    h = hashlib.sha1(_NAMESPACE_BYTES + name).hexdigest()  # noqa: S324 - RFC 4122 v5
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+def rfc3339_now() -> str:
+    """The current UTC time as an RFC 3339 timestamp with milliseconds."""
+    return iso_now()[:23] + "Z"  # the log timestamp (microseconds, formatted once a second)
+
+
+async def run_within(seconds: float, coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to its end within `seconds` (TimeoutError after), on the caller's task.
+
+    A coroutine can only be interrupted where it suspends, so its first step runs at once; a
+    handler that answers without waiting on anything (the common case) never pays for a timer.
+    Only when it suspends is the rest of it awaited under `_within`'s timer.
+    """
+    try:
+        first = coro.send(None)
+    except StopIteration as done:
+        result: T = done.value  # not typing.cast: this is the hot path, and cast is a call
+        return result
+    return await _within(seconds, _Resumed(coro, first))
+
+
+class _Resumed:
+    """Awaitable of a coroutine already started by hand, suspended after yielding `first`.
+
+    Awaiting it is `yield from` the rest of the coroutine: what the task sends or throws in goes
+    to the coroutine, what it yields goes to the task.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, step = self._coro, self._first
+        while True:
+            try:
+                sent = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown in by the task: passed on to the coroutine
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    step = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
+
+
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """`asyncio.timeout(seconds)` for the hot path: one timer handle, no Timeout object.
+
+    Measured 5x cheaper per call; same semantics (an outer cancellation is never turned into
+    a TimeoutError: the `cancelling()` count is checked like asyncio.timeout does).
+    """
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101 - always called from a task
+    cancelling = task.cancelling()
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    timer = loop.call_at(loop.time() + seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if fired and task.uncancel() <= cancelling:
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def validation_errors(exc: ValidationError, prefix: str = "data") -> list[dict[str, Any]]:
+    """Pydantic's errors as problem+json items; input values are left out on purpose."""
+    return [
+        {
+            "loc": [prefix, *err["loc"]] if prefix else list(err["loc"]),
+            "msg": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+@dataclass(slots=True)  # not frozen: see eventfn.binding.Event
+class Outcome:
+    """How one event was answered."""
+
+    reply: Event | None
+    outcome: str  # "ok", "duplicate" or "no-reply"
+
+    @property
+    def status(self) -> int:
+        return 200 if self.reply is not None else 202
+
+
+class Dispatcher:
+    """Routes events to their handlers; shared by every door into the function."""
+
+    def __init__(self, routes: Mapping[str, Route], dedupe: DedupeStore, settings: Settings):
+        self.routes = dict(routes)
+        self.dedupe = dedupe
+        self._source = settings.event_source
+        self._timeout = settings.handler_timeout_seconds
+        self._accepted = sorted(self.routes)
+        # Sees every handled event and its reply (the live feed's `offer`); must not block.
+        self.observe: Callable[[Event], None] | None = None
+        # Handler durations by type go there (GET /metrics).
+        self.metrics: Metrics | None = None
+
+    def route(self, event_type: str) -> Route:
+        """The route of `event_type`, or UnknownEventType listing the accepted types."""
+        route = self.routes.get(event_type)
+        if route is None:
+            raise UnknownEventType(
+                f"no handler for event type {event_type!r}",
+                accepted_types=self._accepted,
+            )
+        return route
+
+    def validate(self, route: Route, event: Event) -> BaseModel:
+        """The event's payload as its route's model, or a 415/400 error."""
+        content_type = event.attributes.get("datacontenttype")
+        if content_type is not None and not is_json(content_type):
+            raise UnsupportedMediaType(
+                f"{route.spec.type} carries JSON; datacontenttype {event.datacontenttype!r} "
+                "is not a JSON media type",
+            )
+        # The model's validator itself: `model_validate_json` adds a Python call with keywords.
+        validator = route.spec.model.__pydantic_validator__
+        try:
+            payload: BaseModel  # what the validator of a model returns (typing.cast is a call)
+            if event.json_data is not NOTHING:
+                payload = validator.validate_python(event.json_data)
+                return payload
+            if event.data is not None:
+                payload = validator.validate_json(event.data)
+                return payload
+        except ValidationError as exc:
+            raise SchemaViolation(
+                f"the data of {route.spec.type} does not match its schema",
+                validation_errors(exc),
+            ) from None
+        raise SchemaViolation(
+            f"{route.spec.type} requires data and the event carries none",
+            [{"loc": ["data"], "msg": "Field required", "type": "missing"}],
+        )
+
+    async def call(
+        self,
+        route: Route,
+        payload: BaseModel,
+        progress: Progress | None = None,
+        *,
+        event: Event | None = None,
+    ) -> BaseModel | None:
+        """Run the handler within its time budget; its failures become transient errors.
+
+        `event`, when the payload came in one, names it in the log lines of a failure.
+        """
+        started = time.perf_counter()
+        try:
+            result = await run_within(self._timeout, route.run(payload, progress))
+        except TimeoutError:
+            raise HandlerTimeout(
+                f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
+            ) from None
+        except Exception as exc:
+            log.exception(
+                "handler_failed",
+                type=route.spec.type,
+                id=event.id if event is not None else None,
+                source=event.source if event is not None else None,
+                error=type(exc).__name__,
+            )
+            raise HandlerFailed(f"the handler of {route.spec.type} failed") from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.handled(route.spec.type, time.perf_counter() - started)
+        if result is None or isinstance(result, route.reply.model):
+            return result
+        log.error("handler_bad_result", type=route.spec.type, result=type(result).__name__)
+        raise HandlerFailed(f"the handler of {route.spec.type} returned an invalid reply")
+
+    async def handle(self, event: Event, route: Route, payload: BaseModel) -> Outcome:
+        """Handle one validated event exactly once: replay, 409, or run the handler."""
+        key = event_key(event.source, event.id)
+        fingerprint = hashlib.blake2b(
+            payload.__pydantic_serializer__.to_json(payload), digest_size=16
+        ).hexdigest()
+        claim = await self.dedupe.claim(key, fingerprint)
+        if claim.state is State.DONE:
+            assert claim.reply is not None  # noqa: S101 - DONE always carries the reply
+            if claim.fingerprint != fingerprint:
+                # Same identity, different payload: the producer broke the CloudEvents contract.
+                # The first answer stands (the event was handled once); the mismatch is logged.
+                log.warning(
+                    "producer_error_payload_changed",
+                    id=event.id,
+                    source=event.source,
+                    type=event.type,
+                )
+            stored = claim.reply
+            if stored.time is None or stored.data is None:
+                return Outcome(None, "duplicate")
+            # The same reply again: same id, time and data; the rest follows from the request.
+            return Outcome(self.reply_event(event, route, stored.data, stored.time), "duplicate")
+        if claim.state is State.IN_PROGRESS:
+            raise Conflict(
+                f"event {event.id!r} from {event.source!r} is being handled; retry later",
+                retry_after=1,
+            )
+        try:
+            result = await self.call(route, payload, event=event)
+            reply = None if result is None else self.reply_to(event, route, result)
+        except BaseException:
+            await self.dedupe.release(key)
+            raise
+        # What a redelivery needs to get the same reply: its time and data (see Reply).
+        stored = (
+            Reply(None, None, fingerprint)
+            if reply is None
+            else Reply(reply.attributes["time"], reply.data, fingerprint)
+        )
+        try:
+            await self.dedupe.complete(key, stored)
+        except StoreUnavailable:
+            # The handler ran: answering 503 now would make the broker run it again at once.
+            # The reply goes out; the claim stays until its lease ends, so a redelivery in
+            # that window gets 409 rather than a second run.
+            log.exception(
+                "dedupe_complete_failed", id=event.id, source=event.source, type=event.type
+            )
+        if self.observe is not None:
+            self.observe(event)
+            if reply is not None:
+                self.observe(reply)
+        return Outcome(reply, "ok" if reply is not None else "no-reply")
+
+    def reply_to(self, request: Event, route: Route, result: BaseModel) -> Event:
+        """The reply CloudEvent to `request` carrying `result`, made now."""
+        data = result.__pydantic_serializer__.to_json(result)
+        return self.reply_event(request, route, data, rfc3339_now())
+
+    def reply_event(self, request: Event, route: Route, data: bytes, time: str) -> Event:
+        """The reply CloudEvent to `request` made at `time`, carrying the JSON `data`."""
+        attributes: dict[str, Any] = {
+            "specversion": SPEC_V1,
+            "id": reply_id(request.source, request.id),
+            "source": self._source,
+            "type": route.reply.type,
+            "time": time,
+            "datacontenttype": "application/json",
+        }
+        correlation = request.attributes.get("correlationid")
+        if correlation is not None:
+            attributes["replyid"] = correlation
+        for name in _TRACE_EXTENSIONS:
+            value = request.attributes.get(name)
+            if value is not None:
+                attributes[name] = value
+        return Event(attributes, data)

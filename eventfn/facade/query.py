@@ -1,0 +1,117 @@
+"""The synchronous HTTP facade the Streamlit UI calls: the same catalogue, validation and handler
+as the CloudEvents ingress, with plain JSON in and out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from eventfn.core.errors import PROBLEM_JSON, PROBLEM_SCHEMA, NotFound
+from eventfn.delivery.publisher import facade_event
+from eventfn.runtime import Runtime
+from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+
+PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem+json errors."""
+    descriptions = {
+        400: "Malformed request or payload that fails its schema (field errors listed)",
+        401: "Missing or invalid credentials",
+        403: "Credentials valid but not allowed",
+        404: "Not found",
+        409: "Conflict with the function's state (e.g. no K_SINK to replay to)",
+        413: "Body too large",
+        415: "Unsupported media type",
+        500: "The handler failed (no details are disclosed); retry",
+        503: "Temporarily unavailable; retry",
+        504: "The handler timed out; retry",
+    }
+    return {code: {"description": descriptions[code], **PROBLEM} for code in codes}
+
+
+def document_400_not_422(app: Any) -> None:
+    """Make the OpenAPI say what the app does: invalid requests are 400 problem+json, not 422.
+
+    FastAPI documents a 422 for every route with parameters; our error mapping answers 400.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema: dict[str, Any] = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", problems(400)[400])
+            app.openapi_schema = schema
+        result: dict[str, Any] = app.openapi_schema
+        return result
+
+    app.openapi = openapi
+
+
+router = APIRouter(prefix="/api/v1", tags=["facade"])
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    summary="Ask a query synchronously",
+    responses=problems(400, 413, 415, 500, 503, 504),
+)
+async def query(body: QueryRequest, request: Request) -> Any:
+    """Run the query handler on `body` and return its answer (the data of the reply event)."""
+    runtime = runtime_of(request)
+    dispatcher = runtime.dispatcher
+    route = dispatcher.route(QUERY_REQUEST.type)
+    result = await dispatcher.call(route, body)
+    if result is None:
+        return Response(status_code=204)
+    if runtime.publisher is not None:
+        # Event-driven consumers see UI traffic too; the answer never waits on the sink.
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        runtime.publisher.publish_soon(facade_event(dispatcher, route, result, request_id))
+    return result
+
+
+@router.get("/schemas", summary="List the event types and their schemas")
+async def list_schemas(request: Request) -> dict[str, Any]:
+    """Every event type of the catalogue, whether the function consumes or produces it."""
+    runtime = runtime_of(request)
+    consumed = {s.type for s in runtime.catalogue.consumed}
+    return {
+        "types": [
+            {
+                "type": spec.type,
+                "description": spec.description,
+                "direction": "consumed" if spec.type in consumed else "produced",
+                "reply": spec.reply.type if spec.reply else None,
+                "schema": str(request.url_for("get_schema", event_type=spec.type)),
+            }
+            for spec in runtime.catalogue.values()
+        ]
+    }
+
+
+@router.get(
+    "/schemas/{event_type}",
+    summary="JSON Schema of an event type's data",
+    responses=problems(404),
+)
+async def get_schema(event_type: str, request: Request) -> JSONResponse:
+    """The JSON Schema (draft 2020-12) of the data of `event_type`."""
+    spec = runtime_of(request).catalogue.get(event_type)
+    if spec is None:
+        raise NotFound(f"no event type {event_type!r} in the catalogue")
+    return JSONResponse(spec.json_schema(), media_type="application/schema+json")

@@ -1,0 +1,74 @@
+"""The WebSocket `/api/v1/ws`: streamed queries and the live event feed for the Streamlit UI.
+
+JSON text messages both ways (the protocol table is in the README, the schemas are served at
+`/api/v1/asyncapi.json`); one connection is a `eventfn.facade.ws.session.Session`.
+
+Heartbeats: uvicorn pings every connection at the protocol level (`ws_ping_interval`, 20 s) and
+drops peers that do not answer; clients that cannot see protocol pings (browsers) may send
+`{"type": "ping"}` and get `{"type": "pong"}`. When the runtime starts draining, a socket takes
+no new queries, answers those in flight, and closes with 1001 (going away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, FastAPI, WebSocket
+
+from eventfn.facade.ws.session import Session
+from eventfn.runtime import Runtime
+
+# How often the session registry looks at `runtime.draining` (one task per process, not per socket).
+_DRAIN_POLL_SECONDS = 0.2
+
+router = APIRouter(prefix="/api/v1", tags=["websocket"])
+
+
+class Sessions:
+    """The open sockets of this process; a Component that closes them when draining starts."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.active: set[Session] = set()
+        # Progress messages dropped on any socket of this process (full outbox), for /metrics.
+        self.progress_dropped = 0
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._watch = asyncio.create_task(self._watch_drain(), name="ws-drain-watch")
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Answer what is in flight on every socket, then close them all with 1001."""
+        await asyncio.gather(*(s.drain() for s in list(self.active)), return_exceptions=True)
+
+    async def _watch_drain(self) -> None:
+        # A plain flag the runtime flips (no event to wait on); one poller per process is cheap.
+        while not self.runtime.draining:  # noqa: ASYNC110
+            await asyncio.sleep(_DRAIN_POLL_SECONDS)
+        await self.drain()
+
+
+@router.websocket("/ws", name="websocket")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Streamed queries and the live event feed (protocol: README, `/api/v1/asyncapi.json`)."""
+    runtime: Runtime = websocket.app.state.runtime
+    await Session(websocket, runtime, runtime.ws_sessions).run()
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    """Serve the WebSocket; close its sockets when `runtime` drains.
+
+    Not behind the facade's auth dependency (an HTTP dependency): the socket authenticates its
+    own handshake, in `Session._authenticate`.
+    """
+    sessions = Sessions(runtime)
+    runtime.ws_sessions = sessions
+    runtime.components.append(sessions)
+    runtime.on_drain.append(sessions.drain)
+    app.include_router(router)

@@ -1,0 +1,308 @@
+"""One WebSocket connection of `/api/v1/ws`: its reader, its writer and its query tasks.
+
+A query runs as its own task, so several can be in flight on one socket; every answer carries
+the query's `id`. One writer task owns the socket's sending side: results and errors queue for
+it (waiting when the client reads slowly), progress and feed events never wait (progress is
+dropped, a lagging feed subscription is ended by the feed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import WebSocket
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from eventfn.core.errors import (
+    ClientError,
+    Conflict,
+    FunctionError,
+    PayloadTooLarge,
+    SchemaViolation,
+    TooManyRequests,
+    TransientError,
+    problem_response,
+)
+from eventfn.delivery.publisher import facade_event
+from eventfn.dispatch.dispatcher import validation_errors
+from eventfn.dispatch.registry import Route
+from eventfn.facade.guards import authenticate_websocket
+from eventfn.observability.feed import Subscription
+from eventfn.observability.logs import get_logger
+from eventfn.runtime import Runtime
+from schemas import QUERY_REQUEST
+
+if TYPE_CHECKING:
+    from eventfn.facade.ws.endpoint import Sessions
+
+INSTANCE = "/api/v1/ws"
+GOING_AWAY = 1001
+# Results queue behind at most this many messages; progress beyond it is dropped.
+_OUTBOX = 256
+_MAX_ID = 200
+_Close = tuple[int, str]
+
+log = get_logger("eventfn.facade.ws.endpoint")
+
+
+def dumps(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
+
+
+def error_message(ident: str | None, error: FunctionError) -> bytes:
+    return dumps({"id": ident, "type": "error", "error": error.to_problem(INSTANCE)})
+
+
+def to_json(item: Any) -> Any:
+    """A progress item or result as something orjson writes (models keep their serialisers)."""
+    if isinstance(item, BaseModel):
+        return orjson.Fragment(item.__pydantic_serializer__.to_json(item))
+    return item
+
+
+class TokenBucket:
+    """`rate` messages per second sustained, `burst` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Session:
+    """One WebSocket connection."""
+
+    def __init__(self, websocket: WebSocket, runtime: Runtime, sessions: Sessions) -> None:
+        self.ws = websocket
+        self.runtime = runtime
+        self.sessions = sessions
+        settings = runtime.settings
+        self._max_bytes = settings.ws_max_message_bytes
+        self._max_in_flight = settings.ws_max_in_flight
+        self._bucket = TokenBucket(settings.ws_rate_per_second, settings.ws_rate_burst)
+        self._out: asyncio.Queue[bytes | _Close] = asyncio.Queue(_OUTBOX)
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._subscription: Subscription | None = None
+        self._forwarder: asyncio.Task[None] | None = None
+        self._draining = False
+        self.progress_dropped = 0
+
+    async def run(self) -> None:
+        if not await self._authenticate(self.ws):
+            return
+        if self.runtime.draining:
+            await self._deny(TransientError("the function is shutting down; connect again"))
+            return
+        await self.ws.accept()
+        self.sessions.active.add(self)
+        writer = asyncio.create_task(self._write(), name="ws-writer")
+        try:
+            await self._read()
+        finally:
+            self.sessions.active.discard(self)
+            self._unsubscribe()
+            # The client is gone: work still in flight has nobody to answer to.
+            tasks = [*self._in_flight.values(), writer]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Take no new queries, let those in flight answer (within the grace), close with 1001."""
+        self._draining = True
+        grace = self.runtime.settings.shutdown_grace_seconds
+        pending = list(self._in_flight.values())
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        # Bounded: a client that stopped reading must not hold up the shutdown.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._out.put((GOING_AWAY, "server shutting down")), grace)
+
+    # -- handshake -----------------------------------------------------------------------------
+
+    async def _authenticate(self, websocket: WebSocket) -> bool:
+        """The one place the handshake is authenticated, before `accept`."""
+        try:
+            await authenticate_websocket(websocket)
+        except FunctionError as error:
+            await self._deny(error)
+            return False
+        return True
+
+    async def _deny(self, error: FunctionError) -> None:
+        """Refuse the handshake with an HTTP problem response (1008 where the server can't)."""
+        status, raw, body = problem_response(error, instance=INSTANCE)
+        headers = {k.decode(): v.decode() for k, v in raw if k != b"content-length"}
+        try:
+            await self.ws.send_denial_response(Response(body, status, headers=headers))
+        except RuntimeError:
+            await self.ws.close(1008, error.title)
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            body: Any = None
+            try:
+                body = self._parse(message)
+                await self._dispatch(body)
+            except FunctionError as error:
+                ident = body.get("id") if isinstance(body, dict) else None
+                await self._out.put(error_message(ident if isinstance(ident, str) else None, error))
+
+    def _parse(self, message: Mapping[str, Any]) -> Any:
+        text = message.get("text")
+        if text is None:
+            raise ClientError("send JSON text messages; binary messages are not accepted")
+        if len(text) * 4 > self._max_bytes and len(text.encode()) > self._max_bytes:
+            raise PayloadTooLarge(
+                f"messages are limited to {self._max_bytes} bytes", limit=self._max_bytes
+            )
+        if not self._bucket.take():
+            raise TooManyRequests(
+                f"more than {self._bucket.rate:g} messages per second; slow down",
+            )
+        try:
+            body = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ClientError("the message is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ClientError("a message is a JSON object")
+        return body
+
+    async def _dispatch(self, body: dict[str, Any]) -> None:
+        kind = body.get("type", "query")
+        if kind == "query":
+            self._query(body)
+        elif kind == "subscribe":
+            await self._subscribe(body.get("types", []))
+        elif kind == "unsubscribe":
+            self._unsubscribe()
+            await self._out.put(dumps({"type": "unsubscribed", "reason": "asked"}))
+        elif kind == "ping":
+            await self._out.put(dumps({"type": "pong", "id": body.get("id")}))
+        else:
+            raise ClientError(
+                f"unknown message type {kind!r}",
+                accepted_types=["query", "subscribe", "unsubscribe", "ping"],
+            )
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def _query(self, body: dict[str, Any]) -> None:
+        ident = body.get("id")
+        if not isinstance(ident, str) or not 0 < len(ident) <= _MAX_ID:
+            raise ClientError(f"a query needs an `id`: a string of 1 to {_MAX_ID} characters")
+        if self._draining:
+            raise TransientError("the function is shutting down; ask again on a new connection")
+        if ident in self._in_flight:
+            raise Conflict(f"query {ident!r} is already in flight; ids must be unique")
+        if len(self._in_flight) >= self._max_in_flight:
+            raise TooManyRequests(f"at most {self._max_in_flight} queries may be in flight")
+        route = self.runtime.dispatcher.route(QUERY_REQUEST.type)
+        fields = {k: v for k, v in body.items() if k not in ("id", "type")}
+        try:
+            payload = route.spec.model.model_validate(fields)
+        except ValidationError as exc:
+            raise SchemaViolation(
+                "the query does not match its schema", validation_errors(exc, prefix="")
+            ) from None
+        self._in_flight[ident] = asyncio.create_task(self._answer(ident, route, payload))
+
+    async def _answer(self, ident: str, route: Route, payload: BaseModel) -> None:
+        def progress(item: Any) -> None:
+            message = dumps({"id": ident, "type": "progress", "data": to_json(item)})
+            try:
+                self._out.put_nowait(message)
+            except asyncio.QueueFull:  # the client reads too slowly: progress never waits
+                self.progress_dropped += 1
+                self.sessions.progress_dropped += 1  # outlives the socket, for /metrics
+
+        result = None
+        try:
+            result = await self.runtime.dispatcher.call(route, payload, progress)
+            message = dumps({"id": ident, "type": "result", "data": to_json(result)})
+        except FunctionError as error:
+            message = error_message(ident, error)
+        except Exception:  # a bug of ours: the client still gets its one answer
+            log.exception("ws_query_bug", id=ident)
+            message = error_message(ident, FunctionError("the query failed unexpectedly"))
+        finally:
+            self._in_flight.pop(ident, None)
+        await self._out.put(message)
+        try:  # after the answer: a publishing problem must not turn a result into an error
+            self._publish(route, result)
+        except Exception:
+            log.exception("ws_publish_failed", id=ident)
+
+    def _publish(self, route: Route, result: BaseModel | None) -> None:
+        """With K_SINK, the answer is published like the facade's (the client never waits)."""
+        publisher = self.runtime.publisher
+        if publisher is not None and result is not None:
+            # Client ids are only unique per socket: the event id derives from a fresh UUID.
+            event = facade_event(self.runtime.dispatcher, route, result, str(uuid.uuid4()))
+            publisher.publish_soon(event)
+
+    # -- the live feed -------------------------------------------------------------------------
+
+    async def _subscribe(self, types: Any) -> None:
+        feed = self.runtime.feed
+        if feed is None:
+            raise TransientError("the live feed is not available")
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise ClientError("`types` is a list of event type names (empty: every type)")
+        known = sorted(self.runtime.catalogue)
+        unknown = sorted(set(types) - set(known))
+        if unknown:
+            raise ClientError(f"unknown event types {unknown}", accepted_types=known)
+        self._unsubscribe()
+        self._subscription = feed.subscribe(types)
+        await self._out.put(dumps({"type": "subscribed", "types": sorted(set(types))}))
+        self._forwarder = asyncio.create_task(self._forward(self._subscription))
+
+    def _unsubscribe(self) -> None:
+        if self._subscription is not None and self.runtime.feed is not None:
+            self.runtime.feed.unsubscribe(self._subscription)
+        self._subscription = None
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            self._forwarder = None
+
+    async def _forward(self, subscription: Subscription) -> None:
+        while True:
+            message = await subscription.queue.get()
+            if message is None:  # the feed dropped us: we fell too far behind
+                self._subscription = self._forwarder = None
+                await self._out.put(dumps({"type": "unsubscribed", "reason": "slow consumer"}))
+                return
+            await self._out.put(message)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        """The only task that sends on the socket; a close marker ends it."""
+        with contextlib.suppress(Exception):  # a send to a vanished client: the reader sees it
+            while True:
+                item = await self._out.get()
+                if isinstance(item, tuple):
+                    await self.ws.close(*item)
+                    return
+                await self.ws.send_text(item.decode())

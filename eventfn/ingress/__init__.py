@@ -1,0 +1,1 @@
+"""Ingress: the `POST /` CloudEvents endpoint, the dead-letter sink, the probes, the limits."""

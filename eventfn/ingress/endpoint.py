@@ -1,0 +1,268 @@
+"""The CloudEvents ingress: `POST /` from the Knative Broker, at the ASGI level.
+
+This is the hot path, so the app hands it its path before FastAPI's middleware and routing: no
+Request object, no dependency injection, no response classes. It reads the body within its limit,
+lets the pure binding decode it, lets the dispatcher handle it, and writes the reply in the mode
+the request came in. Everything else falls through to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eventfn.binding import (
+    BATCH,
+    STRUCTURED,
+    Event,
+    Head,
+    Mode,
+    Request,
+    decode_head,
+    read_head,
+    to_batch,
+    to_binary,
+)
+from eventfn.binding import to_structured as encode_structured
+from eventfn.core.errors import (
+    FunctionError,
+    MalformedEvent,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    problem_response,
+)
+from eventfn.dispatch.dispatcher import Outcome
+from eventfn.observability.logs import HotLogger, get_logger
+from eventfn.observability.tracing import TraceContext, adopt, bound, extract, ingress_span, parse
+from eventfn.runtime import Runtime
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+log = get_logger("eventfn.ingress.endpoint")
+# The one line per handled event (see HotLogger); warnings and errors go through `log`.
+event_log = HotLogger("eventfn.ingress.endpoint")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the body was read; nothing to answer."""
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The Content-Length of a request (0 when absent), or MalformedEvent if not a number."""
+    for name, value in headers:
+        if name == b"content-length":
+            return content_length(value)
+    return 0
+
+
+def content_length(value: bytes | None) -> int:
+    """A Content-Length header's value (0 when absent), or MalformedEvent if not a number."""
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise MalformedEvent("Content-Length is not a number") from None
+
+
+async def read_body(receive: Receive, limit: int, length: int) -> bytes:
+    """The request body of declared `length`, or PayloadTooLarge once it exceeds `limit`."""
+    if length > limit:
+        raise PayloadTooLarge(
+            f"the body has {length} bytes; at most {limit} are accepted", limit=limit
+        )
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes", limit=limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes", limit=limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def read_request(
+    scope: Scope, receive: Receive, limit: int, max_batch: int
+) -> tuple[Head, Request]:
+    """The request's headers (one pass) and its events, the body read within `limit`."""
+    head = read_head(scope["headers"])
+    body = await read_body(receive, limit, content_length(head.content_length))
+    return head, decode_head(head, body, max_batch=max_batch)
+
+
+async def send_response(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Write one complete HTTP response."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _trace_id(event: Event | None, scope: Scope) -> str | None:
+    """The trace id of a rejected request, for its log line (validated like any trace)."""
+    context = extract(scope["headers"], event.attributes if event is not None else None)
+    return None if context is None else context.trace_id
+
+
+def encode_outcomes(
+    mode: Mode, outcomes: list[Outcome]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The HTTP response for the handled events, in the request's mode."""
+    replies = [o.reply for o in outcomes if o.reply is not None]
+    if not replies:
+        return 202, [(b"content-length", b"0")], b""
+    if mode is Mode.BINARY:
+        headers, body = to_binary(replies[0])
+    elif mode is Mode.STRUCTURED:
+        headers, body = [(b"content-type", STRUCTURED.encode())], encode_structured(replies[0])
+    else:
+        headers, body = [(b"content-type", BATCH.encode())], to_batch(replies)
+    headers.append((b"content-length", str(len(body)).encode()))
+    return 200, headers, body
+
+
+class Ingress:
+    """The ASGI endpoint of `POST /`; `FunctionApp` sends it that path before any middleware."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._limit = runtime.settings.max_body_bytes
+        self._max_batch = runtime.settings.max_batch_events
+        self.metrics = runtime.metrics
+        self._otel = bool(runtime.settings.otel_exporter_otlp_endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight += 1
+        events: tuple[Event, ...] = ()
+        mode = None
+        try:
+            if scope["method"] != "POST":
+                raise MethodNotAllowed(
+                    f"{scope['method']} is not allowed on the CloudEvents ingress; use POST",
+                    allow="POST",
+                )
+            if self.runtime.delivery_auth is not None:
+                await self.runtime.delivery_auth.check(scope)
+            head, request = await read_request(scope, receive, self._limit, self._max_batch)
+            mode, events = request.mode, request.events
+            trace = self._trace(head, events)
+            if trace is None and not self._otel:
+                outcomes = await self._handle(events, batch=mode is Mode.BATCH)
+            else:
+                outcomes = await self._handle_traced(events, mode is Mode.BATCH, trace)
+            status, headers, body = encode_outcomes(mode, outcomes)
+            await send_response(send, status, headers, body)
+        except ClientDisconnected:
+            return
+        except FunctionError as error:
+            await self._reject(scope, send, error, events, mode, started)
+            return
+        except Exception:  # a bug of ours: answer like ServerErrorMiddleware would, in problem+json
+            log.exception("ingress_bug")
+            bug = FunctionError("the function failed unexpectedly; the event may be retried")
+            await self._reject(scope, send, bug, events, mode, started)
+            return
+        finally:
+            metrics.in_flight -= 1
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        for index, event in enumerate(events):
+            outcome = outcomes[index]
+            # The first event's trace is `trace`; the others carry theirs (the header's adopted).
+            context = trace if index == 0 else extract((), event.attributes)
+            metrics.event(event.type, mode, "duplicate" if outcome.outcome == "duplicate" else "ok")
+            if outcome.reply is not None:
+                metrics.replied(outcome.reply.type)
+            event_log.info(
+                "event",
+                id=event.id,
+                type=event.type,
+                source=event.source,
+                mode=mode,
+                trace_id=None if context is None else context.trace_id,
+                outcome=outcome.outcome,
+                status=status,
+                duration_ms=elapsed_ms,
+            )
+
+    @staticmethod
+    def _trace(head: Head, events: tuple[Event, ...]) -> TraceContext | None:
+        """The first event's trace; events without the extension adopt the HTTP header's."""
+        if head.traceparent is not None:
+            delivery = parse(head.traceparent, head.tracestate)
+            if delivery is not None:
+                for event in events:
+                    adopt(event.attributes, delivery)
+        return extract((), events[0].attributes) if events else None
+
+    async def _handle_traced(
+        self, events: tuple[Event, ...], batch: bool, trace: TraceContext | None
+    ) -> list[Outcome]:
+        """`_handle` with the trace bound to every log line (and an OTel span when enabled)."""
+        with bound(trace), ingress_span(self._otel, trace, "/"):
+            return await self._handle(events, batch=batch)
+
+    async def _handle(self, events: tuple[Event, ...], *, batch: bool) -> list[Outcome]:
+        dispatcher = self.runtime.dispatcher
+        # A batch is validated whole before any of its events is handled.
+        if not batch:  # one event: no list of checked events to build
+            event = events[0]
+            route = dispatcher.route(event.type)
+            return [await dispatcher.handle(event, route, dispatcher.validate(route, event))]
+        checked = []
+        for index, event in enumerate(events):
+            try:
+                route = dispatcher.route(event.type)
+                checked.append((event, route, dispatcher.validate(route, event)))
+            except FunctionError as error:
+                error.detail = f"event [{index}]: {error.detail}"
+                error.extensions["index"] = index
+                raise
+        return [await dispatcher.handle(e, r, p) for e, r, p in checked]
+
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        error: FunctionError,
+        events: tuple[Event, ...],
+        mode: Mode | None,
+        started: float,
+    ) -> None:
+        status, headers, body = problem_response(error, instance=scope["path"])
+        await send_response(send, status, headers, body)
+        first = events[0] if events else None
+        log_method = log.warning if status >= 500 else log.info
+        outcome = "failed" if status >= 500 else ("conflict" if status == 409 else "rejected")
+        for event in events or (None,):
+            self.metrics.event(event.type if event else None, mode, outcome)
+        log_method(
+            "event",
+            id=first.id if first else None,
+            type=first.type if first else None,
+            source=first.source if first else None,
+            mode=mode,
+            batch=len(events) if len(events) > 1 else None,
+            trace_id=_trace_id(first, scope),
+            outcome=outcome,
+            status=status,
+            problem=error.problem,
+            detail=error.detail,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )

@@ -1,0 +1,55 @@
+"""Liveness and readiness, at the paths Knative func probes.
+
+Served at the ASGI entry like the ingress (`probes`): a probe must answer before anything else
+is built, and must never be what makes the function import FastAPI. The facade has them as
+routes too (`eventfn.facade.app`), only to document them in OpenAPI; the entry answers first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventfn.core.errors import MethodNotAllowed, problem_response
+from eventfn.ingress.endpoint import send_response
+
+if TYPE_CHECKING:
+    from eventfn.runtime import Runtime
+
+LIVENESS = "/health/liveness"
+READINESS = "/health/readiness"
+_HEADERS = ((b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"))
+
+
+def liveness() -> tuple[int, dict[str, str]]:
+    """200 while the process serves requests at all."""
+    return 200, {"status": "alive"}
+
+
+def readiness(runtime: Runtime) -> tuple[int, dict[str, str]]:
+    """200 once start-up is done; 503 before that and again while shutting down."""
+    if runtime.ready and not runtime.draining:
+        return 200, {"status": "ready"}
+    return 503, {"status": "draining" if runtime.draining else "starting"}
+
+
+def probes(runtime: Runtime) -> dict[str, Any]:
+    """The ASGI endpoints of both probes, by path: GET (and HEAD) only."""
+
+    async def answer(status: int, body: dict[str, str], scope: Any, send: Any) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            error = MethodNotAllowed(f"{scope['method']} is not allowed on a probe", allow="GET")
+            await send_response(send, *problem_response(error, instance=scope["path"]))
+            return
+        data = orjson.dumps(body)
+        headers = [*_HEADERS, (b"content-length", str(len(data)).encode())]
+        await send_response(send, status, headers, b"" if scope["method"] == "HEAD" else data)
+
+    async def liveness_probe(scope: Any, _receive: Any, send: Any) -> None:
+        await answer(*liveness(), scope, send)
+
+    async def readiness_probe(scope: Any, _receive: Any, send: Any) -> None:
+        await answer(*readiness(runtime), scope, send)
+
+    return {LIVENESS: liveness_probe, READINESS: readiness_probe}

@@ -1,0 +1,1 @@
+"""Observability: structured logs, Prometheus metrics, tracing and the live event feed."""

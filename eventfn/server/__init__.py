@@ -1,0 +1,1 @@
+"""Serving: uvicorn with held writes, and the drain between SIGTERM and exit."""

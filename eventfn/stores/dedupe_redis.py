@@ -1,0 +1,155 @@
+"""The dedupe store shared by every replica: Redis, with the protocol of `eventfn.stores.dedupe`.
+
+One key per event, holding a small JSON document:
+
+    {"s": "c", "f": fingerprint, "o": owner}           claimed, expires with the lease (PX)
+    {"s": "d", "f": fingerprint, "t": time, "d": b64}   done, expires with the TTL (PX)
+
+`claim` is one Lua script (read, or `SET ... PX lease` when absent), so two replicas racing for
+the same redelivery cannot both win. `release` deletes the key only while it still holds *our*
+claim (the owner token), so a replica whose lease expired cannot drop the claim of the replica
+that took over. Redis errors become `StoreUnavailable` (503 + Retry-After): the broker retries,
+and an unreachable store is never mistaken for "not a duplicate".
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from eventfn.core.errors import StoreUnavailable
+from eventfn.observability.logs import get_logger
+from eventfn.stores.dedupe import ClaimResult, Reply, State
+
+if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
+    import redis.asyncio as aioredis
+
+KEY_PREFIX = "knfn:dedupe:"
+RETRY_AFTER = 1  # seconds: Redis blips are short; the broker's own backoff grows from there
+
+log = get_logger("eventfn.stores.dedupe_redis")
+
+# KEYS[1] = key; ARGV[1] = claim document, ARGV[2] = lease in ms. Returns the existing document,
+# or nil after storing the claim.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+# KEYS[1] = key; ARGV[1] = our claim document. Deletes only if the key still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def redis_errors() -> type[Exception]:
+    """redis' base exception class, imported on first use (see the TYPE_CHECKING import)."""
+    from redis.exceptions import RedisError
+
+    return RedisError
+
+
+def redis_client(url: str, timeout: float) -> aioredis.Redis:
+    """A client for `url` with explicit timeouts; connects lazily (no I/O here)."""
+    import redis.asyncio as aioredis
+
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        health_check_interval=30,
+    )
+    return client
+
+
+def unavailable(what: str, exc: Exception) -> StoreUnavailable:
+    """The 503 an unreachable Redis turns into (the exception's text stays in the logs)."""
+    log.warning("redis_unavailable", store=what, error=type(exc).__name__, detail=str(exc))
+    return StoreUnavailable(
+        f"the {what} store is unreachable; retry later", retry_after=RETRY_AFTER
+    )
+
+
+def _encode_reply(reply: Reply) -> bytes:
+    return orjson.dumps(
+        {
+            "s": "d",
+            "f": reply.fingerprint,
+            "t": reply.time,
+            "d": None if reply.data is None else base64.b64encode(reply.data).decode("ascii"),
+        }
+    )
+
+
+def _decode(raw: bytes) -> ClaimResult:
+    doc: dict[str, Any] = orjson.loads(raw)
+    if doc.get("s") != "d":
+        return ClaimResult(State.IN_PROGRESS, fingerprint=doc.get("f"))
+    data = None if doc.get("d") is None else base64.b64decode(doc["d"])
+    reply = Reply(doc.get("t"), data, str(doc.get("f")))
+    return ClaimResult(State.DONE, reply, reply.fingerprint)
+
+
+class RedisDedupeStore:
+    """Claims and replies in Redis, shared by every replica of the function."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        ttl: float,
+        lease: float,
+        prefix: str = KEY_PREFIX,
+    ) -> None:
+        self._redis = client
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._lease_ms = max(1, int(lease * 1000))
+        self._prefix = prefix
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+        # The claim documents this process wrote and has not completed or released yet.
+        self._owned: dict[str, bytes] = {}
+
+    async def claim(self, key: str, fingerprint: str) -> ClaimResult:
+        mine = orjson.dumps({"s": "c", "f": fingerprint, "o": uuid.uuid4().hex})
+        try:
+            current = await self._claim(keys=[self._prefix + key], args=[mine, self._lease_ms])
+        except redis_errors() as exc:
+            raise unavailable("dedupe", exc) from None
+        if current is None:
+            self._owned[key] = mine
+            return ClaimResult(State.CLAIMED)
+        return _decode(current)
+
+    async def complete(self, key: str, reply: Reply) -> None:
+        self._owned.pop(key, None)
+        try:
+            await self._redis.set(self._prefix + key, _encode_reply(reply), px=self._ttl_ms)
+        except redis_errors() as exc:
+            raise unavailable("dedupe", exc) from None
+
+    async def release(self, key: str) -> None:
+        mine = self._owned.pop(key, None)
+        if mine is None:
+            return
+        try:
+            await self._release(keys=[self._prefix + key], args=[mine])
+        except redis_errors() as exc:
+            # Not worth failing the request for: the lease expires on its own, after which the
+            # broker's retry runs the handler. The original error is what the caller reports.
+            log.warning("dedupe_release_failed", error=type(exc).__name__, detail=str(exc))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except redis_errors():
+            return False
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

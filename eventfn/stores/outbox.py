@@ -1,0 +1,314 @@
+"""The outbox: events the publisher could not deliver, kept durably and redelivered until taken.
+
+    Publisher ──(retries exhausted)──▶ Outbox.park ──▶ SQLite file under DATA_DIR | Redis
+                                            ▲                    │
+                                            └─── Redeliverer ◀───┘  take_due → attempt → remove
+                                                 (backoff)            | reschedule | dead-letter
+
+`take_due` hands out due events with a short lease (their next attempt moves forward), so two
+replicas sharing the Redis outbox do not send the same event at the same moment and a replica
+that dies mid-attempt leaves its events due again a moment later. Delivery is at least once: the
+event keeps its id, so the sink can drop a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import orjson
+
+from eventfn.binding import NOTHING, Event
+from eventfn.core.errors import StoreUnavailable
+from eventfn.observability.logs import get_logger
+from eventfn.stores.dedupe import event_key
+from eventfn.stores.dedupe_redis import redis_errors, unavailable
+
+if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
+    import redis.asyncio as aioredis
+
+log = get_logger("eventfn.stores.outbox")
+T = TypeVar("T")
+
+
+def dump_event(event: Event) -> dict[str, Any]:
+    """`event` as a JSON-safe document that restores it byte for byte (`load_event`)."""
+    data = event.data
+    if data is None and event.json_data is not NOTHING:
+        data = orjson.dumps(event.json_data)
+    return {
+        "attributes": event.attributes,
+        "data": None if data is None else base64.b64encode(data).decode("ascii"),
+    }
+
+
+def load_event(doc: dict[str, Any]) -> Event:
+    data = doc.get("data")
+    return Event(dict(doc["attributes"]), None if data is None else base64.b64decode(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """One event waiting in the outbox."""
+
+    key: str
+    event: Event
+    attempts: int
+    last_error: str
+
+
+class Outbox(Protocol):
+    """Durable parking for undelivered events; a Component (opened in start, closed in stop)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def park(self, event: Event, *, attempts: int, delay: float, error: str) -> None: ...
+
+    async def take_due(self, limit: int, lease: float) -> list[Parked]: ...
+
+    async def reschedule(self, key: str, *, attempts: int, delay: float, error: str) -> None: ...
+
+    async def remove(self, key: str) -> None: ...
+
+    async def depth(self) -> int: ...
+
+
+class SQLiteFile:
+    """One SQLite database file used from asyncio: calls run in a thread, one at a time."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        db.execute("PRAGMA synchronous=FULL")  # a parked event survives a power cut too
+        db.executescript(self._schema)
+        self._db = db
+
+    def present(self) -> bool:
+        """Whether the database exists: reads of a store never written need not create it."""
+        return self._db is not None or self.path.exists()
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` in a thread, inside a transaction; errors become 503s."""
+
+        def call() -> T:
+            with self._lock:
+                if self._db is None:
+                    self._open()
+                assert self._db is not None  # noqa: S101 - opened just above
+                with self._db:  # commit, or roll back on error
+                    return work(self._db)
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.Error as exc:
+            log.exception("sqlite_error", path=str(self.path), error=str(exc))
+            raise StoreUnavailable(f"the store {self.path.name} failed", retry_after=1) from None
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+
+        await asyncio.to_thread(close)
+
+
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY,
+    event BLOB NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt REAL NOT NULL,
+    last_error TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt);
+"""
+
+
+class SQLiteOutbox:
+    """The embedded outbox: `DATA_DIR/outbox.sqlite3`, one per replica, survives restarts."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self._file = SQLiteFile(path, _OUTBOX_SCHEMA)
+        self._clock = clock
+
+    async def start(self) -> None:
+        return None  # opened on first use: no file appears until there is something to keep
+
+    async def stop(self) -> None:
+        await self._file.close()
+
+    async def park(self, event: Event, *, attempts: int, delay: float, error: str) -> None:
+        row = (
+            event_key(event.source, event.id),
+            orjson.dumps(dump_event(event)),
+            attempts,
+            self._clock() + delay,
+            error,
+        )
+        await self._file.run(
+            lambda db: db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?)", row)
+        )
+
+    async def take_due(self, limit: int, lease: float) -> list[Parked]:
+        now = self._clock()
+
+        def take(db: sqlite3.Connection) -> list[Any]:
+            rows = db.execute(
+                "SELECT key, event, attempts, last_error FROM outbox WHERE next_attempt <= ? "
+                "ORDER BY next_attempt LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE outbox SET next_attempt = ? WHERE key = ?",
+                [(now + lease, row[0]) for row in rows],
+            )
+            return rows
+
+        rows = await self._file.run(take)
+        return [Parked(k, load_event(orjson.loads(e)), a, err) for k, e, a, err in rows]
+
+    async def reschedule(self, key: str, *, attempts: int, delay: float, error: str) -> None:
+        values = (attempts, self._clock() + delay, error, key)
+        await self._file.run(
+            lambda db: db.execute(
+                "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE key = ?",
+                values,
+            )
+        )
+
+    async def remove(self, key: str) -> None:
+        await self._file.run(lambda db: db.execute("DELETE FROM outbox WHERE key = ?", (key,)))
+
+    async def depth(self) -> int:
+        row = await self._file.run(lambda db: db.execute("SELECT count(*) FROM outbox").fetchone())
+        return int(row[0])
+
+
+# KEYS: due zset, events hash. ARGV: now, lease, limit. Takes the due keys (moving their next
+# attempt to now + lease in the same step) and returns [key, document, key, document, ...].
+_TAKE_DUE = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local out = {}
+for _, key in ipairs(keys) do
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), key)
+  local doc = redis.call('HGET', KEYS[2], key)
+  if doc then
+    table.insert(out, key)
+    table.insert(out, doc)
+  else
+    redis.call('ZREM', KEYS[1], key)
+  end
+end
+return out
+"""
+
+
+# KEYS[1] = documents hash, KEYS[2] = due set; ARGV = key, the document read, the new document,
+# the next attempt time. Writes only if the document is still the one read: an event another
+# replica delivered and removed meanwhile must not come back (and be sent twice).
+_RESCHEDULE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
+"""
+
+
+class RedisOutbox:
+    """The shared outbox: a sorted set of keys by next attempt + a hash of documents."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "knfn:outbox:",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = client
+        self._due = prefix + "due"
+        self._docs = prefix + "events"
+        self._clock = clock
+        self._take = client.register_script(_TAKE_DUE)
+        self._reschedule = client.register_script(_RESCHEDULE)
+
+    async def start(self) -> None:
+        return None  # connects lazily; an unreachable Redis shows in the first call
+
+    async def stop(self) -> None:
+        await self._redis.aclose()
+
+    async def _write(self, key: str, doc: dict[str, Any], delay: float) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._docs, key, orjson.dumps(doc))
+                pipe.zadd(self._due, {key: self._clock() + delay})
+                await pipe.execute()
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None
+
+    async def park(self, event: Event, *, attempts: int, delay: float, error: str) -> None:
+        doc = {"event": dump_event(event), "attempts": attempts, "error": error}
+        await self._write(event_key(event.source, event.id), doc, delay)
+
+    async def take_due(self, limit: int, lease: float) -> list[Parked]:
+        try:
+            flat = await self._take(
+                keys=[self._due, self._docs], args=[self._clock(), lease, limit]
+            )
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None
+        parked = []
+        for raw_key, raw_doc in zip(flat[::2], flat[1::2], strict=True):
+            doc = orjson.loads(raw_doc)
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            parked.append(Parked(key, load_event(doc["event"]), doc["attempts"], doc["error"]))
+        return parked
+
+    async def reschedule(self, key: str, *, attempts: int, delay: float, error: str) -> None:
+        try:
+            raw = await self._redis.hget(self._docs, key)
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None
+        if raw is None:
+            return
+        doc = orjson.loads(raw)
+        doc.update(attempts=attempts, error=error)
+        try:
+            await self._reschedule(
+                keys=[self._docs, self._due],
+                args=[key, raw, orjson.dumps(doc), self._clock() + delay],
+            )
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None
+
+    async def remove(self, key: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self._due, key)
+                pipe.hdel(self._docs, key)
+                await pipe.execute()
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None
+
+    async def depth(self) -> int:
+        try:
+            return int(await self._redis.zcard(self._due))
+        except redis_errors() as exc:
+            raise unavailable("outbox", exc) from None

@@ -1,7 +1,0 @@
-"""`python -m handler.manifests [--check]`."""
-
-import sys
-
-from handler.manifests import main
-
-sys.exit(main())

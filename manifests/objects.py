@@ -1,0 +1,264 @@
+"""The resources of `eventing/`, as plain dicts built from the catalogue and the settings."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eventfn.core.config import Settings
+from schemas import EventSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NAME = "knative-python-backend"
+NAMESPACE = NAME
+BROKER = "default"
+IMAGE = NAME  # a placeholder the kustomization's `images:` entry replaces
+REGISTRY_IMAGE = f"ghcr.io/example/{NAME}"
+REPO_URL = f"https://github.com/example/{NAME}.git"
+HOST = f"{NAME}.{NAMESPACE}.svc.cluster.local"
+# Knative names audiences `<group>/<kind>/<namespace>/<name>`; a Service has none of its own, so
+# Triggers name it explicitly and the function expects exactly this `aud` (OIDC_AUDIENCE).
+AUDIENCE = f"serving.knative.dev/service/{NAMESPACE}/{NAME}"
+SERVICE_REF = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": NAME}
+BROKER_REF = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": BROKER}
+LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": NAME}
+
+# Broker redelivery: 5 retries, exponential from 0.5 s (0.5+1+2+4+8 s), then the dead-letter sink.
+RETRY = 5
+BACKOFF_DELAY = "PT0.5S"
+# Autoscaling as the user asked: always one warm replica, at most ten, 50 in flight per replica.
+MIN_SCALE, MAX_SCALE, TARGET = 1, 10, 50
+CONTAINER_CONCURRENCY = 2 * TARGET  # hard cap well above the soft target: bursts queue, not fail
+RESOURCES = {
+    "requests": {"cpu": "250m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "512Mi"},
+}
+
+# Settings Knative or the SinkBinding provide, or that make no sense in a cluster-wide ConfigMap.
+NOT_CONFIGURED = frozenset({"host", "port", "k_sink", "k_ce_overrides"})
+# Settings that are credentials (or may embed one): the Secret, never the ConfigMap.
+SECRET_FIELDS = frozenset({"api_keys", "redis_url"})
+SECRET_SUFFIXES = ("_key", "_keys", "_password", "_secret", "_token")
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Production differs from the laptop defaults here: JSON logs, and OIDC on (delivery tokens are
+# projected service-account tokens the cluster's API server issues and signs).
+PRODUCTION: dict[str, str] = {
+    "log_format": "json",
+    "oidc_audience": AUDIENCE,
+    "oidc_issuer": "https://kubernetes.default.svc.cluster.local",
+    "oidc_ca_file": f"{SERVICE_ACCOUNT}/ca.crt",
+    "oidc_jwks_token_file": f"{SERVICE_ACCOUNT}/token",
+}
+
+
+def code_defaults() -> Settings:
+    """The settings the code declares, whatever this shell's environment says (deterministic)."""
+    # A BaseSettings reads the environment even in model_validate, but what it is given
+    # explicitly wins: so give it every default (model_construct reads no environment).
+    return Settings.model_validate(Settings.model_construct().model_dump())
+
+
+def _meta(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "labels": dict(LABELS), **extra}
+
+
+def _env_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _is_secret(field: str) -> bool:
+    return field in SECRET_FIELDS or field.endswith(SECRET_SUFFIXES)
+
+
+def config_data(settings: Settings) -> dict[str, str]:
+    """The ConfigMap's data: every non-secret setting, production overrides over code defaults."""
+    data: dict[str, str] = {}
+    values = {**settings.model_dump(), **PRODUCTION}
+    for field in sorted(type(settings).model_fields):
+        if field in NOT_CONFIGURED or _is_secret(field):
+            continue
+        text = _env_value(values.get(field))
+        if text is not None:
+            data[field.upper()] = text
+    return data
+
+
+def secret_keys(settings: Settings) -> list[str]:
+    """The environment variables the Secret must provide."""
+    return sorted(f.upper() for f in type(settings).model_fields if _is_secret(f))
+
+
+def configmap(settings: Settings) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(f"{NAME}-config"),
+        "data": config_data(settings),
+    }
+
+
+def secret_example(settings: Settings) -> dict[str, Any]:
+    """A placeholder Secret: documents the keys; never applied by kustomize or Argo CD."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(
+            f"{NAME}-secrets",
+            annotations={"example": "placeholder values: create the real Secret out of band"},
+        ),
+        "type": "Opaque",
+        "stringData": dict.fromkeys(secret_keys(settings), "CHANGE-ME"),
+    }
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def service(settings: Settings) -> dict[str, Any]:
+    """The Knative Service: autoscaling, probes, limits, configuration from ConfigMap + Secret."""
+    # The queue-proxy must outlast the handler's own budget, so a slow handler is answered by the
+    # function (504 problem+json, retried by the broker) rather than cut off mid-response.
+    timeout = math.ceil(settings.handler_timeout_seconds) + 30
+    annotations = {
+        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/metric": "concurrency",
+        "autoscaling.knative.dev/min-scale": str(MIN_SCALE),
+        "autoscaling.knative.dev/max-scale": str(MAX_SCALE),
+        "autoscaling.knative.dev/target": str(TARGET),
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(settings.port),
+        "prometheus.io/path": "/metrics",
+    }
+    container = {
+        "name": "function",
+        "image": IMAGE,
+        "ports": [{"name": "http1", "containerPort": settings.port}],
+        "envFrom": [
+            {"configMapRef": {"name": f"{NAME}-config"}},
+            {"secretRef": {"name": f"{NAME}-secrets"}},
+        ],
+        "resources": RESOURCES,
+        "livenessProbe": _probe("/health/liveness", period=10, failures=3),
+        "readinessProbe": _probe("/health/readiness", period=2, failures=3),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": _meta(NAME),
+        "spec": {
+            "template": {
+                "metadata": {"labels": dict(LABELS), "annotations": annotations},
+                "spec": {
+                    "containerConcurrency": CONTAINER_CONCURRENCY,
+                    "timeoutSeconds": timeout,
+                    "containers": [container],
+                },
+            }
+        },
+    }
+
+
+def broker() -> dict[str, Any]:
+    return {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "metadata": _meta(
+            BROKER, annotations={"eventing.knative.dev/broker.class": "MTChannelBasedBroker"}
+        ),
+        "spec": {"delivery": _delivery()},
+    }
+
+
+def _delivery() -> dict[str, Any]:
+    return {
+        "retry": RETRY,
+        "backoffPolicy": "exponential",
+        "backoffDelay": BACKOFF_DELAY,
+        "deadLetterSink": {"ref": dict(SERVICE_REF), "uri": "/deadletter", "audience": AUDIENCE},
+    }
+
+
+def trigger(spec: EventSpec) -> dict[str, Any]:
+    """One Trigger per consumed type: exact type filter, retries, then the function's DLS."""
+    return {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Trigger",
+        "metadata": _meta(f"{NAME}-{spec.slug}"),
+        "spec": {
+            "broker": BROKER,
+            "filter": {"attributes": {"type": spec.type}},
+            "subscriber": {"ref": dict(SERVICE_REF), "audience": AUDIENCE},
+            "delivery": _delivery(),
+        },
+    }
+
+
+def schema_url(spec: EventSpec) -> str:
+    """Where the function serves the type's JSON Schema inside the cluster."""
+    return f"http://{HOST}/api/v1/schemas/{spec.type}"
+
+
+def event_type(spec: EventSpec, settings: Settings, *, produced: bool) -> dict[str, Any]:
+    """The EventType of a consumed or produced type, pointing at (and carrying) its schema."""
+    body: dict[str, Any] = {
+        "reference": dict(BROKER_REF),
+        "type": spec.type,
+        "description": spec.description,
+        "schema": schema_url(spec),
+        "schemaData": json.dumps(spec.json_schema(), sort_keys=True, separators=(",", ":")),
+    }
+    if produced:
+        body["source"] = settings.event_source
+    return {
+        "apiVersion": "eventing.knative.dev/v1beta2",
+        "kind": "EventType",
+        "metadata": _meta(spec.slug),
+        "spec": body,
+    }
+
+
+def sink_binding() -> dict[str, Any]:
+    """K_SINK (and K_CE_OVERRIDES) for events the function publishes on its own: to the Broker."""
+    return {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "SinkBinding",
+        "metadata": _meta(f"{NAME}-sink"),
+        "spec": {"subject": dict(SERVICE_REF), "sink": {"ref": dict(BROKER_REF)}},
+    }
+
+
+def namespace() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)}
+
+
+def _version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return str(tomllib.load(f)["project"]["version"])
+
+
+def kustomization(resources: Sequence[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": NAMESPACE,
+        "resources": list(resources),
+        "images": [{"name": IMAGE, "newName": REGISTRY_IMAGE, "newTag": _version()}],
+    }
