@@ -21,12 +21,13 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from eventfn.auth.posture import log_posture
+from eventfn.core.asgi import Receive, Scope, Send, declared_length, send_response
 from eventfn.core.config import Settings
 from eventfn.core.errors import FunctionError, PayloadTooLarge, TransientError, problem_response
 from eventfn.dispatch.registry import Registry
 from eventfn.ingress import probes as health
 from eventfn.ingress.deadletter_sink import DeadLetterSink
-from eventfn.ingress.endpoint import Ingress, declared_length, send_response
+from eventfn.ingress.endpoint import Ingress
 from eventfn.ingress.limits import HeaderLimits
 from eventfn.observability.logs import configure_logging
 from eventfn.observability.metrics import MetricsEndpoint, sampler
@@ -103,7 +104,7 @@ class FunctionApp:
         """Start-up and shutdown of the function (what the ASGI lifespan protocol runs)."""
         return self._runtime.lifespan(self)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             if self._runtime.draining and not scope["path"].startswith(_ALWAYS_SERVED):

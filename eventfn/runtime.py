@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eventfn.auth.checks import FacadeAuth, build_auth
+from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
-from eventfn.delivery.publisher import Publisher, build_delivery
+from eventfn.delivery.build import build_delivery
+from eventfn.delivery.publisher import Publisher
 from eventfn.dispatch.dispatcher import Dispatcher
 from eventfn.dispatch.registry import Registry, Route
 from eventfn.observability.feed import LiveFeed
@@ -32,7 +34,7 @@ class DeliveryAuth(Protocol):
     Raises `Unauthenticated` (401), `Forbidden` (403) or a `TransientError` (issuer unreachable).
     """
 
-    async def check(self, scope: dict[str, Any]) -> None: ...
+    async def check(self, scope: Scope) -> None: ...
 
 
 class Component(Protocol):
@@ -50,7 +52,8 @@ class Component(Protocol):
 def build_dedupe(settings: Settings) -> DedupeStore:
     """The dedupe store the settings ask for: Redis (shared by replicas) when `redis_url` is set."""
     if settings.redis_url:
-        from eventfn.stores.dedupe_redis import RedisDedupeStore, redis_client
+        from eventfn.stores.dedupe_redis import RedisDedupeStore
+        from eventfn.stores.redis import redis_client
 
         return RedisDedupeStore(
             redis_client(settings.redis_url, settings.redis_timeout_seconds),

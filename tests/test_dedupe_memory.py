@@ -9,7 +9,8 @@ import tracemalloc
 import httpx
 import pytest
 
-from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State, event_key
+from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State
+from eventfn.stores.records import event_key
 from tests.support import (
     STRUCTURED,
     Counting,

@@ -18,8 +18,8 @@ import pytest
 
 from eventfn.app import create_app
 from eventfn.binding import Event
-from eventfn.dispatch.dispatcher import REPLY_NAMESPACE, reply_id, rfc3339_now
 from eventfn.dispatch.registry import Registry
+from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import (
     QUERY,

@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventfn.binding import _HEADER_SAFE, _SPACE, encode_header_value
-from eventfn.dispatch.dispatcher import REPLY_NAMESPACE, reply_id, rfc3339_now, run_within
+from eventfn.dispatch.budget import run_within
+from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
 from eventfn.observability.logs import _timestamp
 
 ISO_MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventfn.app import create_app
-from eventfn.dispatch.dispatcher import reply_id
+from eventfn.dispatch.replies import reply_id
 from tests.support import (
     BATCH,
     QUERY,

@@ -18,8 +18,8 @@ import pytest
 
 from eventfn.app import create_app
 from eventfn.binding import Event
-from eventfn.stores.dedupe_redis import redis_client
 from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
+from eventfn.stores.redis import redis_client
 from tests import support
 from tests.sink import Sink
 from tests.support import RESPONSE, client_for, function_client, query, test_settings

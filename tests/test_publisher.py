@@ -21,8 +21,10 @@ import respx
 
 from eventfn.app import create_app
 from eventfn.binding import Event
-from eventfn.delivery.publisher import FACADE_SOURCE, Backoff, Publisher, parse_retry_after
-from eventfn.dispatch.dispatcher import reply_id
+from eventfn.delivery.publisher import Publisher
+from eventfn.delivery.retry import Backoff, parse_retry_after
+from eventfn.dispatch.replies import reply_id
+from eventfn.facade.query import FACADE_SOURCE
 from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
 from tests.sink import running_sink
@@ -255,7 +257,7 @@ async def test_delivered_events_are_shown_to_the_observer_and_failed_ones_are_no
 async def test_a_refused_event_is_parked_when_the_dead_letter_store_is_down(tmp_path: Path) -> None:
     """A permanent 4xx with the dead-letter store unreachable parks the event in the outbox."""
     from eventfn.stores.deadletters import RedisDeadLetterStore
-    from eventfn.stores.dedupe_redis import redis_client
+    from eventfn.stores.redis import redis_client
 
     respx.post(SINK).mock(side_effect=statuses(400))
     settings = test_settings(k_sink=SINK, data_dir=tmp_path, publish_attempts=2)

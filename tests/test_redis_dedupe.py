@@ -17,8 +17,10 @@ import pytest
 
 from eventfn.app import create_app
 from eventfn.dispatch.registry import Registry
-from eventfn.stores.dedupe import State, event_key
-from eventfn.stores.dedupe_redis import RedisDedupeStore, redis_client
+from eventfn.stores.dedupe import State
+from eventfn.stores.dedupe_redis import RedisDedupeStore
+from eventfn.stores.records import event_key
+from eventfn.stores.redis import redis_client
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests import support
 from tests.support import binary_headers, client_for, dumps, free_port, new_id, query, test_settings

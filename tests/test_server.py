@@ -29,7 +29,7 @@ from cloudevents.v1.conversion import to_structured as legacy_to_structured
 from cloudevents.v1.http import CloudEvent as LegacyEvent
 from cloudevents.v1.http import from_http as legacy_from_http
 
-from eventfn.dispatch.dispatcher import reply_id
+from eventfn.dispatch.replies import reply_id
 from tests.support import QUERY, RESPONSE, ServerProcess, binary_headers, dumps, query
 
 pytestmark = pytest.mark.server

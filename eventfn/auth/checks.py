@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
 from eventfn.core.errors import Forbidden, TransientError, Unauthenticated
 from eventfn.observability.logs import get_logger
@@ -311,7 +312,7 @@ class DeliveryTokenAuth:
     def __init__(self, verifier: OIDCVerifier) -> None:
         self.verifier = verifier
 
-    async def check(self, scope: dict[str, Any]) -> None:
+    async def check(self, scope: Scope) -> None:
         token = bearer(header(scope["headers"], b"authorization"))
         if token is None:
             raise Unauthenticated("deliveries need an `Authorization: Bearer <OIDC token>` header")

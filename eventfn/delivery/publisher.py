@@ -18,8 +18,6 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,6 +25,7 @@ import orjson
 from eventfn.binding import Event, to_binary
 from eventfn.core.config import Settings
 from eventfn.core.errors import FunctionError
+from eventfn.delivery.retry import RETRYABLE, Attempt, Backoff, parse_retry_after
 from eventfn.observability.logs import get_logger
 from eventfn.observability.metrics import Metrics
 from eventfn.observability.tracing import inject_headers
@@ -37,33 +36,6 @@ if TYPE_CHECKING:  # httpx is imported when a publisher starts (only with K_SINK
     import httpx
 
 log = get_logger("eventfn.delivery.publisher")
-
-RETRYABLE = frozenset({404, 408, 409, 429})
-FACADE_SOURCE = "/api/v1/query"  # `source` of the synthetic request behind a facade answer
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """The result of one HTTP attempt to deliver an event."""
-
-    delivered: bool
-    retryable: bool
-    status: int | None = None
-    retry_after: float | None = None
-    error: str = ""
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def parse_overrides(raw: str | None) -> dict[str, Any]:
@@ -77,21 +49,6 @@ def parse_overrides(raw: str | None) -> dict[str, Any]:
             'K_CE_OVERRIDES must be {"extensions": {name: value, ...}}'
         )
     return extensions
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog), capped."""
-
-    base: float
-    cap: float
-    rng: Callable[[], float] = field(default=random.random)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Wait before retry number `attempt` (0-based); at least what Retry-After asked."""
-        # The exponent is bounded: an outbox event can count thousands of attempts.
-        jittered = self.rng() * min(self.cap, self.base * 2 ** min(attempt, 48))
-        return float(jittered if retry_after is None else max(jittered, retry_after))
 
 
 class Publisher:
@@ -258,62 +215,3 @@ class Publisher:
                 # The dead-letter store is down: the outbox keeps the event instead of losing it
                 # (its redelivery meets the same 4xx later and dead-letters it then).
                 await self.park(event, self._settings.publish_attempts, result)
-
-
-@dataclass
-class Delivery:
-    """The delivery side of the runtime, chosen once from the settings."""
-
-    publisher: Publisher | None  # None without K_SINK
-    deadletters: DeadLetterStore
-    components: list[Any]  # in start order; they stop in reverse (redeliverer first)
-
-
-def build_delivery(settings: Settings) -> Delivery:
-    """Dead-letter store always; with K_SINK also the outbox, the publisher and the redeliverer.
-
-    Redis when `redis_url` is set (shared by replicas), SQLite files under `data_dir` otherwise.
-    """
-    from eventfn.delivery.redeliver import Redeliverer
-    from eventfn.stores.deadletters import RedisDeadLetterStore, SQLiteDeadLetterStore
-    from eventfn.stores.dedupe_redis import redis_client
-    from eventfn.stores.outbox import RedisOutbox, SQLiteOutbox
-
-    deadletters: DeadLetterStore
-    outbox: Outbox
-    url, timeout = settings.redis_url, settings.redis_timeout_seconds
-    if url:
-        deadletters = RedisDeadLetterStore(redis_client(url, timeout))
-    else:
-        deadletters = SQLiteDeadLetterStore(settings.data_dir / "deadletters.sqlite3")
-    if not settings.k_sink:
-        return Delivery(None, deadletters, [deadletters])
-    if url:
-        outbox = RedisOutbox(redis_client(url, timeout))
-    else:
-        outbox = SQLiteOutbox(settings.data_dir / "outbox.sqlite3")
-    publisher = Publisher(settings, sink=settings.k_sink, outbox=outbox, deadletters=deadletters)
-    redeliverer = Redeliverer(
-        outbox,
-        publisher,
-        poll=settings.outbox_poll_seconds,
-        batch=settings.outbox_batch_size,
-        # An event taken by a replica that dies is due again once this lease is over.
-        lease=settings.publish_timeout_seconds * 2 + settings.outbox_poll_seconds,
-        backoff_max=settings.outbox_backoff_max_seconds,
-        flush=settings.publish_flush_seconds,
-    )
-    return Delivery(publisher, deadletters, [deadletters, outbox, publisher, redeliverer])
-
-
-def facade_event(dispatcher: Any, route: Any, result: Any, request_id: str) -> Event:
-    """The `com.example.query.response` event for a query answered by the facade.
-
-    Built exactly like the reply to a broker event whose id is `request_id`, so its id is
-    deterministic (UUIDv5 of the facade's source and the request id).
-    """
-    request = Event(
-        {"specversion": "1.0", "id": request_id, "source": FACADE_SOURCE, "type": route.spec.type}
-    )
-    reply: Event = dispatcher.reply_to(request, route, result)
-    return reply

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from eventfn.binding import Event
 from eventfn.core.errors import StoreUnavailable
-from eventfn.delivery.publisher import Attempt, Backoff
+from eventfn.delivery.retry import Attempt, Backoff
 from eventfn.observability.logs import get_logger
 from eventfn.stores.outbox import Outbox
 

@@ -22,7 +22,7 @@ from eventfn.core.errors import NoSink, NotFound
 from eventfn.facade.query import problems
 from eventfn.observability.logs import get_logger
 from eventfn.stores.deadletters import DeadLetter, DeadLetterStore, without_errors
-from eventfn.stores.outbox import dump_event
+from eventfn.stores.records import dump_event
 
 if TYPE_CHECKING:
     from eventfn.runtime import Runtime

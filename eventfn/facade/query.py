@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from eventfn.core.errors import PROBLEM_JSON, PROBLEM_SCHEMA, NotFound
-from eventfn.delivery.publisher import facade_event
 from eventfn.runtime import Runtime
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
+# `source` of the synthetic request behind an answer of the facade (and of the WebSocket).
+FACADE_SOURCE = "/api/v1/query"
 PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
 
 
@@ -81,7 +82,9 @@ async def query(body: QueryRequest, request: Request) -> Any:
     if runtime.publisher is not None:
         # Event-driven consumers see UI traffic too; the answer never waits on the sink.
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        runtime.publisher.publish_soon(facade_event(dispatcher, route, result, request_id))
+        runtime.publisher.publish_soon(
+            dispatcher.answer_event(route, result, request_id, FACADE_SOURCE)
+        )
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
 from eventfn.observability.logs import get_logger
 
@@ -12,7 +13,6 @@ if TYPE_CHECKING:
 
 log = get_logger("eventfn.facade.security")
 
-Scope = dict[str, Any]
 
 # What the UI sends: JSON bodies and credentials in headers.
 CORS_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Accept", "Last-Event-ID")

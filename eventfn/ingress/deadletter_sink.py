@@ -14,8 +14,9 @@ replays and deletes them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from eventfn.core.asgi import Receive, Scope, Send
 from eventfn.core.errors import FunctionError, MethodNotAllowed, problem_response
 from eventfn.observability.logs import get_logger
 from eventfn.stores.deadletters import DeadLetterStore, dead_letter_of
@@ -33,8 +34,9 @@ class DeadLetterSink:
         self.runtime = runtime
         self.store = store
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from eventfn.ingress.endpoint import ClientDisconnected, read_request, send_response
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from eventfn.core.asgi import ClientDisconnected, send_response
+        from eventfn.ingress.request import read_request
 
         try:
             if scope["method"] != "POST":

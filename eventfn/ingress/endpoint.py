@@ -9,7 +9,6 @@ the request came in. Everything else falls through to the FastAPI app.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from eventfn.binding import (
     BATCH,
@@ -17,100 +16,25 @@ from eventfn.binding import (
     Event,
     Head,
     Mode,
-    Request,
-    decode_head,
-    read_head,
     to_batch,
     to_binary,
 )
 from eventfn.binding import to_structured as encode_structured
+from eventfn.core.asgi import ClientDisconnected, Receive, Scope, Send, send_response
 from eventfn.core.errors import (
     FunctionError,
-    MalformedEvent,
     MethodNotAllowed,
-    PayloadTooLarge,
     problem_response,
 )
 from eventfn.dispatch.dispatcher import Outcome
+from eventfn.ingress.request import read_request
 from eventfn.observability.logs import HotLogger, get_logger
 from eventfn.observability.tracing import TraceContext, adopt, bound, extract, ingress_span, parse
 from eventfn.runtime import Runtime
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
-
 log = get_logger("eventfn.ingress.endpoint")
 # The one line per handled event (see HotLogger); warnings and errors go through `log`.
 event_log = HotLogger("eventfn.ingress.endpoint")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the body was read; nothing to answer."""
-
-
-def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    """The Content-Length of a request (0 when absent), or MalformedEvent if not a number."""
-    for name, value in headers:
-        if name == b"content-length":
-            return content_length(value)
-    return 0
-
-
-def content_length(value: bytes | None) -> int:
-    """A Content-Length header's value (0 when absent), or MalformedEvent if not a number."""
-    if value is None:
-        return 0
-    try:
-        return int(value)
-    except ValueError:
-        raise MalformedEvent("Content-Length is not a number") from None
-
-
-async def read_body(receive: Receive, limit: int, length: int) -> bytes:
-    """The request body of declared `length`, or PayloadTooLarge once it exceeds `limit`."""
-    if length > limit:
-        raise PayloadTooLarge(
-            f"the body has {length} bytes; at most {limit} are accepted", limit=limit
-        )
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnected
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes", limit=limit)
-        return body
-    chunks = [body]
-    size = len(body)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes", limit=limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def read_request(
-    scope: Scope, receive: Receive, limit: int, max_batch: int
-) -> tuple[Head, Request]:
-    """The request's headers (one pass) and its events, the body read within `limit`."""
-    head = read_head(scope["headers"])
-    body = await read_body(receive, limit, content_length(head.content_length))
-    return head, decode_head(head, body, max_batch=max_batch)
-
-
-async def send_response(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    """Write one complete HTTP response."""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _trace_id(event: Event | None, scope: Scope) -> str | None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventfn.core.asgi import Scope
 from eventfn.core.errors import HeadersTooLarge, problem_response
-
-Scope = dict[str, Any]
 
 
 class HeaderLimits:

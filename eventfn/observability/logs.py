@@ -19,12 +19,12 @@ import logging
 import re
 import sys
 import threading
-import time
 from typing import IO, Any
 
 import orjson
 import structlog
 
+from eventfn.core.clock import iso_now
 from eventfn.core.config import Settings
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
@@ -32,22 +32,6 @@ _LEVELS["error"] = logging.ERROR
 
 # Keys whose values must never reach a log line (tokens, keys, credentials).
 SECRET_KEYS = frozenset({"authorization", "api_key", "x-api-key", "token", "password", "secret"})
-
-
-_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
-
-
-def iso_now() -> str:
-    """`TimeStamper(fmt="iso", utc=True)`'s format, with the date formatted once per second.
-
-    structlog's TimeStamper builds a datetime per line: a quarter of the cost of a log line.
-    """
-    now = time.time()
-    second = int(now)
-    if second != _second[0]:
-        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second[0] = second
-    return f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
 
 
 def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

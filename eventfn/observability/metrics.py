@@ -26,6 +26,8 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+from eventfn.core.asgi import Receive, Scope, Send
+
 OTHER = "other"
 MODES = ("binary", "structured", "batch", "unknown")
 # ok: handled (replied or 202); duplicate: a stored reply replayed; rejected: 4xx, not retried;
@@ -232,7 +234,7 @@ class MetricsEndpoint:
         self.metrics = metrics
         self.sample = sample
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] in ("GET", "HEAD"):
             if self.sample is not None:
                 await self.sample(self.metrics)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from eventfn.binding import Event
-from eventfn.stores.dedupe import event_key
-from eventfn.stores.dedupe_redis import redis_errors, unavailable
-from eventfn.stores.outbox import SQLiteFile, dump_event, load_event
+from eventfn.stores.records import dump_event, event_key, load_event
+from eventfn.stores.redis import redis_errors, unavailable
+from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis

@@ -50,11 +50,6 @@ class ClaimResult:
     fingerprint: str | None = None
 
 
-def event_key(source: str, event_id: str) -> str:
-    """A store key for the event identity; length-prefixed so no two pairs can collide."""
-    return f"{len(source)}:{source}{event_id}"
-
-
 class DedupeStore(Protocol):
     """Where claims and replies live: in memory for one process, Redis across replicas."""
 

@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventfn.core.errors import StoreUnavailable
 from eventfn.observability.logs import get_logger
 from eventfn.stores.dedupe import ClaimResult, Reply, State
+from eventfn.stores.redis import redis_errors, unavailable
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis
 
 KEY_PREFIX = "knfn:dedupe:"
-RETRY_AFTER = 1  # seconds: Redis blips are short; the broker's own backoff grows from there
 
 log = get_logger("eventfn.stores.dedupe_redis")
 
@@ -46,34 +45,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def redis_errors() -> type[Exception]:
-    """redis' base exception class, imported on first use (see the TYPE_CHECKING import)."""
-    from redis.exceptions import RedisError
-
-    return RedisError
-
-
-def redis_client(url: str, timeout: float) -> aioredis.Redis:
-    """A client for `url` with explicit timeouts; connects lazily (no I/O here)."""
-    import redis.asyncio as aioredis
-
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        health_check_interval=30,
-    )
-    return client
-
-
-def unavailable(what: str, exc: Exception) -> StoreUnavailable:
-    """The 503 an unreachable Redis turns into (the exception's text stays in the logs)."""
-    log.warning("redis_unavailable", store=what, error=type(exc).__name__, detail=str(exc))
-    return StoreUnavailable(
-        f"the {what} store is unreachable; retry later", retry_after=RETRY_AFTER
-    )
 
 
 def _encode_reply(reply: Reply) -> bytes:

@@ -13,10 +13,7 @@ event keeps its id, so the sink can drop a duplicate.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,33 +22,17 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 
-from eventfn.binding import NOTHING, Event
-from eventfn.core.errors import StoreUnavailable
+from eventfn.binding import Event
 from eventfn.observability.logs import get_logger
-from eventfn.stores.dedupe import event_key
-from eventfn.stores.dedupe_redis import redis_errors, unavailable
+from eventfn.stores.records import dump_event, event_key, load_event
+from eventfn.stores.redis import redis_errors, unavailable
+from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis
 
 log = get_logger("eventfn.stores.outbox")
 T = TypeVar("T")
-
-
-def dump_event(event: Event) -> dict[str, Any]:
-    """`event` as a JSON-safe document that restores it byte for byte (`load_event`)."""
-    data = event.data
-    if data is None and event.json_data is not NOTHING:
-        data = orjson.dumps(event.json_data)
-    return {
-        "attributes": event.attributes,
-        "data": None if data is None else base64.b64encode(data).decode("ascii"),
-    }
-
-
-def load_event(doc: dict[str, Any]) -> Event:
-    data = doc.get("data")
-    return Event(dict(doc["attributes"]), None if data is None else base64.b64decode(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,54 +61,6 @@ class Outbox(Protocol):
     async def remove(self, key: str) -> None: ...
 
     async def depth(self) -> int: ...
-
-
-class SQLiteFile:
-    """One SQLite database file used from asyncio: calls run in a thread, one at a time."""
-
-    def __init__(self, path: Path, schema: str) -> None:
-        self.path = path
-        self._schema = schema
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        db.execute("PRAGMA synchronous=FULL")  # a parked event survives a power cut too
-        db.executescript(self._schema)
-        self._db = db
-
-    def present(self) -> bool:
-        """Whether the database exists: reads of a store never written need not create it."""
-        return self._db is not None or self.path.exists()
-
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(connection)` in a thread, inside a transaction; errors become 503s."""
-
-        def call() -> T:
-            with self._lock:
-                if self._db is None:
-                    self._open()
-                assert self._db is not None  # noqa: S101 - opened just above
-                with self._db:  # commit, or roll back on error
-                    return work(self._db)
-
-        try:
-            return await asyncio.to_thread(call)
-        except sqlite3.Error as exc:
-            log.exception("sqlite_error", path=str(self.path), error=str(exc))
-            raise StoreUnavailable(f"the store {self.path.name} failed", retry_after=1) from None
-
-    async def close(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._db is not None:
-                    self._db.close()
-                    self._db = None
-
-        await asyncio.to_thread(close)
 
 
 _OUTBOX_SCHEMA = """

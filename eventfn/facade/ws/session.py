@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi import WebSocket
@@ -30,17 +30,14 @@ from eventfn.core.errors import (
     TransientError,
     problem_response,
 )
-from eventfn.delivery.publisher import facade_event
 from eventfn.dispatch.dispatcher import validation_errors
 from eventfn.dispatch.registry import Route
 from eventfn.facade.guards import authenticate_websocket
+from eventfn.facade.query import FACADE_SOURCE
 from eventfn.observability.feed import Subscription
 from eventfn.observability.logs import get_logger
 from eventfn.runtime import Runtime
 from schemas import QUERY_REQUEST
-
-if TYPE_CHECKING:
-    from eventfn.facade.ws.endpoint import Sessions
 
 INSTANCE = "/api/v1/ws"
 GOING_AWAY = 1001
@@ -67,6 +64,13 @@ def to_json(item: Any) -> Any:
     return item
 
 
+class SessionSet(Protocol):
+    """Where a session registers while open (`endpoint.Sessions`), and what it counts there."""
+
+    active: set[Session]
+    progress_dropped: int
+
+
 class TokenBucket:
     """`rate` messages per second sustained, `burst` at once."""
 
@@ -87,7 +91,7 @@ class TokenBucket:
 class Session:
     """One WebSocket connection."""
 
-    def __init__(self, websocket: WebSocket, runtime: Runtime, sessions: Sessions) -> None:
+    def __init__(self, websocket: WebSocket, runtime: Runtime, sessions: SessionSet) -> None:
         self.ws = websocket
         self.runtime = runtime
         self.sessions = sessions
@@ -258,7 +262,9 @@ class Session:
         publisher = self.runtime.publisher
         if publisher is not None and result is not None:
             # Client ids are only unique per socket: the event id derives from a fresh UUID.
-            event = facade_event(self.runtime.dispatcher, route, result, str(uuid.uuid4()))
+            event = self.runtime.dispatcher.answer_event(
+                route, result, str(uuid.uuid4()), FACADE_SOURCE
+            )
             publisher.publish_soon(event)
 
     # -- the live feed -------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""The delivery side of the runtime, chosen once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eventfn.core.config import Settings
+from eventfn.delivery.publisher import Publisher
+from eventfn.stores.deadletters import DeadLetterStore
+from eventfn.stores.outbox import Outbox
+
+
+@dataclass
+class Delivery:
+    """The delivery side of the runtime, chosen once from the settings."""
+
+    publisher: Publisher | None  # None without K_SINK
+    deadletters: DeadLetterStore
+    components: list[Any]  # in start order; they stop in reverse (redeliverer first)
+
+
+def build_delivery(settings: Settings) -> Delivery:
+    """Dead-letter store always; with K_SINK also the outbox, the publisher and the redeliverer.
+
+    Redis when `redis_url` is set (shared by replicas), SQLite files under `data_dir` otherwise.
+    """
+    from eventfn.delivery.redeliver import Redeliverer
+    from eventfn.stores.deadletters import RedisDeadLetterStore, SQLiteDeadLetterStore
+    from eventfn.stores.outbox import RedisOutbox, SQLiteOutbox
+    from eventfn.stores.redis import redis_client
+
+    deadletters: DeadLetterStore
+    outbox: Outbox
+    url, timeout = settings.redis_url, settings.redis_timeout_seconds
+    if url:
+        deadletters = RedisDeadLetterStore(redis_client(url, timeout))
+    else:
+        deadletters = SQLiteDeadLetterStore(settings.data_dir / "deadletters.sqlite3")
+    if not settings.k_sink:
+        return Delivery(None, deadletters, [deadletters])
+    if url:
+        outbox = RedisOutbox(redis_client(url, timeout))
+    else:
+        outbox = SQLiteOutbox(settings.data_dir / "outbox.sqlite3")
+    publisher = Publisher(settings, sink=settings.k_sink, outbox=outbox, deadletters=deadletters)
+    redeliverer = Redeliverer(
+        outbox,
+        publisher,
+        poll=settings.outbox_poll_seconds,
+        batch=settings.outbox_batch_size,
+        # An event taken by a replica that dies is due again once this lease is over.
+        lease=settings.publish_timeout_seconds * 2 + settings.outbox_poll_seconds,
+        backoff_max=settings.outbox_backoff_max_seconds,
+        flush=settings.publish_flush_seconds,
+    )
+    return Delivery(publisher, deadletters, [deadletters, outbox, publisher, redeliverer])

@@ -1,0 +1,15 @@
+"""Reading a CloudEvents request: its headers in one pass, its body within the limit, decoded."""
+
+from __future__ import annotations
+
+from eventfn.binding import Head, Request, decode_head, read_head
+from eventfn.core.asgi import Receive, Scope, content_length, read_body
+
+
+async def read_request(
+    scope: Scope, receive: Receive, limit: int, max_batch: int
+) -> tuple[Head, Request]:
+    """The request's headers (one pass) and its events, the body read within `limit`."""
+    head = read_head(scope["headers"])
+    body = await read_body(receive, limit, content_length(head.content_length))
+    return head, decode_head(head, body, max_batch=max_batch)

@@ -1,0 +1,64 @@
+"""What every SQLite store shares: one database file used from asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from eventfn.core.errors import StoreUnavailable
+from eventfn.observability.logs import get_logger
+
+log = get_logger("eventfn.stores.sqlite")
+T = TypeVar("T")
+
+
+class SQLiteFile:
+    """One SQLite database file used from asyncio: calls run in a thread, one at a time."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        db.execute("PRAGMA synchronous=FULL")  # a parked event survives a power cut too
+        db.executescript(self._schema)
+        self._db = db
+
+    def present(self) -> bool:
+        """Whether the database exists: reads of a store never written need not create it."""
+        return self._db is not None or self.path.exists()
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` in a thread, inside a transaction; errors become 503s."""
+
+        def call() -> T:
+            with self._lock:
+                if self._db is None:
+                    self._open()
+                assert self._db is not None  # noqa: S101 - opened just above
+                with self._db:  # commit, or roll back on error
+                    return work(self._db)
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.Error as exc:
+            log.exception("sqlite_error", path=str(self.path), error=str(exc))
+            raise StoreUnavailable(f"the store {self.path.name} failed", retry_after=1) from None
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+
+        await asyncio.to_thread(close)
