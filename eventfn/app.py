@@ -32,12 +32,13 @@ from eventfn.ingress.limits import HeaderLimits
 from eventfn.observability.logs import configure_logging
 from eventfn.observability.metrics import MetricsEndpoint, sampler
 from eventfn.runtime import Runtime
-from schemas import CATALOGUE, Catalogue
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from fastapi import FastAPI
+
+    from eventfn.core.asgi import ASGIApp
 
 
 # Probes and metrics keep answering while draining: they report the drain, they are not work.
@@ -69,7 +70,7 @@ class FunctionApp:
         self.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
         scrape = MetricsEndpoint(runtime.metrics, sampler(runtime))
         self.fast_paths: dict[str, Any] = {
-            "/": Ingress(runtime),
+            "/": Ingress(runtime, plain_json=self._plain_json),
             "/metrics": scrape,
             **health.probes(runtime),
         }
@@ -77,6 +78,7 @@ class FunctionApp:
             self.fast_paths["/deadletter"] = DeadLetterSink(runtime, runtime.deadletters)
         self._facade: FastAPI | None = None
         self._facade_entry: Any = None  # the facade behind uvicorn's ProxyHeadersMiddleware
+        self._facade_components: list[Any] = []  # built with the facade, not yet attached
         self._trusted_proxies = settings.forwarded_allow_ips
 
     @property
@@ -87,18 +89,28 @@ class FunctionApp:
         assert self._facade is not None  # noqa: S101 - just built
         return self._facade
 
-    def _build_facade(self) -> Any:
-        """Build the facade; returns its entry: the facade behind uvicorn's ProxyHeadersMiddleware
+    def _build_facade(self) -> None:
+        """Build the facade and its entry: the facade behind uvicorn's ProxyHeadersMiddleware
         (the client and scheme a trusted proxy forwarded), which `serve` leaves off so that the
         fast paths do not parse X-Forwarded-* for nothing."""
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         from eventfn.facade.app import build_facade
 
-        facade: Any = build_facade(self._runtime)  # an ASGI app, by Starlette's types
+        facade, self._facade_components = build_facade(self._runtime)
         self._facade = facade
-        self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)
-        return self._facade_entry
+        # FastAPI types its ASGI signature more loosely than Starlette: an ASGI app all the same.
+        self._facade_entry = ProxyHeadersMiddleware(facade, self._trusted_proxies)  # type: ignore[arg-type]
+
+    async def _entry(self) -> ASGIApp:
+        """The facade's entry, built on first use; what it brings joins the runtime then."""
+        if self._facade_entry is None:
+            self._build_facade()
+        while self._facade_components:
+            component, sample, on_drain = self._facade_components.pop(0)
+            await self._runtime.attach(component, sample=sample, on_drain=on_drain)
+        entry: ASGIApp = self._facade_entry
+        return entry
 
     def lifespan_context(self) -> AbstractAsyncContextManager[None]:
         """Start-up and shutdown of the function (what the ASGI lifespan protocol runs)."""
@@ -119,12 +131,9 @@ class FunctionApp:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-            error = self._body_error(scope["headers"])
-            if error is not None:
-                await send_response(send, *problem_response(error, instance=scope["path"]))
-                return
-            receive = self._bounded(receive)
-        elif kind == "websocket":
+            await self._http_to_facade(scope, receive, send)
+            return
+        if kind == "websocket":
             # A handshake is an HTTP request too: the same bounds, refused before the facade.
             too_large = self.header_limits.exceeded(scope["headers"])
             if too_large is not None:
@@ -133,12 +142,25 @@ class FunctionApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
             return
-        entry = self._facade_entry
-        if entry is None:
-            entry = self._build_facade()
-            # What building it registered (the WebSocket sessions) starts now, stops with us.
-            await self._runtime.start_components()
-        await entry(scope, receive, send)
+        await (await self._entry())(scope, receive, send)
+
+    async def _http_to_facade(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An HTTP request for the facade, its body held to the limit."""
+        error = self._body_error(scope["headers"])
+        if error is not None:
+            await send_response(send, *problem_response(error, instance=scope["path"]))
+            return
+        await (await self._entry())(scope, self._bounded(receive), send)
+
+    async def _plain_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A plain JSON `POST /` (not a CloudEvent, see `Ingress`) is the facade's default route:
+        the same validation, handler, errors and authentication as `POST <facade_path>`."""
+        default = self._runtime.catalogue.default
+        assert default is not None  # noqa: S101 - the ingress asks only when there is one
+        path = default.facade_path
+        await self._http_to_facade(
+            {**scope, "path": path, "raw_path": path.encode()}, receive, send
+        )
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         """The ASGI lifespan protocol around `lifespan_context` (as Starlette's router runs it)."""
@@ -188,12 +210,13 @@ class FunctionApp:
 
 
 def create_app(
-    settings: Settings | None = None,
-    *,
-    registry: Registry | None = None,
-    catalogue: Catalogue = CATALOGUE,
+    settings: Settings | None = None, *, registry: Registry | None = None
 ) -> FunctionApp:
-    """Build the function: the ingress, the facade, health, error mapping and lifecycle."""
+    """Build the function: the one composition root of the runtime.
+
+    `settings` default to the environment's; `registry` to the function's own (its handlers, in
+    `handler/functions.py`, on its catalogue in `schemas/`). Tests pass both.
+    """
     if settings is None:
         settings = Settings()
     if registry is None:
@@ -202,4 +225,4 @@ def create_app(
         registry = default_registry
     configure_logging(settings)
     log_posture(settings)
-    return FunctionApp(Runtime.build(settings, registry, catalogue))
+    return FunctionApp(Runtime(settings, registry))

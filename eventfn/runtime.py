@@ -1,14 +1,15 @@
-"""The per-process runtime: stores, dispatcher and lifecycle state, built once by the app factory.
+"""The per-process runtime: stores, dispatcher, delivery and lifecycle, assembled in one place.
 
-Building it does no I/O (so importing and creating the app stay cheap); `lifespan` opens what
-needs opening, flips readiness, and closes everything on the way out.
+`Runtime(settings, registry)` builds every collaborator in its constructor and does no I/O (so
+importing and creating the app stay cheap); `lifespan` opens what needs opening, flips readiness,
+and closes everything on the way out. What is built later (the facade, on its first request)
+joins through `attach`, which starts it at once when the runtime is already running.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eventfn.auth.checks import FacadeAuth, build_auth
@@ -16,6 +17,7 @@ from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
 from eventfn.delivery.build import build_delivery
 from eventfn.delivery.publisher import Publisher
+from eventfn.dispatch.catalogue import Catalogue
 from eventfn.dispatch.dispatcher import Dispatcher
 from eventfn.dispatch.registry import Registry, Route
 from eventfn.observability.feed import LiveFeed
@@ -23,7 +25,6 @@ from eventfn.observability.logs import get_logger
 from eventfn.observability.metrics import Metrics
 from eventfn.stores.deadletters import DeadLetterStore
 from eventfn.stores.dedupe import DedupeStore, MemoryDedupeStore
-from schemas import Catalogue
 
 log = get_logger("eventfn.runtime")
 
@@ -49,6 +50,10 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+# Refreshes numbers that live in a component right before a scrape of GET /metrics.
+Sample = Callable[[Metrics], Awaitable[None]]
+
+
 def build_dedupe(settings: Settings) -> DedupeStore:
     """The dedupe store the settings ask for: Redis (shared by replicas) when `redis_url` is set."""
     if settings.redis_url:
@@ -68,65 +73,65 @@ def build_dedupe(settings: Settings) -> DedupeStore:
     )
 
 
-@dataclass
 class Runtime:
     """Everything a request needs that outlives the request."""
 
-    settings: Settings
-    catalogue: Catalogue
-    routes: Mapping[str, Route]
-    dedupe: DedupeStore
-    dispatcher: Dispatcher
-    ready: bool = False
-    draining: bool = False
-    components: list[Component] = field(default_factory=list)
-    # None means deliveries are not authenticated (local development).
-    delivery_auth: DeliveryAuth | None = None
-    # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).
-    facade_auth: FacadeAuth | None = None
-    # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
-    feed: LiveFeed | None = None
-    # Run once when draining starts, before the server closes connections (WebSockets get a
-    # clean 1001 instead of uvicorn's 1012).
-    on_drain: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Delivery guarantees (issue 3): None without K_SINK; the dead-letter inbox is always there.
-    publisher: Publisher | None = None
-    deadletters: DeadLetterStore | None = None
-    # Observability (issue 7): the counters behind GET /metrics, one set per app.
-    metrics: Metrics = field(default_factory=lambda: Metrics(()))
-    # The open WebSockets (eventfn.facade.ws.endpoint.Sessions), once the facade is built.
-    ws_sessions: Any = None
-    # While running: what stops the started components, and how many of them were started.
-    _stack: AsyncExitStack | None = None
-    _started: int = 0
-
-    @classmethod
-    def build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
-        routes = registry.routes(catalogue)
-        dedupe = build_dedupe(settings)
-        runtime = cls(
-            settings=settings,
-            catalogue=catalogue,
-            routes=routes,
-            dedupe=dedupe,
-            dispatcher=Dispatcher(routes, dedupe, settings),
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.settings = settings
+        self.catalogue: Catalogue = registry.catalogue
+        self.routes: Mapping[str, Route] = registry.routes()
+        self.ready = False
+        self.draining = False
+        # Run once when draining starts, before the server closes connections (WebSockets get a
+        # clean 1001 instead of uvicorn's 1012).
+        self.on_drain: list[Callable[[], Awaitable[None]]] = []
+        self.metrics = Metrics(self.catalogue)
+        # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
+        self.feed = LiveFeed(settings)
+        self.dedupe = build_dedupe(settings)
+        self.dispatcher = Dispatcher(
+            self.routes, self.dedupe, settings, metrics=self.metrics, observe=self.feed.offer
         )
-        runtime.metrics = runtime.dispatcher.metrics = Metrics(catalogue)
-        runtime.feed = LiveFeed(settings)
-        runtime.dispatcher.observe = runtime.feed.offer
-        runtime.components.append(runtime.feed)
         auth = build_auth(settings)
-        runtime.delivery_auth, runtime.facade_auth = auth.delivery, auth.facade
-        if auth.verifier is not None:
-            runtime.components.append(auth.verifier)
+        # None means deliveries are not authenticated (local development).
+        self.delivery_auth: DeliveryAuth | None = auth.delivery
+        # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).
+        self.facade_auth: FacadeAuth | None = auth.facade
         delivery = build_delivery(settings)
-        runtime.publisher, runtime.deadletters = delivery.publisher, delivery.deadletters
-        if runtime.publisher is not None:
-            runtime.publisher.metrics = runtime.metrics
-        if runtime.publisher is not None:
-            runtime.publisher.observe = runtime.feed.offer
-        runtime.components.extend(delivery.components)
-        return runtime
+        # None without K_SINK; the dead-letter inbox is always there.
+        self.publisher: Publisher | None = delivery.publisher
+        self.deadletters: DeadLetterStore = delivery.deadletters
+        if self.publisher is not None:
+            self.publisher.metrics = self.metrics
+            self.publisher.observe = self.feed.offer
+        self.components: list[Component] = [
+            self.feed,
+            *([auth.verifier] if auth.verifier is not None else []),
+            *delivery.components,
+        ]
+        self.samples: list[Sample] = []
+        # While running: what stops the started components, and how many of them were started.
+        self._stack: AsyncExitStack | None = None
+        self._started = 0
+
+    async def attach(
+        self,
+        component: Component,
+        *,
+        sample: Sample | None = None,
+        on_drain: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Add a component built after the runtime (the facade's WebSocket sessions).
+
+        It starts now when the runtime is running (else with the others at start-up) and stops
+        with them; `sample` feeds GET /metrics, `on_drain` runs when draining starts.
+        """
+        self.components.append(component)
+        if sample is not None:
+            self.samples.append(sample)
+        if on_drain is not None:
+            self.on_drain.append(on_drain)
+        await self._start_components()
 
     @asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
@@ -140,7 +145,7 @@ class Runtime:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self.dedupe.aclose)
             self._stack, self._started = stack, 0
-            await self.start_components()
+            await self._start_components()
             self.ready = True
             try:
                 yield
@@ -150,11 +155,10 @@ class Runtime:
                 self._stack = None
         log.info("stopped")
 
-    async def start_components(self) -> None:
+    async def _start_components(self) -> None:
         """Start the components registered since the last call; they stop at shutdown.
 
-        All of them at start-up; later, those the facade registers when it is built on its first
-        request (see `eventfn.app`). Outside the lifespan this does nothing: they wait for it.
+        Outside the lifespan this does nothing: they wait for it.
         """
         while self._stack is not None and self._started < len(self.components):
             component = self.components[self._started]

@@ -1,20 +1,20 @@
-"""Business logic: the query handlers. ─────────────────────────────────────────────────────────
+"""Business logic: the handlers. ─────────────────────────────────────────────────────────────────
 
 This is the place to edit. A handler is an async function of the validated payload that returns
-the reply payload (or None when there is nothing to say: the broker then gets 202). It never sees
-HTTP, headers or CloudEvent envelopes; the same handler serves the broker's events, the
-synchronous facade and the WebSocket.
+the reply payload, or None when there is nothing to say (the broker then gets 202; a type declared
+without a reply always answers 202). It never sees HTTP, headers or CloudEvent envelopes: the same
+handler serves the broker's events, the synchronous facade and the WebSocket.
 
-To handle a new event type: add its model and `EventSpec` in `schemas/`, then register a handler
-here with `@registry.handles(YOUR_SPEC)`, then run `make manifests`.
+To handle a new event type: add its model and `EventSpec` in `schemas/` (and to `CATALOGUE`), then
+a handler here with `@registry.handles(YOUR_SPEC)`, then `make manifests`.
 """
 
 from __future__ import annotations
 
-from eventfn.dispatch.registry import Registry
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from eventfn import Registry
+from schemas import CATALOGUE, QUERY_REQUEST, QueryRequest, QueryResponse
 
-registry = Registry()
+registry = Registry(CATALOGUE)
 
 
 @registry.handles(QUERY_REQUEST)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from eventfn import Catalogue
 from eventfn.core.config import Settings
 from manifests.argocd import application
 from manifests.objects import (
@@ -47,7 +48,7 @@ from manifests.objects import (
     sink_binding,
     trigger,
 )
-from schemas import CATALOGUE, Catalogue
+from schemas import CATALOGUE
 
 __all__ = [
     "AUDIENCE",

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eventfn import EventSpec
 from eventfn.core.config import Settings
-from schemas import EventSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,11 +16,11 @@ import uvicorn
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
-from eventfn.app import FunctionApp, create_app
+from eventfn.app import FunctionApp
 from eventfn.dispatch.registry import Registry
 from eventfn.server.serve import server_config
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
-from tests.support import free_port, test_settings
+from tests.support import QUERY_CATALOGUE, free_port, make_app, test_settings
 
 
 @contextlib.asynccontextmanager
@@ -50,7 +50,7 @@ async def function_socket(
     registry: Registry | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[FunctionApp, str]]:
     """A served function built with test settings; yields the app and its `host:port`."""
-    app = create_app(test_settings(**overrides), registry=registry)
+    app = make_app(test_settings(**overrides), registry=registry)
     async with serving(app) as address:
         yield app, address
 
@@ -77,7 +77,7 @@ async def answers(ws: ClientConnection, count: int, wait: float = 5.0) -> list[d
 
 def registry_with(handler: Callable[..., Any]) -> Registry:
     """A registry whose query handler is `handler`."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
     registry.handles(QUERY_REQUEST)(handler)
     return registry
 

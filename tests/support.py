@@ -21,8 +21,10 @@ import httpx
 import orjson
 import pytest
 
+from eventfn import Catalogue, Registry
 from eventfn.app import FunctionApp, create_app
 from eventfn.core.config import Settings
+from schemas.catalogue import QUERY_REQUEST
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -109,6 +111,27 @@ class _IsolatedSettings(Settings):
 test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
+# The suites' own catalogue: the query type alone, whatever else the function's catalogue holds,
+# so that adding event types to `schemas/` leaves every suite as it is.
+QUERY_CATALOGUE = Catalogue((QUERY_REQUEST,))
+
+
+def query_registry(handler: Any = None) -> Registry:
+    """The suites' registry: its query handler is `handler` (default: the real one)."""
+    if handler is None:
+        from handler.functions import handle_query
+
+        handler = handle_query
+    registry = Registry(QUERY_CATALOGUE)
+    registry.handles(QUERY_REQUEST)(handler)
+    return registry
+
+
+def make_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FunctionApp:
+    """The function as `create_app` builds it, on test settings and the suites' own registry."""
+    return create_app(settings or test_settings(), registry=registry or query_registry())
+
+
 @contextlib.asynccontextmanager
 async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client with the app's lifespan running (the function or a FastAPI app)."""
@@ -124,19 +147,16 @@ async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @contextlib.asynccontextmanager
 async def handler_client(handler: Any, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of a function whose query handler is `handler`."""
-    from eventfn.dispatch.registry import Registry
-    from schemas import QUERY_REQUEST
-
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(handler)
-    async with client_for(create_app(test_settings(**overrides), registry=registry)) as client:
+    async with client_for(
+        make_app(test_settings(**overrides), registry=query_registry(handler))
+    ) as client:
         yield client
 
 
 @contextlib.asynccontextmanager
 async def function_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of a function built with test settings and `overrides`."""
-    async with client_for(create_app(test_settings(**overrides))) as client:
+    async with client_for(make_app(test_settings(**overrides))) as client:
         yield client
 
 

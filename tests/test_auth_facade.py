@@ -12,11 +12,10 @@ from starlette.websockets import WebSocket
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from eventfn.app import create_app
 from eventfn.core.errors import Forbidden, Unauthenticated
 from eventfn.facade.guards import authenticate_websocket
 from tests.oidc import AUDIENCE, Issuer
-from tests.support import binary_headers, client_for, dumps, query, running_server
+from tests.support import binary_headers, client_for, dumps, make_app, query, running_server
 from tests.support import test_settings as settings_for
 
 KEYS = ["key-one-5f2c9a7e", "key-two-8d41b3c6"]
@@ -30,7 +29,7 @@ API_KEY = 'ApiKey header="X-API-Key"'
 
 @contextlib.asynccontextmanager
 async def facade(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(create_app(settings_for(**overrides))) as client:
+    async with client_for(make_app(settings_for(**overrides))) as client:
         yield client
 
 
@@ -150,7 +149,7 @@ async def test_api_keys_do_not_guard_deliveries(keyed: httpx.AsyncClient) -> Non
 
 def test_keys_are_kept_only_as_digests() -> None:
     """The runtime holds SHA-256 digests of the keys, never the keys."""
-    app = create_app(settings_for(api_keys=KEYS))
+    app = make_app(settings_for(api_keys=KEYS))
     auth = app.state.runtime.facade_auth
     assert len(auth.digests) == 2
     assert all(len(d) == 32 for d in auth.digests)
@@ -228,7 +227,7 @@ class TestWebSocketHandshake:
 
     async def test_no_credentials_are_refused(self) -> None:
         """A handshake without credentials raises Unauthenticated."""
-        app = create_app(settings_for(api_keys=KEYS))
+        app = make_app(settings_for(api_keys=KEYS))
         with pytest.raises(Unauthenticated):
             await authenticate_websocket(handshake(app))
 
@@ -245,12 +244,12 @@ class TestWebSocketHandshake:
         self, headers: dict[str, str], query_string: str
     ) -> None:
         """A key in X-API-Key, in a Bearer header or in `?token=` is accepted."""
-        app = create_app(settings_for(api_keys=KEYS))
+        app = make_app(settings_for(api_keys=KEYS))
         await authenticate_websocket(handshake(app, headers, query_string))
 
     async def test_wrong_token_parameter_is_refused(self) -> None:
         """A wrong `?token=` raises Unauthenticated."""
-        app = create_app(settings_for(api_keys=KEYS))
+        app = make_app(settings_for(api_keys=KEYS))
         with pytest.raises(Unauthenticated):
             await authenticate_websocket(handshake(app, query_string="token=nope"))
 
@@ -261,7 +260,7 @@ class TestWebSocketHandshake:
             oidc_issuer=issuer.url,
             oidc_allowed_subjects=["system:serviceaccount:knative-eventing:"],
         )
-        app = create_app(settings)
+        app = make_app(settings)
         async with app.lifespan_context():
             await authenticate_websocket(handshake(app, query_string=f"token={issuer.token()}"))
             stranger = issuer.token(sub="system:serviceaccount:x:y")
@@ -270,7 +269,7 @@ class TestWebSocketHandshake:
 
     async def test_open_function_lets_everyone_in(self) -> None:
         """Without API_KEYS and OIDC_AUDIENCE the handshake is not checked."""
-        await authenticate_websocket(handshake(create_app(settings_for())))
+        await authenticate_websocket(handshake(make_app(settings_for())))
 
 
 @pytest.mark.server

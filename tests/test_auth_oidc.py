@@ -13,11 +13,19 @@ import httpx
 import jwt
 import pytest
 
-from eventfn.app import create_app
 from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
-from tests.support import RESPONSE, binary_headers, client_for, dumps, free_port, query
+from tests.support import (
+    QUERY_CATALOGUE,
+    RESPONSE,
+    binary_headers,
+    client_for,
+    dumps,
+    free_port,
+    make_app,
+    query,
+)
 from tests.support import test_settings as settings_for
 
 BEARER = 'Bearer realm="knative-python-backend"'
@@ -29,7 +37,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[QueryRequest] = []
-        self.registry = Registry()
+        self.registry = Registry(QUERY_CATALOGUE)
 
         @self.registry.handles(QUERY_REQUEST)
         async def record(request: QueryRequest) -> QueryResponse:
@@ -43,7 +51,7 @@ async def oidc_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A function with OIDC on, trusting `issuer`."""
     settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
-    app = create_app(settings, registry=(recorder or Recorder()).registry)
+    app = make_app(settings, registry=(recorder or Recorder()).registry)
     async with client_for(app) as client:
         yield client
 
@@ -268,12 +276,12 @@ async def test_jwks_url_without_discovery(issuer: Issuer) -> None:
 def test_audience_without_issuer_fails_fast() -> None:
     """OIDC_AUDIENCE without OIDC_ISSUER or OIDC_JWKS_URL stops the function from starting."""
     with pytest.raises(ValueError, match="OIDC_ISSUER"):
-        create_app(settings_for(oidc_audience=AUDIENCE))
+        make_app(settings_for(oidc_audience=AUDIENCE))
 
 
 async def test_deliveries_are_open_without_oidc_audience() -> None:
     """Without OIDC_AUDIENCE nothing is checked (local development)."""
-    app = create_app(settings_for())
+    app = make_app(settings_for())
     async with client_for(app) as client:
         response = await deliver(client, None)
     assert response.status_code == 200

@@ -1,48 +1,45 @@
-"""The event catalogue and the handler registry: one names the types, the other their handlers."""
+"""The event catalogue and the handler registry: one names the types, the other their handlers.
+
+The registry is built on a catalogue and carries it, so the two cannot disagree. These tests build
+their own catalogues; the function's own (`schemas.CATALOGUE`) is only checked to hold the query
+type, whatever else a user adds to it.
+"""
 
 from __future__ import annotations
 
-import orjson
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from eventfn.app import create_app
-from eventfn.dispatch.registry import Registry
+from eventfn import Catalogue, EventSpec, Registry
 from handler.functions import handle_query
 from handler.functions import registry as default_registry
-from schemas import (
-    CATALOGUE,
-    QUERY_REQUEST,
-    QUERY_RESPONSE,
-    Catalogue,
-    EventSpec,
-    QueryRequest,
-    QueryResponse,
-)
-from tests.support import (
-    RESPONSE,
-    STRUCTURED,
-    binary_headers,
-    client_for,
-    dumps,
-    event_json,
-    test_settings,
-)
+from schemas import CATALOGUE, QUERY_REQUEST, QUERY_RESPONSE, QueryRequest, QueryResponse
+from tests.support import make_app, test_settings
+
+
+class Note(BaseModel):
+    """A payload for the catalogues built here."""
+
+    text: str
+
+
+ANSWER = EventSpec("com.example.answer", Note, "An answer.")
+ASK = EventSpec("com.example.ask", Note, "A question.", consumes=True, reply=ANSWER, name="ask")
+TELL = EventSpec("com.example.tell", Note, "Fire-and-forget.", consumes=True)
+PUBLISHED = EventSpec("com.example.published", Note, "Published on the function's own.")
+
+
+async def echo(note: Note) -> Note:
+    return note
+
+
+async def nothing(_note: Note) -> None:
+    return None
+
 
 # -------------------------------------------------------------------------------------------
-# Catalogue
+# EventSpec
 # -------------------------------------------------------------------------------------------
-
-
-def test_catalogue_names_the_query_types() -> None:
-    """The default catalogue has the request and its reply, and consumes only the request."""
-    assert set(CATALOGUE) == {"com.example.query.request", "com.example.query.response"}
-    assert CATALOGUE.consumed == (QUERY_REQUEST,)
-    assert CATALOGUE.produced == (QUERY_RESPONSE,)
-    assert CATALOGUE["com.example.query.request"].model is QueryRequest
-    assert QUERY_REQUEST.reply is QUERY_RESPONSE
-    assert QUERY_RESPONSE.model is QueryResponse
-    assert len(CATALOGUE) == 2
 
 
 def test_event_spec_slug_is_file_friendly() -> None:
@@ -59,18 +56,84 @@ def test_event_spec_json_schema_is_titled_by_type() -> None:
     assert schema["required"] == ["query"]
 
 
+def test_a_named_type_is_served_under_its_name() -> None:
+    """A short name gives the facade route /api/v1/<name> and the WebSocket message type."""
+    assert ASK.facade_path == "/api/v1/ask"
+    assert ASK.message_type == "ask"
+
+
+def test_an_unnamed_type_is_served_under_its_type() -> None:
+    """Without a name: /api/v1/events/<type>, and the event type is the message type."""
+    assert TELL.facade_path == "/api/v1/events/com.example.tell"
+    assert TELL.message_type == "com.example.tell"
+
+
+def test_a_reply_needs_a_consumed_type() -> None:
+    """Only a consumed type is answered: a reply on a produced type is refused at once."""
+    with pytest.raises(ValueError, match="not consumed"):
+        EventSpec("com.example.x", Note, "x", reply=ANSWER)
+
+
+def test_a_facade_name_needs_a_consumed_type() -> None:
+    """A produced type has no facade route, so no name."""
+    with pytest.raises(ValueError, match="only a consumed type"):
+        EventSpec("com.example.x", Note, "x", name="x")
+
+
+# -------------------------------------------------------------------------------------------
+# Catalogue
+# -------------------------------------------------------------------------------------------
+
+
+def test_the_function_catalogue_consumes_the_query_and_produces_its_answer() -> None:
+    """The function's catalogue holds the query type and its reply (and may hold more)."""
+    assert QUERY_REQUEST in CATALOGUE.consumed
+    assert QUERY_RESPONSE in CATALOGUE.produced
+    assert QUERY_REQUEST.reply is QUERY_RESPONSE
+    assert CATALOGUE["com.example.query.request"].model is QueryRequest
+    assert QUERY_RESPONSE.model is QueryResponse
+
+
+def test_catalogue_holds_the_specs_and_their_replies() -> None:
+    """Listing a consumed type brings its reply type along."""
+    catalogue = Catalogue((ASK, TELL))
+    assert set(catalogue) == {ASK.type, ANSWER.type, TELL.type}
+    assert catalogue.consumed == (ASK, TELL)
+    assert catalogue.produced == (ANSWER,)
+
+
+def test_produced_includes_published_types() -> None:
+    """A type the function emits on its own is produced, never routed."""
+    catalogue = Catalogue((ASK, PUBLISHED))
+    assert catalogue.produced == (ANSWER, PUBLISHED)
+    assert catalogue.consumed == (ASK,)
+
+
+def test_the_default_type_is_the_first_consumed() -> None:
+    """The default (plain JSON POST /, WebSocket messages without `type`) is the first consumed."""
+    assert Catalogue((PUBLISHED, TELL, ASK)).default is TELL
+    assert Catalogue((PUBLISHED,)).default is None
+
+
 def test_catalogue_rejects_a_type_defined_twice() -> None:
     """Two different specs cannot share a type name."""
-    clash = EventSpec(type=QUERY_RESPONSE.type, model=QueryRequest, description="clash")
+    clash = EventSpec(type=ANSWER.type, model=QueryRequest, description="clash")
     with pytest.raises(ValueError, match="defined twice"):
-        Catalogue((QUERY_REQUEST, EventSpec("x.request", QueryRequest, "x", reply=clash)))
+        Catalogue((ASK, EventSpec("x.request", Note, "x", consumes=True, reply=clash)))
+
+
+def test_catalogue_rejects_two_consumed_types_of_one_name() -> None:
+    """A facade route and a WebSocket message type name one consumed type only."""
+    twin = EventSpec("com.example.ask2", Note, "twin", consumes=True, name="ask")
+    with pytest.raises(ValueError, match="named 'ask'"):
+        Catalogue((ASK, twin))
 
 
 def test_catalogue_allows_a_shared_reply_type() -> None:
     """Two consumed types may reply with the same spec; it is produced once."""
-    other = EventSpec("com.example.other", QueryRequest, "other", reply=QUERY_RESPONSE)
-    catalogue = Catalogue((QUERY_REQUEST, other))
-    assert catalogue.produced == (QUERY_RESPONSE,)
+    other = EventSpec("com.example.other", Note, "other", consumes=True, reply=ANSWER)
+    catalogue = Catalogue((ASK, other))
+    assert catalogue.produced == (ANSWER,)
     assert len(catalogue.consumed) == 2
 
 
@@ -80,9 +143,9 @@ def test_catalogue_allows_a_shared_reply_type() -> None:
 
 
 def test_default_registry_routes_the_query_type_to_handle_query() -> None:
-    """The default registry maps the query request to the seed's handler."""
-    routes = default_registry.routes(CATALOGUE)
-    assert set(routes) == {QUERY_REQUEST.type}
+    """The function's registry is built on its catalogue and maps the query to its handler."""
+    assert default_registry.catalogue is CATALOGUE
+    routes = default_registry.routes()
     assert routes[QUERY_REQUEST.type].handler is handle_query
     assert routes[QUERY_REQUEST.type].reply is QUERY_RESPONSE
 
@@ -95,91 +158,36 @@ async def test_seed_handler_answers_processed_query() -> None:
 
 def test_registering_a_type_twice_fails() -> None:
     """Each type has exactly one handler."""
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(handle_query)
+    registry = Registry(Catalogue((ASK,)))
+    registry.handles(ASK)(echo)
     with pytest.raises(ValueError, match="already has a handler"):
-        registry.handles(QUERY_REQUEST)(handle_query)
+        registry.handles(ASK)(echo)
 
 
-def test_consumed_type_without_handler_fails_at_create_app() -> None:
-    """A catalogue type with no handler fails fast when the app is built, not in production."""
-    with pytest.raises(LookupError, match="has no registered handler"):
-        create_app(test_settings(), registry=Registry())
+def test_a_handler_for_a_type_outside_the_catalogue_fails_at_once() -> None:
+    """Registering for a type the registry's catalogue lacks is refused where it is written."""
+    registry = Registry(Catalogue((ASK,)))
+    with pytest.raises(LookupError, match="not in this registry's catalogue"):
+        registry.handles(TELL)
 
 
-def test_handler_for_a_type_outside_the_catalogue_fails_at_create_app() -> None:
-    """A handler registered for a type the catalogue lacks is a mistake caught at start-up."""
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(handle_query)
-    stray = EventSpec("com.example.stray", QueryRequest, "stray", reply=QUERY_RESPONSE)
-    registry.handles(stray)(handle_query)
-    with pytest.raises(LookupError, match="not in the catalogue"):
-        create_app(test_settings(), registry=registry)
+def test_a_handler_for_a_produced_type_fails_at_once() -> None:
+    """A produced type is never delivered to the function: a handler for it is a mistake."""
+    registry = Registry(Catalogue((ASK, PUBLISHED)))
+    with pytest.raises(ValueError, match="consumes=True"):
+        registry.handles(PUBLISHED)
 
 
-# -------------------------------------------------------------------------------------------
-# A second event type is a model, a spec and a handler
-# -------------------------------------------------------------------------------------------
+def test_a_consumed_type_without_handler_fails_when_the_app_is_built() -> None:
+    """A consumed type with no handler fails fast at create_app, not in production."""
+    registry = Registry(Catalogue((ASK, TELL)))
+    registry.handles(ASK)(echo)
+    with pytest.raises(LookupError, match=r"without a handler: \['com.example.tell'\]"):
+        make_app(test_settings(), registry=registry)
 
 
-class Greeting(BaseModel):
-    """The payload of the second type."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str
-
-
-class Greeted(BaseModel):
-    """Its reply payload."""
-
-    text: str
-
-
-GREETED = EventSpec("com.example.greeted", Greeted, "A greeting answered.")
-GREETING = EventSpec("com.example.greeting", Greeting, "Someone to greet.", reply=GREETED)
-
-
-async def test_a_second_event_type_is_a_few_lines() -> None:
-    """A new model, spec and handler, registered beside the query, is served by the ingress."""
-    catalogue = Catalogue((QUERY_REQUEST, GREETING))
-    registry = Registry()
-    registry.handles(QUERY_REQUEST)(handle_query)
-
-    @registry.handles(GREETING)
-    async def greet(request: Greeting) -> Greeted:
-        return Greeted(text=f"Hello, {request.name}!")
-
-    app = create_app(test_settings(), registry=registry, catalogue=catalogue)
-    async with client_for(app) as client:
-        greeting = await client.post(
-            "/", headers=binary_headers(type=GREETING.type), content=dumps({"name": "Ada"})
-        )
-        bad = await client.post(
-            "/",
-            headers={"content-type": STRUCTURED},
-            content=dumps(event_json({"nom": "Ada"}, type=GREETING.type)),
-        )
-        unknown = await client.post(
-            "/", headers=binary_headers(type="com.example.nope"), content=dumps({})
-        )
-        still_query = await client.post(
-            "/", headers=binary_headers(), content=dumps({"query": "q"})
-        )
-        schemas = await client.get("/api/v1/schemas")
-    assert greeting.status_code == 200
-    assert greeting.headers["ce-type"] == GREETED.type
-    assert greeting.json() == {"text": "Hello, Ada!"}
-    assert bad.status_code == 400
-    assert {e["loc"][-1] for e in bad.json()["errors"]} == {"name", "nom"}
-    assert unknown.json()["accepted_types"] == sorted([QUERY_REQUEST.type, GREETING.type])
-    assert still_query.headers["ce-type"] == RESPONSE
-    listed = {t["type"] for t in orjson.loads(schemas.content)["types"]}
-    assert listed == {QUERY_REQUEST.type, QUERY_RESPONSE.type, GREETING.type, GREETED.type}
-
-
-def test_a_produced_only_type_is_catalogued_but_not_consumed() -> None:
-    """A spec without a reply type (e.g. a published event) is produced, never routed."""
-    published = EventSpec("com.example.published", QueryResponse, "published")
-    catalogue = Catalogue((QUERY_REQUEST, published))
-    assert "com.example.published" in catalogue
-    assert catalogue.consumed == (QUERY_REQUEST,)
+def test_a_fire_and_forget_type_gets_a_route_without_reply() -> None:
+    """A consumed type declared without a reply is routed; its route has no reply type."""
+    registry = Registry(Catalogue((TELL,)))
+    registry.handles(TELL)(nothing)
+    assert registry.routes()[TELL.type].reply is None

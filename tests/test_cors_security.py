@@ -11,7 +11,6 @@ import orjson
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from eventfn.app import create_app
 from tests.live import function_socket
 from tests.live import receive as ws_receive
 from tests.live import send as ws_send
@@ -22,6 +21,7 @@ from tests.support import (
     dumps,
     event_json,
     function_client,
+    make_app,
     query,
     running_server,
     test_settings,
@@ -244,7 +244,7 @@ async def refused_handshake(
         sent.append(message)
 
     monkeypatch.setattr(facade_app, "build_facade", no_facade)
-    app = create_app(test_settings())
+    app = make_app(test_settings())
     await app(handshake_scope(headers, denial=denial), receive, send)
     return sent
 

@@ -1,7 +1,7 @@
 """From a decoded event to its reply: routing, payload validation, reply attributes, failures.
 
 Handlers here are real coroutines registered in a real `Registry`; the app is built with
-`create_app(settings, registry=...)` exactly as production builds it with the default one.
+`make_app(settings, registry=...)` exactly as production builds it with the default one.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import httpx
 import orjson
 import pytest
 
-from eventfn.app import create_app
 from eventfn.binding import Event
 from eventfn.dispatch.registry import Registry
 from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests.support import (
     QUERY,
+    QUERY_CATALOGUE,
     RESPONSE,
     STRUCTURED,
     binary_headers,
@@ -31,6 +31,7 @@ from tests.support import (
     event_json,
     function_client,
     handler_client,
+    make_app,
     query,
     test_settings,
 )
@@ -340,13 +341,13 @@ async def test_handler_timeout_is_504_and_a_retry_runs_it_again(
 
 async def test_handler_returning_a_wrong_type_is_500() -> None:
     """A handler returning something other than its reply model is a handler failure."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def wrong(request: QueryRequest) -> QueryResponse:
         return request  # type: ignore[return-value]
 
-    async with client_for(create_app(test_settings(), registry=registry)) as client:
+    async with client_for(make_app(test_settings(), registry=registry)) as client:
         response = await post_binary(client, query())
     assert response.status_code == 500
     assert "invalid reply" in response.json()["detail"]
@@ -354,7 +355,7 @@ async def test_handler_returning_a_wrong_type_is_500() -> None:
 
 async def test_dispatcher_replays_a_stored_reply_as_an_event() -> None:
     """A replayed reply is the stored event, attributes and data unchanged."""
-    app = create_app(test_settings())
+    app = make_app(test_settings())
     dispatcher = app.state.runtime.dispatcher
     route = dispatcher.route(QUERY)
     event = Event(
@@ -375,9 +376,9 @@ async def test_cancelled_handling_is_not_a_timeout_and_releases_the_claim(
     recorder: Recorder,
 ) -> None:
     """A cancellation from outside (shutdown) propagates as such and frees the event for a retry."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
     registry.handles(QUERY_REQUEST)(recorder)
-    dispatcher = create_app(test_settings(), registry=registry).state.runtime.dispatcher
+    dispatcher = make_app(test_settings(), registry=registry).state.runtime.dispatcher
     route = dispatcher.route(QUERY)
     event = Event(
         {"specversion": "1.0", "id": "c", "source": "/s", "type": QUERY}, json_data=query()

@@ -19,7 +19,6 @@ import httpx
 import pytest
 import uvicorn
 
-from eventfn.app import create_app
 from eventfn.server.drain import DrainingServer
 from eventfn.stores.outbox import SQLiteOutbox
 from tests.sink import Sink, running_sink
@@ -28,6 +27,7 @@ from tests.support import (
     binary_headers,
     client_for,
     dumps,
+    make_app,
     query,
     test_settings,
 )
@@ -37,13 +37,13 @@ from tests.support import (
 SLOW_FUNCTION = textwrap.dedent(
     """
     import asyncio, os, pathlib
-    from eventfn.app import create_app
+    from tests.support import QUERY_CATALOGUE, make_app
+    from eventfn import Registry
     from eventfn.core.config import Settings
-    from eventfn.dispatch.registry import Registry
     from eventfn.server.serve import serve
     from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def slow(request: QueryRequest) -> QueryResponse:
@@ -52,7 +52,7 @@ SLOW_FUNCTION = textwrap.dedent(
         return QueryResponse(result={"finished": request.query})
 
     settings = Settings()
-    serve(settings, app=create_app(settings, registry=registry))
+    serve(settings, app=make_app(settings, registry=registry))
     """
 )
 
@@ -143,7 +143,7 @@ async def test_sigterm_on_an_idle_function_exits_0_promptly(tmp_path: Path) -> N
 
 def test_the_signal_itself_turns_readiness_false() -> None:
     """handle_exit flips the runtime to draining synchronously, before uvicorn does anything."""
-    app = create_app(test_settings())
+    app = make_app(test_settings())
     runtime = app.state.runtime
     runtime.ready = True
     server = DrainingServer(uvicorn.Config(app), runtime, delay=5.0)
@@ -157,7 +157,7 @@ def test_the_signal_itself_turns_readiness_false() -> None:
 
 async def test_while_draining_new_requests_get_503_and_probes_still_answer() -> None:
     """Draining, the app refuses new work with 503 + Retry-After; readiness reports draining."""
-    app = create_app(test_settings())
+    app = make_app(test_settings())
     async with app.lifespan_context():
         app.state.runtime.draining = True
         transport = httpx.ASGITransport(app=app)
@@ -176,7 +176,7 @@ async def test_shutdown_flushes_pending_publishes_to_the_sink(tmp_path: Path) ->
     with running_sink() as sink:
         sink.delay = 0.3
         settings = test_settings(k_sink=sink.url, data_dir=tmp_path, publish_flush_seconds=5)
-        async with client_for(create_app(settings)) as client:
+        async with client_for(make_app(settings)) as client:
             await client.post("/api/v1/query", json=query("late"))
         assert len(sink.ids()) == 1  # delivered during shutdown, not after
 
@@ -191,7 +191,7 @@ async def test_shutdown_parks_what_the_sink_did_not_take_in_time(tmp_path: Path)
         publish_backoff_seconds=0.05,
         publish_flush_seconds=0.3,
     )
-    async with client_for(create_app(settings)) as client:
+    async with client_for(make_app(settings)) as client:
         await client.post("/api/v1/query", json=query("parked"))
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
     depth = await outbox.depth()

@@ -9,10 +9,17 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from eventfn.app import create_app
 from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
-from tests.support import QUERY, RESPONSE, client_for, dumps, test_settings
+from tests.support import (
+    QUERY,
+    QUERY_CATALOGUE,
+    RESPONSE,
+    client_for,
+    dumps,
+    make_app,
+    test_settings,
+)
 
 PROBLEM = "application/problem+json"
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z")
@@ -84,13 +91,13 @@ async def test_query_body_that_is_not_a_json_object_is_400(
 
 async def test_query_handler_returning_none_is_204() -> None:
     """A handler with nothing to say answers 204 on the facade."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def silent(_: QueryRequest) -> None:
         return None
 
-    async with client_for(create_app(test_settings(), registry=registry)) as client:
+    async with client_for(make_app(test_settings(), registry=registry)) as client:
         response = await client.post("/api/v1/query", json={"query": "q"})
     assert response.status_code == 204
     assert response.content == b""
@@ -98,13 +105,13 @@ async def test_query_handler_returning_none_is_204() -> None:
 
 async def test_query_handler_failure_is_a_500_problem() -> None:
     """A crashing handler is a problem+json 500 without internals."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def crash(_: QueryRequest) -> QueryResponse:
         raise RuntimeError("secret internals")
 
-    async with client_for(create_app(test_settings(), registry=registry)) as client:
+    async with client_for(make_app(test_settings(), registry=registry)) as client:
         response = await client.post("/api/v1/query", json={"query": "q"})
     body = problem_of(response, 500)
     assert "secret" not in response.text
@@ -115,7 +122,7 @@ async def test_query_handler_timeout_is_504() -> None:
     """A handler over its budget is a 504 problem on the facade too."""
     import asyncio
 
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def slow(_: QueryRequest) -> QueryResponse:
@@ -123,7 +130,7 @@ async def test_query_handler_timeout_is_504() -> None:
         return QueryResponse(result={})
 
     settings = test_settings(handler_timeout_seconds=0.05)
-    async with client_for(create_app(settings, registry=registry)) as client:
+    async with client_for(make_app(settings, registry=registry)) as client:
         response = await client.post("/api/v1/query", json={"query": "q"})
     problem_of(response, 504)
 
@@ -219,7 +226,7 @@ async def test_liveness_is_200(client: httpx.AsyncClient) -> None:
 
 async def test_readiness_follows_the_lifespan() -> None:
     """Readiness is 503 before start-up, 200 while serving and 503 again after shutdown."""
-    app = create_app(test_settings())
+    app = make_app(test_settings())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://function") as raw:
         before = await raw.get("/health/readiness")
@@ -235,7 +242,7 @@ async def test_readiness_follows_the_lifespan() -> None:
 
 async def test_default_client_body_is_dumps_compatible() -> None:
     """The test helpers' dumps produces the bytes the facade accepts."""
-    async with client_for(create_app(test_settings())) as client:
+    async with client_for(make_app(test_settings())) as client:
         response = await client.post(
             "/api/v1/query",
             content=dumps({"query": "q"}),
@@ -257,7 +264,7 @@ async def test_a_query_that_is_not_json_is_415(
 
 async def test_a_query_body_over_the_limit_is_413_before_it_is_read() -> None:
     """A declared Content-Length over MAX_BODY_BYTES is refused with a 413 problem."""
-    async with client_for(create_app(test_settings(max_body_bytes=1024))) as client:
+    async with client_for(make_app(test_settings(max_body_bytes=1024))) as client:
         body = dumps({"query": "x" * 4000})
         response = await client.post(
             "/api/v1/query", content=body, headers={"content-type": "application/json"}
@@ -273,7 +280,7 @@ async def test_a_streamed_query_body_over_the_limit_is_413() -> None:
         for _ in range(10):
             yield b"x" * 500
 
-    async with client_for(create_app(test_settings(max_body_bytes=1024))) as client:
+    async with client_for(make_app(test_settings(max_body_bytes=1024))) as client:
         response = await client.post(
             "/api/v1/query", content=chunks(), headers={"content-type": "application/json"}
         )
@@ -297,7 +304,7 @@ async def test_the_facade_takes_the_scheme_a_trusted_proxy_forwards(
     """FORWARDED_ALLOW_IPS: X-Forwarded-Proto from a trusted peer shapes the facade's URLs
     (here a trailing-slash redirect); from anyone else it is ignored. The in-process client
     connects from 127.0.0.1."""
-    async with client_for(create_app(test_settings(forwarded_allow_ips=trusted))) as client:
+    async with client_for(make_app(test_settings(forwarded_allow_ips=trusted))) as client:
         response = await client.get("/api/v1/schemas/", headers={"x-forwarded-proto": "https"})
     assert response.status_code == 307
     assert response.headers["location"] == f"{scheme}://function/api/v1/schemas"

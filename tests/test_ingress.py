@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventfn.app import create_app
 from eventfn.dispatch.replies import reply_id
 from tests.support import (
     BATCH,
@@ -26,6 +25,7 @@ from tests.support import (
     dumps,
     event_json,
     function_client,
+    make_app,
     query,
     test_settings,
 )
@@ -176,7 +176,8 @@ async def test_batch_over_the_event_limit_is_413() -> None:
 # -------------------------------------------------------------------------------------------
 
 BAD_REQUESTS: list[tuple[str, dict[str, str], bytes, int]] = [
-    ("no-ce-headers", {"content-type": "application/json"}, dumps(query()), 400),
+    ("no-ce-headers-text", {"content-type": "text/plain"}, b"What is Knative?", 400),
+    ("ce-format-unknown", {"content-type": "application/cloudevents-x+json"}, b"{}", 415),
     ("no-content-type-no-ce", {}, b"", 400),
     ("missing-id", {k: v for k, v in binary_headers().items() if k != "ce-id"}, b"{}", 400),
     ("bad-escape", binary_headers(subject="%zz"), dumps(query()), 400),
@@ -242,7 +243,7 @@ async def call_asgi(
     messages: list[Message], headers: list[tuple[bytes, bytes]] | None = None, **settings: Any
 ) -> list[Message]:
     """Drive the app at the ASGI level with `messages` as the request; return what it sent."""
-    app = create_app(test_settings(**settings))
+    app = make_app(test_settings(**settings))
     incoming: Iterator[Message] = iter(messages)
     sent: list[Message] = []
 
@@ -463,7 +464,7 @@ async def _post(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> li
 def test_no_input_gets_a_5xx(request: tuple[list[tuple[bytes, bytes]], bytes]) -> None:
     """Whatever the headers and body, the answer is 2xx or a 4xx problem, never a 5xx."""
     if not _FUZZ_APP:
-        _FUZZ_APP.append(create_app(test_settings()))
+        _FUZZ_APP.append(make_app(test_settings()))
     sent = asyncio.run(_post(_FUZZ_APP[0], *request))
     status = sent[0]["status"]
     assert status < 500, sent[1]["body"]

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from eventfn.app import create_app
 from tests.support import (
     binary_headers,
     client_for,
     dumps,
     function_client,
+    make_app,
     query,
     test_settings,
 )
@@ -25,11 +25,11 @@ _SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
     import httpx
-    from eventfn.app import create_app
+    from tests.support import make_app
     from tests.support import binary_headers, dumps, query, test_settings
 
     async def main():
-        app = create_app(test_settings())
+        app = make_app(test_settings())
         transport = httpx.ASGITransport(app=app)
         async with app.lifespan_context():
             async with httpx.AsyncClient(transport=transport, base_url="http://f") as client:
@@ -92,7 +92,7 @@ async def test_concurrent_first_facade_requests_build_it_once(
         return real(runtime)
 
     monkeypatch.setattr(facade_app, "build_facade", counting)
-    async with client_for(create_app(test_settings())) as client:
+    async with client_for(make_app(test_settings())) as client:
         answers = await asyncio.gather(
             *(client.get("/openapi.json") for _ in range(3)),
             client.post("/", headers=binary_headers(), content=dumps(query())),

@@ -18,7 +18,8 @@ import yaml
 from pydantic import BaseModel
 
 import manifests
-from schemas import CATALOGUE, Catalogue, EventSpec
+from eventfn import Catalogue, EventSpec
+from schemas import CATALOGUE
 from tests.support import SHARED, function_client, test_settings
 
 CRDS = SHARED / "knative-crds"
@@ -319,7 +320,9 @@ class Ping(BaseModel):
 def test_adding_an_event_type_adds_its_trigger_event_types_and_schemas() -> None:
     """A new consumed type in the catalogue is a new Trigger, EventTypes and schema files."""
     pong = EventSpec(type="com.example.pong", model=Ping, description="A pong.")
-    ping = EventSpec(type="com.example.ping", model=Ping, description="A ping.", reply=pong)
+    ping = EventSpec(
+        type="com.example.ping", model=Ping, description="A ping.", consumes=True, reply=pong
+    )
     files = manifests.render(Catalogue((*CATALOGUE.specs, ping)), test_settings())
     added = set(files) - set(FILES)
     assert added == {

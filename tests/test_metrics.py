@@ -13,7 +13,6 @@ import respx
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventfn.app import create_app
 from eventfn.binding import Event
 from eventfn.dispatch.registry import Progress, Registry
 from eventfn.observability import tracing
@@ -23,12 +22,14 @@ from tests.live import answer, function_socket, receive, registry_with, send, so
 from tests.support import (
     BATCH,
     QUERY,
+    QUERY_CATALOGUE,
     RESPONSE,
     binary_headers,
     client_for,
     dumps,
     event_json,
     function_client,
+    make_app,
     query,
     running_server,
     test_settings,
@@ -57,7 +58,7 @@ async def post_query(client: httpx.AsyncClient, **headers: str) -> httpx.Respons
 
 def blocking_registry(release: asyncio.Event, started: asyncio.Event) -> Registry:
     """A registry whose query handler waits for `release`."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def handle(request: QueryRequest) -> QueryResponse:
@@ -69,7 +70,7 @@ def blocking_registry(release: asyncio.Event, started: asyncio.Event) -> Registr
 
 
 def failing_registry() -> Registry:
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
 
     @registry.handles(QUERY_REQUEST)
     async def handle(request: QueryRequest) -> QueryResponse:
@@ -166,7 +167,7 @@ async def test_batch_counts_every_event_in_batch_mode() -> None:
 
 async def test_handler_failure_counts_failed_and_its_duration() -> None:
     """A handler that raises counts as failed (5xx); its run time is still observed."""
-    app = create_app(test_settings(), registry=failing_registry())
+    app = make_app(test_settings(), registry=failing_registry())
     async with client_for(app) as client:
         assert (await post_query(client)).status_code == 500
         samples = await scrape(client)
@@ -177,7 +178,7 @@ async def test_handler_failure_counts_failed_and_its_duration() -> None:
 async def test_in_progress_redelivery_counts_conflict_and_in_flight() -> None:
     """While an event is handled, in-flight is 1 and its redelivery counts as a conflict."""
     release, started = asyncio.Event(), asyncio.Event()
-    app = create_app(test_settings(), registry=blocking_registry(release, started))
+    app = make_app(test_settings(), registry=blocking_registry(release, started))
     async with client_for(app) as client:
         first = asyncio.create_task(post_query(client, id="slow"))
         await asyncio.wait_for(started.wait(), 5)
@@ -244,7 +245,7 @@ def test_histogram_buckets_are_cumulative() -> None:
 async def test_outbox_depth_is_read_at_scrape_time(tmp_path: Path) -> None:
     """With K_SINK set, the outbox depth gauge shows the events parked in the outbox."""
     settings = test_settings(k_sink="http://127.0.0.1:9/", data_dir=tmp_path)
-    app = create_app(settings)
+    app = make_app(settings)
     async with client_for(app) as client:
         publisher = app.state.runtime.publisher
         event = Event({"specversion": "1.0", "id": "x", "source": "/t", "type": RESPONSE}, b"{}")
@@ -278,7 +279,7 @@ async def test_publisher_attempts_are_counted_and_carry_the_trace(tmp_path: Path
     """Each delivery attempt to K_SINK counts (failures too) and carries the current trace."""
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     settings = test_settings(k_sink="http://sink.test/", data_dir=tmp_path, publish_attempts=1)
-    app = create_app(settings)
+    app = make_app(settings)
     event = Event({"specversion": "1.0", "id": "p", "source": "/t", "type": RESPONSE}, b"{}")
     with respx.mock(assert_all_called=True) as sink:
         route = sink.post("http://sink.test/").mock(
@@ -303,7 +304,7 @@ def feed_event(n: int) -> Event:
 
 async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
     """Events offered to a full feed queue count in function_feed_events_dropped_total."""
-    app = create_app(test_settings(feed_queue_size=1))
+    app = make_app(test_settings(feed_queue_size=1))
     async with client_for(app) as client:
         feed = app.state.runtime.feed
         feed.subscribe()
@@ -315,7 +316,7 @@ async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
 
 async def test_slow_feed_subscribers_cut_off_are_counted() -> None:
     """A subscriber whose queue overflows counts in function_feed_subscribers_dropped_total."""
-    app = create_app(test_settings(feed_subscriber_queue=1))
+    app = make_app(test_settings(feed_subscriber_queue=1))
     async with client_for(app) as client:
         feed = app.state.runtime.feed
         before = await scrape(client)

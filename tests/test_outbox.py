@@ -16,13 +16,12 @@ from typing import Any
 import orjson
 import pytest
 
-from eventfn.app import create_app
 from eventfn.binding import Event
 from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
 from eventfn.stores.redis import redis_client
 from tests import support
 from tests.sink import Sink
-from tests.support import RESPONSE, client_for, function_client, query, test_settings
+from tests.support import RESPONSE, client_for, function_client, make_app, query, test_settings
 
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -153,7 +152,7 @@ async def test_a_sink_down_for_a_while_gets_every_event_once_back(
 ) -> None:
     """Queries answered while the sink is down are all delivered, once each, when it is back."""
     sink = Sink()  # not started: nothing listens on its port yet
-    app = create_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
+    app = make_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
     publisher = app.state.runtime.publisher
     async with client_for(app) as client:
         for n in range(5):
@@ -200,7 +199,7 @@ async def test_a_flaky_real_sink_503_503_202_gets_the_event_once(tmp_path: Path)
     """A real sink answering 503, 503, 202 sees three attempts of one event; nothing is parked."""
     sink = Sink().start()
     sink.script = [503, 503]
-    app = create_app(test_settings(**fast(k_sink=sink.url, data_dir=tmp_path, publish_attempts=3)))
+    app = make_app(test_settings(**fast(k_sink=sink.url, data_dir=tmp_path, publish_attempts=3)))
     try:
         async with client_for(app) as client:
             await client.post("/api/v1/query", json=query("flaky"))
@@ -218,7 +217,7 @@ async def test_a_parked_event_the_sink_then_refuses_becomes_a_dead_letter(
     """A parked event answered 400 on redelivery leaves the outbox for the dead-letter inbox."""
     sink = Sink()  # down while the query is answered
     sink.status = 400
-    app = create_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
+    app = make_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
     publisher = app.state.runtime.publisher
     async with client_for(app) as client:
         await client.post("/api/v1/query", json=query("refused"))

@@ -19,16 +19,23 @@ import orjson
 import pytest
 import respx
 
-from eventfn.app import create_app
 from eventfn.binding import Event
 from eventfn.delivery.publisher import Publisher
 from eventfn.delivery.retry import Backoff, parse_retry_after
 from eventfn.dispatch.replies import reply_id
-from eventfn.facade.query import FACADE_SOURCE
 from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
+from schemas import QUERY_REQUEST
 from tests.sink import running_sink
-from tests.support import RESPONSE, client_for, free_port, function_client, query, test_settings
+from tests.support import (
+    RESPONSE,
+    client_for,
+    free_port,
+    function_client,
+    make_app,
+    query,
+    test_settings,
+)
 
 SINK = "http://sink.test/events"
 
@@ -226,13 +233,13 @@ async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_pat
     assert answered < 0.3
     [published] = received
     assert published.headers["ce-type"] == RESPONSE
-    assert published.headers["ce-id"] == reply_id(FACADE_SOURCE, "req-1")
+    assert published.headers["ce-id"] == reply_id(QUERY_REQUEST.facade_path, "req-1")
     assert orjson.loads(published.body) == response.json()
 
 
 async def test_without_k_sink_nothing_is_published(tmp_path: Path) -> None:
     """No K_SINK: the facade answers and there is no publisher at all."""
-    app = create_app(test_settings(data_dir=tmp_path))
+    app = make_app(test_settings(data_dir=tmp_path))
     async with client_for(app) as client:
         response = await client.post("/api/v1/query", json=query("hi"))
     assert response.status_code == 200

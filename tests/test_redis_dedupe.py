@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from eventfn.app import create_app
 from eventfn.dispatch.registry import Registry
 from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
@@ -23,7 +22,17 @@ from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests import support
-from tests.support import binary_headers, client_for, dumps, free_port, new_id, query, test_settings
+from tests.support import (
+    QUERY_CATALOGUE,
+    binary_headers,
+    client_for,
+    dumps,
+    free_port,
+    make_app,
+    new_id,
+    query,
+    test_settings,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -59,12 +68,12 @@ async def replicas(
     url: str, handler: Handler, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Two replicas of the function sharing Redis, both running `handler`."""
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
     registry.handles(QUERY_REQUEST)(handler)
     settings = test_settings(redis_url=url, **overrides)
     async with (
-        client_for(create_app(settings, registry=registry)) as a,
-        client_for(create_app(settings, registry=registry)) as b,
+        client_for(make_app(settings, registry=registry)) as a,
+        client_for(make_app(settings, registry=registry)) as b,
     ):
         yield a, b
 
@@ -165,13 +174,13 @@ async def test_a_202_without_reply_is_replayed_as_202(redis_url: str) -> None:
     async def silent(request: QueryRequest) -> None:
         calls.append(request.query)
 
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
     registry.handles(QUERY_REQUEST)(silent)
     settings = test_settings(redis_url=redis_url)
     event_id = new_id()
     async with (
-        client_for(create_app(settings, registry=registry)) as a,
-        client_for(create_app(settings, registry=registry)) as b,
+        client_for(make_app(settings, registry=registry)) as a,
+        client_for(make_app(settings, registry=registry)) as b,
     ):
         assert (await deliver(a, event_id)).status_code == 202
         assert (await deliver(b, event_id)).status_code == 202
@@ -213,7 +222,7 @@ async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
     """Redis failing between claim and completion: the reply goes out (200), the claim stays,
     so a redelivery during the lease gets 409 and the handler is not run a second time."""
     closed = free_port()
-    registry = Registry()
+    registry = Registry(QUERY_CATALOGUE)
     calls: list[str] = []
 
     @registry.handles(QUERY_REQUEST)
@@ -227,7 +236,7 @@ async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
         await working.aclose()
         return QueryResponse(result={"answer": request.query})
 
-    app = create_app(test_settings(redis_url=redis_url), registry=registry)
+    app = make_app(test_settings(redis_url=redis_url), registry=registry)
     event_id = new_id()
     async with client_for(app) as client:
         answered = await deliver(client, event_id)

@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventfn.app import create_app
+from tests.support import make_app
 from tests.support import test_settings as settings_for
 
 FACADE = r"^/api/v1/(query|schemas)"
@@ -23,7 +23,7 @@ API_KEY = "schemathesis-key-7c1f"
 
 def operations(path_regex: str, **overrides: Any) -> list[Any]:
     """The app's API operations matching `path_regex`, from its OpenAPI document."""
-    app = create_app(settings_for(**overrides))
+    app = make_app(settings_for(**overrides))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     return [result.ok() for result in schema.include(path_regex=path_regex).get_all_operations()]
 

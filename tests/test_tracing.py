@@ -8,7 +8,6 @@ import json
 import httpx
 import pytest
 
-from eventfn.app import create_app
 from eventfn.observability import tracing
 from tests.support import (
     STRUCTURED,
@@ -17,6 +16,7 @@ from tests.support import (
     dumps,
     event_json,
     function_client,
+    make_app,
     query,
     running_server,
     test_settings,
@@ -176,7 +176,7 @@ async def test_concurrent_events_keep_their_own_trace() -> None:
 async def test_function_runs_with_otlp_endpoint_and_no_otel_extra() -> None:
     """With OTEL_EXPORTER_OTLP_ENDPOINT set, deliveries still succeed (spans are best effort)."""
     settings = test_settings(otel_exporter_otlp_endpoint="http://127.0.0.1:9/")
-    async with client_for(create_app(settings)) as client:
+    async with client_for(make_app(settings)) as client:
         response = await client.post(
             "/", headers=binary_headers(traceparent=TRACEPARENT), content=dumps(query())
         )

@@ -392,18 +392,18 @@ class TestProgressCapableHandlers:
 
     async def test_the_facade_ignores_progress_and_returns_the_result(self) -> None:
         """POST /api/v1/query with a streaming handler answers just the final result."""
-        from eventfn.app import create_app
+        from tests.support import make_app
 
-        app = create_app(test_settings(), registry=registry_with(streaming))
+        app = make_app(test_settings(), registry=registry_with(streaming))
         async with client_for(app) as client:
             response = await client.post("/api/v1/query", json=query("facade"))
         assert response.json()["result"] == {"message": "Processed query: facade"}
 
     async def test_the_ingress_replies_with_a_streaming_handlers_result(self) -> None:
         """A CloudEvent handled by a generator handler gets the final result as its reply."""
-        from eventfn.app import create_app
+        from tests.support import make_app
 
-        app = create_app(test_settings(), registry=registry_with(streaming))
+        app = make_app(test_settings(), registry=registry_with(streaming))
         async with client_for(app) as client:
             response = await client.post("/", headers=binary_headers(), content=dumps(query("ce")))
         assert response.status_code == 200
@@ -424,9 +424,9 @@ class TestProgressCapableHandlers:
 
 async def test_the_asyncapi_document_describes_the_protocol() -> None:
     """/api/v1/asyncapi.json lists every message, with the catalogue's query schema."""
-    from eventfn.app import create_app
+    from tests.support import make_app
 
-    async with client_for(create_app(test_settings())) as client:
+    async with client_for(make_app(test_settings())) as client:
         document = (await client.get("/api/v1/asyncapi.json")).json()
     assert document["asyncapi"].startswith("3.")
     channel = document["channels"]["ws"]

@@ -361,6 +361,19 @@ def read_head(headers: Iterable[tuple[bytes, bytes]]) -> Head:
     return head
 
 
+def is_plain_json(head: Head) -> bool:
+    """Whether a request is plain JSON: no `ce-` header, and a JSON Content-Type that is not one of
+    the CloudEvents formats. Such a request is not a CloudEvent and does not claim to be one; all
+    else is held to the binding (a binary event without its `ce-` headers is a 400)."""
+    content_type = head.content_type
+    if head.ce or content_type is None or not is_json(content_type):
+        return False
+    try:
+        return _event_format(content_type) is None
+    except UnsupportedMediaType:  # a CloudEvents media type this function does not read
+        return False
+
+
 def _binary(ce_headers: list[tuple[str, bytes]], content_type: str | None, body: bytes) -> Event:
     attributes: dict[str, Any] = {}
     for attr, raw in ce_headers:

@@ -67,16 +67,24 @@ class Outcome:
 class Dispatcher:
     """Routes events to their handlers; shared by every door into the function."""
 
-    def __init__(self, routes: Mapping[str, Route], dedupe: DedupeStore, settings: Settings):
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        dedupe: DedupeStore,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        observe: Callable[[Event], None] | None = None,
+    ) -> None:
         self.routes = dict(routes)
         self.dedupe = dedupe
         self._source = settings.event_source
         self._timeout = settings.handler_timeout_seconds
         self._accepted = sorted(self.routes)
-        # Sees every handled event and its reply (the live feed's `offer`); must not block.
-        self.observe: Callable[[Event], None] | None = None
         # Handler durations by type go there (GET /metrics).
-        self.metrics: Metrics | None = None
+        self.metrics = metrics
+        # Sees every handled event and its reply (the live feed's `offer`); must not block.
+        self.observe = observe
 
     def route(self, event_type: str) -> Route:
         """The route of `event_type`, or UnknownEventType listing the accepted types."""
@@ -147,9 +155,16 @@ class Dispatcher:
         finally:
             if self.metrics is not None:
                 self.metrics.handled(route.spec.type, time.perf_counter() - started)
-        if result is None or isinstance(result, route.reply.model):
+        if result is None:
+            return result
+        reply = route.spec.reply
+        if reply is not None and isinstance(result, reply.model):
             return result
         log.error("handler_bad_result", type=route.spec.type, result=type(result).__name__)
+        if reply is None:
+            raise HandlerFailed(
+                f"the handler of {route.spec.type} returned a result, but the type has no reply"
+            )
         raise HandlerFailed(f"the handler of {route.spec.type} returned an invalid reply")
 
     async def handle(self, event: Event, route: Route, payload: BaseModel) -> Outcome:
@@ -218,7 +233,7 @@ class Dispatcher:
             "specversion": SPEC_V1,
             "id": reply_id(request.source, request.id),
             "source": self._source,
-            "type": route.reply.type,
+            "type": reply_type(route),
             "time": time,
             "datacontenttype": "application/json",
         }
@@ -241,3 +256,11 @@ class Dispatcher:
             {"specversion": SPEC_V1, "id": request_id, "source": source, "type": route.spec.type}
         )
         return self.reply_to(request, route, result)
+
+
+def reply_type(route: Route) -> str:
+    """The reply type of a route that produced a result (a handler's result is checked first)."""
+    reply = route.spec.reply
+    if reply is None:  # pragma: no cover - `Dispatcher.call` refuses results of such types
+        raise HandlerFailed(f"{route.spec.type} has no reply type")
+    return reply.type

@@ -1,8 +1,9 @@
 """Which coroutine handles which event type.
 
-The catalogue (in `schemas/`) says what types exist; this registry says who handles them. The app
-factory checks at start-up that every consumed type of the catalogue has exactly one handler, so a
-type added without its handler fails fast instead of answering 400 in production.
+A registry is built on the function's catalogue (`Registry(CATALOGUE)`) and carries it: the app
+factory takes the catalogue from the registry, so the two cannot disagree. Registering a handler
+for a type the catalogue does not hold, or does not consume, fails at import; a consumed type
+without a handler fails when the app is built, instead of answering 400 in production.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 
-from schemas import Catalogue, EventSpec
+from eventfn.dispatch.catalogue import Catalogue, EventSpec
 
 # A handler takes the validated payload and returns the reply payload (or None: nothing to say).
 Handler = Callable[[Any], Awaitable[BaseModel | None]]
@@ -64,8 +65,9 @@ class Route:
             return cast(BaseModel | None, await self.handler(payload, progress=report))
         stream = self.handler(payload)
         try:
+            reply = self.spec.reply
             async for item in stream:
-                if isinstance(item, self.reply.model):
+                if reply is not None and isinstance(item, reply.model):
                     return item
                 report(item)
         finally:
@@ -73,37 +75,49 @@ class Route:
         return None
 
     @property
-    def reply(self) -> EventSpec:
-        assert self.spec.reply is not None  # noqa: S101 - guaranteed by Registry.routes
+    def reply(self) -> EventSpec | None:
+        """The reply type of the route's event type (None: fire-and-forget, answered 202)."""
         return self.spec.reply
 
 
 class Registry:
-    """Collects handlers with the `@registry.handles(SPEC)` decorator."""
+    """The handlers of a catalogue's consumed types, collected with `@registry.handles(SPEC)`."""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, tuple[EventSpec, Callable[..., Any]]] = {}
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._handlers: dict[str, Callable[..., Any]] = {}
 
     def handles(self, spec: EventSpec) -> Callable[[AnyHandler], AnyHandler]:
         """Register the decorated coroutine function as the handler of `spec`."""
+        if self.catalogue.get(spec.type) is not spec:
+            raise LookupError(
+                f"{spec.type!r} is not in this registry's catalogue: add its EventSpec to the "
+                "Catalogue the Registry was built with"
+            )
+        if not spec.consumes:
+            raise ValueError(
+                f"{spec.type!r} is not consumed by the function, so nothing calls its handler: "
+                "declare it with consumes=True"
+            )
 
         def register(func: AnyHandler) -> AnyHandler:
             if spec.type in self._handlers:
                 raise ValueError(f"{spec.type!r} already has a handler")
-            self._handlers[spec.type] = (spec, func)
+            self._handlers[spec.type] = func
             return func
 
         return register
 
-    def routes(self, catalogue: Catalogue) -> Mapping[str, Route]:
-        """Routes for every consumed type of `catalogue`; raises if one has no handler."""
-        routes: dict[str, Route] = {}
-        for spec in catalogue.consumed:
-            if spec.type not in self._handlers:
-                raise LookupError(f"event type {spec.type!r} has no registered handler")
-            func = self._handlers[spec.type][1]
-            routes[spec.type] = Route(spec, func, handler_kind(func))
-        unknown = set(self._handlers) - set(routes)
-        if unknown:
-            raise LookupError(f"handlers registered for types not in the catalogue: {unknown}")
-        return routes
+    def routes(self) -> Mapping[str, Route]:
+        """Routes for every consumed type of the catalogue; LookupError if one has no handler."""
+        missing = [s.type for s in self.catalogue.consumed if s.type not in self._handlers]
+        if missing:
+            raise LookupError(
+                f"consumed event types without a handler: {missing}; register one with "
+                "@registry.handles(SPEC)"
+            )
+        return {
+            spec.type: Route(spec, func, handler_kind(func))
+            for spec in self.catalogue.consumed
+            for func in (self._handlers[spec.type],)
+        }

@@ -129,8 +129,9 @@ def _health_routes() -> APIRouter:
     return router
 
 
-def build_facade(runtime: Runtime) -> FastAPI:
-    """The FastAPI app of everything but the fast paths; its lifespan is the function's."""
+def build_facade(runtime: Runtime) -> tuple[FastAPI, list[Any]]:
+    """The FastAPI app of everything but the fast paths (its lifespan is the function's), and
+    what it brings to the runtime: (component, sample, on_drain) to attach."""
     settings = runtime.settings
     app = FastAPI(
         title="knative-python-backend",
@@ -154,10 +155,11 @@ def build_facade(runtime: Runtime) -> FastAPI:
             "responses": query.problems(401, 403, 503),
         }
     app.include_router(query.router, **api)
+    query.add_routes(app, runtime.catalogue, **api)
     app.include_router(deadletters.router, **api)
     # API descriptions are documentation, open like /openapi.json.
     app.include_router(asyncapi.router)
-    ws.install(app, runtime)
+    sessions = ws.install(app, runtime)
     security.install(app, settings)
     query.document_400_not_422(app)
-    return app
+    return app, [(sessions, sessions.sample, sessions.drain)]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from eventfn.core.errors import PROBLEM_SCHEMA
-from schemas import QUERY_REQUEST, Catalogue
+from eventfn.dispatch.catalogue import Catalogue, EventSpec
 
 router = APIRouter(prefix="/api/v1", tags=["websocket"])
 
@@ -28,17 +28,31 @@ def _const(value: str) -> dict[str, Any]:
     return {"const": value}
 
 
+def _ask(spec: EventSpec, default: bool) -> dict[str, Any]:
+    """The message asking for `spec` to be handled: its payload's fields, an `id` and a `type`."""
+    payload = spec.json_schema()
+    kind = _const(spec.message_type)
+    payload["properties"] = {"id": _ID, "type": kind, **payload["properties"]}
+    payload["required"] = ["id", *([] if default else ["type"]), *payload.get("required", [])]
+    payload.pop("additionalProperties", None)
+    optional = " (`type` is optional: this is the default)" if default else ""
+    return {
+        "send": True,
+        "summary": f"Ask for {spec.type} to be handled{optional}.",
+        "payload": payload,
+    }
+
+
 def messages(catalogue: Catalogue) -> dict[str, dict[str, Any]]:
     """Every message of the protocol: name -> (direction, summary, JSON Schema)."""
-    query = QUERY_REQUEST.json_schema()
-    query["properties"] = {"id": _ID, "type": _const("query"), **query["properties"]}
-    query["required"] = ["id", *query.get("required", [])]
-    query.pop("additionalProperties", None)
+    asks = {spec.message_type: _ask(spec, spec is catalogue.default) for spec in catalogue.consumed}
+    replies = [s.reply.json_schema() for s in catalogue.consumed if s.reply is not None]
+    result = {"oneOf": [*replies, {"type": "null"}]}
     types = {"type": "array", "items": {"enum": sorted(catalogue)}}
     event = {"type": "object", "description": "A structured-mode CloudEvent (JSON format)."}
     id_or_null = {"type": ["string", "null"]}
     return {
-        "query": {"send": True, "summary": "Ask a query (`type` is optional).", "payload": query},
+        **asks,
         "subscribe": {
             "send": True,
             "summary": "Receive the live feed of these event types (empty: all).",
@@ -61,12 +75,7 @@ def messages(catalogue: Catalogue) -> dict[str, dict[str, Any]]:
         "result": {
             "summary": "The answer to the query `id` (null: nothing to say); ends it.",
             "payload": _object(
-                {
-                    "id": _ID,
-                    "type": _const("result"),
-                    "data": QUERY_REQUEST.reply.json_schema() if QUERY_REQUEST.reply else {},
-                },
-                ["id", "type", "data"],
+                {"id": _ID, "type": _const("result"), "data": result}, ["id", "type", "data"]
             ),
         },
         "error": {

@@ -1,20 +1,25 @@
 """The synchronous HTTP facade the Streamlit UI calls: the same catalogue, validation and handler
-as the CloudEvents ingress, with plain JSON in and out."""
+as the CloudEvents ingress, with plain JSON in and out.
+
+Every consumed type of the catalogue gets its route: `POST /api/v1/<name>` for a type with a short
+name (`/api/v1/query`), `POST /api/v1/events/<type>` otherwise.
+"""
 
 from __future__ import annotations
 
+import inspect
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from eventfn.core.errors import PROBLEM_JSON, PROBLEM_SCHEMA, NotFound
+from eventfn.dispatch.catalogue import Catalogue, EventSpec
 from eventfn.runtime import Runtime
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 
-# `source` of the synthetic request behind an answer of the facade (and of the WebSocket).
-FACADE_SOURCE = "/api/v1/query"
 PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
 
 
@@ -65,40 +70,75 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-@router.post(
-    "/query",
-    response_model=QueryResponse,
-    summary="Ask a query synchronously",
-    responses=problems(400, 413, 415, 500, 503, 504),
-)
-async def query(body: QueryRequest, request: Request) -> Any:
-    """Run the query handler on `body` and return its answer (the data of the reply event)."""
-    runtime = runtime_of(request)
-    dispatcher = runtime.dispatcher
-    route = dispatcher.route(QUERY_REQUEST.type)
-    result = await dispatcher.call(route, body)
-    if result is None:
-        return Response(status_code=204)
-    if runtime.publisher is not None:
-        # Event-driven consumers see UI traffic too; the answer never waits on the sink.
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        runtime.publisher.publish_soon(
-            dispatcher.answer_event(route, result, request_id, FACADE_SOURCE)
+def _ask(spec: EventSpec) -> Callable[..., Awaitable[Any]]:
+    """The route function of one consumed type: its body is typed by the type's own model.
+
+    Written per type (not one route with a path parameter) so that OpenAPI shows every type's
+    request and reply schemas and examples, and FastAPI validates the body with that model.
+    """
+
+    async def ask(body: BaseModel, request: Request) -> Any:
+        runtime = runtime_of(request)
+        dispatcher = runtime.dispatcher
+        route = dispatcher.route(spec.type)
+        result = await dispatcher.call(route, body)
+        if result is None:
+            return Response(status_code=204)
+        if runtime.publisher is not None:
+            # Event-driven consumers see UI traffic too; the answer never waits on the sink.
+            request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+            event = dispatcher.answer_event(route, result, request_id, spec.facade_path)
+            runtime.publisher.publish_soon(event)
+        return result
+
+    # FastAPI reads the body's model from the signature: the type's model, set here.
+    body = inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=spec.model)
+    request = inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+    )
+    ask.__signature__ = inspect.Signature([body, request])  # type: ignore[attr-defined]
+    ask.__name__ = f"ask_{spec.slug.replace('-', '_')}"
+    return ask
+
+
+def add_routes(app: Any, catalogue: Catalogue, **api: Any) -> None:
+    """A synchronous `POST` route for every consumed type of `catalogue`, at its `facade_path`."""
+    typed = APIRouter(tags=["facade"])
+    for spec in catalogue.consumed:
+        reply = spec.reply
+        typed.add_api_route(
+            spec.facade_path,
+            _ask(spec),
+            methods=["POST"],
+            response_model=reply.model if reply is not None else None,
+            status_code=200 if reply is not None else 204,
+            summary=f"Handle {spec.type} synchronously",
+            description=(
+                f"{spec.description}\n\nRuns the handler of `{spec.type}` on the body "
+                + (
+                    f"and returns its answer: the data of the `{reply.type}` reply event."
+                    if reply is not None
+                    else "(fire-and-forget: 204, nothing to say)."
+                )
+            ),
+            responses={
+                204: {"description": "Handled; nothing to say"},
+                **problems(400, 413, 415, 500, 503, 504),
+            },
         )
-    return result
+    app.include_router(typed, **api)
 
 
 @router.get("/schemas", summary="List the event types and their schemas")
 async def list_schemas(request: Request) -> dict[str, Any]:
     """Every event type of the catalogue, whether the function consumes or produces it."""
     runtime = runtime_of(request)
-    consumed = {s.type for s in runtime.catalogue.consumed}
     return {
         "types": [
             {
                 "type": spec.type,
                 "description": spec.description,
-                "direction": "consumed" if spec.type in consumed else "produced",
+                "direction": "consumed" if spec.consumes else "produced",
                 "reply": spec.reply.type if spec.reply else None,
                 "schema": str(request.url_for("get_schema", event_type=spec.type)),
             }

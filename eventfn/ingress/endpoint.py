@@ -16,18 +16,20 @@ from eventfn.binding import (
     Event,
     Head,
     Mode,
+    is_plain_json,
+    read_head,
     to_batch,
     to_binary,
 )
 from eventfn.binding import to_structured as encode_structured
-from eventfn.core.asgi import ClientDisconnected, Receive, Scope, Send, send_response
+from eventfn.core.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, send_response
 from eventfn.core.errors import (
     FunctionError,
     MethodNotAllowed,
     problem_response,
 )
 from eventfn.dispatch.dispatcher import Outcome
-from eventfn.ingress.request import read_request
+from eventfn.ingress.request import read_events
 from eventfn.observability.logs import HotLogger, get_logger
 from eventfn.observability.tracing import TraceContext, adopt, bound, extract, ingress_span, parse
 from eventfn.runtime import Runtime
@@ -63,8 +65,10 @@ def encode_outcomes(
 class Ingress:
     """The ASGI endpoint of `POST /`; `FunctionApp` sends it that path before any middleware."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, plain_json: ASGIApp | None = None) -> None:
         self.runtime = runtime
+        # Where a plain JSON request goes (see `is_plain_json`): the facade's default type.
+        self._plain_json = plain_json if runtime.catalogue.default is not None else None
         self._limit = runtime.settings.max_body_bytes
         self._max_batch = runtime.settings.max_batch_events
         self.metrics = runtime.metrics
@@ -82,9 +86,13 @@ class Ingress:
                     f"{scope['method']} is not allowed on the CloudEvents ingress; use POST",
                     allow="POST",
                 )
+            head = read_head(scope["headers"])
+            if self._plain_json is not None and is_plain_json(head):
+                await self._plain_json(scope, receive, send)  # not a CloudEvent: the facade's
+                return
             if self.runtime.delivery_auth is not None:
                 await self.runtime.delivery_auth.check(scope)
-            head, request = await read_request(scope, receive, self._limit, self._max_batch)
+            request = await read_events(head, receive, self._limit, self._max_batch)
             mode, events = request.mode, request.events
             trace = self._trace(head, events)
             if trace is None and not self._otel:

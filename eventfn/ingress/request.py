@@ -11,5 +11,10 @@ async def read_request(
 ) -> tuple[Head, Request]:
     """The request's headers (one pass) and its events, the body read within `limit`."""
     head = read_head(scope["headers"])
+    return head, await read_events(head, receive, limit, max_batch)
+
+
+async def read_events(head: Head, receive: Receive, limit: int, max_batch: int) -> Request:
+    """The events of a request whose headers `read_head` read, the body read within `limit`."""
     body = await read_body(receive, limit, content_length(head.content_length))
-    return head, decode_head(head, body, max_batch=max_batch)
+    return decode_head(head, body, max_batch=max_batch)

@@ -258,15 +258,11 @@ class MetricsEndpoint:
 
 
 def sampler(runtime: Any) -> Callable[[Metrics], Awaitable[None]]:
-    """Reads the WebSocket, feed and outbox numbers from the runtime's components."""
+    """Reads the feed and outbox numbers, and those of the components that sample themselves."""
 
     async def sample(metrics: Metrics) -> None:
-        sessions = (
-            runtime.ws_sessions
-        )  # set by eventfn.facade.ws.endpoint.install when the facade is built
-        if sessions is not None:
-            metrics.websocket_connections = len(sessions.active)
-            metrics.websocket_progress_dropped = sessions.progress_dropped
+        for own in runtime.samples:  # attached components (the WebSocket sessions)
+            await own(metrics)
         feed = runtime.feed
         if feed is not None:
             metrics.feed_events_dropped = feed.overflows

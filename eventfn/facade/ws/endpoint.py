@@ -16,6 +16,7 @@ import asyncio
 from fastapi import APIRouter, FastAPI, WebSocket
 
 from eventfn.facade.ws.session import Session
+from eventfn.observability.metrics import Metrics
 from eventfn.runtime import Runtime
 
 # How often the session registry looks at `runtime.draining` (one task per process, not per socket).
@@ -33,6 +34,11 @@ class Sessions:
         # Progress messages dropped on any socket of this process (full outbox), for /metrics.
         self.progress_dropped = 0
         self._watch: asyncio.Task[None] | None = None
+
+    async def sample(self, metrics: Metrics) -> None:
+        """The WebSocket numbers of GET /metrics."""
+        metrics.websocket_connections = len(self.active)
+        metrics.websocket_progress_dropped = self.progress_dropped
 
     async def start(self) -> None:
         self._watch = asyncio.create_task(self._watch_drain(), name="ws-drain-watch")
@@ -57,18 +63,17 @@ class Sessions:
 @router.websocket("/ws", name="websocket")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """Streamed queries and the live event feed (protocol: README, `/api/v1/asyncapi.json`)."""
-    runtime: Runtime = websocket.app.state.runtime
-    await Session(websocket, runtime, runtime.ws_sessions).run()
+    sessions: Sessions = websocket.app.state.ws_sessions
+    await Session(websocket, sessions.runtime, sessions).run()
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    """Serve the WebSocket; close its sockets when `runtime` drains.
+def install(app: FastAPI, runtime: Runtime) -> Sessions:
+    """Serve the WebSocket; the returned sessions are to be attached to `runtime`.
 
     Not behind the facade's auth dependency (an HTTP dependency): the socket authenticates its
     own handshake, in `Session._authenticate`.
     """
     sessions = Sessions(runtime)
-    runtime.ws_sessions = sessions
-    runtime.components.append(sessions)
-    runtime.on_drain.append(sessions.drain)
+    app.state.ws_sessions = sessions
     app.include_router(router)
+    return sessions

@@ -33,11 +33,9 @@ from eventfn.core.errors import (
 from eventfn.dispatch.dispatcher import validation_errors
 from eventfn.dispatch.registry import Route
 from eventfn.facade.guards import authenticate_websocket
-from eventfn.facade.query import FACADE_SOURCE
 from eventfn.observability.feed import Subscription
 from eventfn.observability.logs import get_logger
 from eventfn.runtime import Runtime
-from schemas import QUERY_REQUEST
 
 INSTANCE = "/api/v1/ws"
 GOING_AWAY = 1001
@@ -62,6 +60,19 @@ def to_json(item: Any) -> Any:
     if isinstance(item, BaseModel):
         return orjson.Fragment(item.__pydantic_serializer__.to_json(item))
     return item
+
+
+def payload_of(message: dict[str, Any]) -> Any:
+    """The payload a message carries: its `data`, or (the short form) its fields but `id`/`type`.
+
+    `{"id": "1", "type": "query", "query": "..."}` and `{"id": "1", "type": "query", "data":
+    {"query": "..."}}` ask the same; a message with `data` and other fields is read as the short
+    form (a model with a field named `data`).
+    """
+    fields = {k: v for k, v in message.items() if k not in ("id", "type")}
+    if fields.keys() == {"data"}:
+        return fields["data"]
+    return fields
 
 
 class SessionSet(Protocol):
@@ -105,6 +116,13 @@ class Session:
         self._forwarder: asyncio.Task[None] | None = None
         self._draining = False
         self.progress_dropped = 0
+        # What a message's `type` may ask for: each consumed type by its short name or its type.
+        routes = runtime.dispatcher.routes.values()
+        self._asks = {
+            n: r for r in routes for n in dict.fromkeys((r.spec.message_type, r.spec.type))
+        }
+        default = runtime.catalogue.default
+        self._default = default.message_type if default is not None else None
 
     async def run(self) -> None:
         if not await self._authenticate(self.ws):
@@ -193,25 +211,26 @@ class Session:
         return body
 
     async def _dispatch(self, body: dict[str, Any]) -> None:
-        kind = body.get("type", "query")
-        if kind == "query":
-            self._query(body)
-        elif kind == "subscribe":
+        kind = body.get("type", self._default)
+        if kind == "subscribe":
             await self._subscribe(body.get("types", []))
         elif kind == "unsubscribe":
             self._unsubscribe()
             await self._out.put(dumps({"type": "unsubscribed", "reason": "asked"}))
         elif kind == "ping":
             await self._out.put(dumps({"type": "pong", "id": body.get("id")}))
+        elif isinstance(kind, str) and kind in self._asks:
+            self._query(self._asks[kind], body)
         else:
             raise ClientError(
                 f"unknown message type {kind!r}",
-                accepted_types=["query", "subscribe", "unsubscribe", "ping"],
+                accepted_types=[*self._asks, "subscribe", "unsubscribe", "ping"],
             )
 
     # -- queries -------------------------------------------------------------------------------
 
-    def _query(self, body: dict[str, Any]) -> None:
+    def _query(self, route: Route, body: dict[str, Any]) -> None:
+        """Start handling one message that asks for `route`'s type (a query, for the UI)."""
         ident = body.get("id")
         if not isinstance(ident, str) or not 0 < len(ident) <= _MAX_ID:
             raise ClientError(f"a query needs an `id`: a string of 1 to {_MAX_ID} characters")
@@ -221,13 +240,12 @@ class Session:
             raise Conflict(f"query {ident!r} is already in flight; ids must be unique")
         if len(self._in_flight) >= self._max_in_flight:
             raise TooManyRequests(f"at most {self._max_in_flight} queries may be in flight")
-        route = self.runtime.dispatcher.route(QUERY_REQUEST.type)
-        fields = {k: v for k, v in body.items() if k not in ("id", "type")}
         try:
-            payload = route.spec.model.model_validate(fields)
+            payload = route.spec.model.model_validate(payload_of(body))
         except ValidationError as exc:
             raise SchemaViolation(
-                "the query does not match its schema", validation_errors(exc, prefix="")
+                f"the {route.spec.message_type} message does not match its schema",
+                validation_errors(exc, prefix=""),
             ) from None
         self._in_flight[ident] = asyncio.create_task(self._answer(ident, route, payload))
 
@@ -263,7 +281,7 @@ class Session:
         if publisher is not None and result is not None:
             # Client ids are only unique per socket: the event id derives from a fresh UUID.
             event = self.runtime.dispatcher.answer_event(
-                route, result, str(uuid.uuid4()), FACADE_SOURCE
+                route, result, str(uuid.uuid4()), route.spec.facade_path
             )
             publisher.publish_soon(event)
 
