@@ -45,10 +45,11 @@ test: venv ## run the whole test suite with coverage
 	$(PY) -m pytest --cov --cov-report=term
 
 .PHONY: lint
-lint: venv ## ruff, formatting, mypy strict, hadolint, manifests and requirements.txt fresh
+lint: venv ## ruff, formatting, mypy strict, import contracts, hadolint, manifests and requirements fresh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	$(MAKE) --no-print-directory manifests-check requirements-check
 

@@ -24,6 +24,7 @@ import pytest
 from eventfn import Catalogue, Registry
 from eventfn.app import FunctionApp, create_app
 from eventfn.core.config import Settings
+from eventfn.testing import app_client, isolated_settings
 from schemas.catalogue import QUERY_REQUEST
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,16 +96,7 @@ def dumps(value: Any) -> bytes:
 
 def test_settings(**overrides: Any) -> Settings:
     """Settings for tests: never read from the environment of the developer's shell."""
-    values: dict[str, Any] = {"log_format": "json", "log_level": "warning", **overrides}
-    return _IsolatedSettings(**values)
-
-
-class _IsolatedSettings(Settings):
-    """`Settings` whose only source is its keyword arguments (no environment, no files)."""
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> Any:
-        return (init_settings,)
+    return isolated_settings(**overrides)
 
 
 # Not a test, although its name says so: importing it into a test module must not collect it.
@@ -135,10 +127,11 @@ def make_app(settings: Settings | None = None, *, registry: Registry | None = No
 @contextlib.asynccontextmanager
 async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client with the app's lifespan running (the function or a FastAPI app)."""
-    lifespan = (
-        app.lifespan_context() if isinstance(app, FunctionApp) else app.router.lifespan_context(app)
-    )
-    async with lifespan:
+    if isinstance(app, FunctionApp):
+        async with app_client(app) as client:
+            yield client
+        return
+    async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
             yield client

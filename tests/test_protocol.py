@@ -244,3 +244,33 @@ async def test_uvicorns_own_400_goes_through_the_same_writes() -> None:
     assert status == b"HTTP/1.1 200 OK"
     assert b"ce-id" in headers
     assert rest.startswith(b"HTTP/1.1 400 Bad Request")
+
+
+# -------------------------------------------------------------------------------------------
+# When uvicorn moves the class it extends
+# -------------------------------------------------------------------------------------------
+
+
+def test_the_server_uses_held_writes_with_the_pinned_uvicorn() -> None:
+    """With the uvicorn minor pyproject pins, the server speaks through TurnWritesProtocol."""
+    from eventfn.server.protocol import TurnWritesProtocol
+    from eventfn.server.serve import http_protocol
+
+    assert http_protocol() is TurnWritesProtocol
+
+
+def test_a_uvicorn_without_the_private_class_falls_back_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """If the private import fails, the stock httptools protocol serves, and a line says so."""
+    import sys
+
+    from eventfn.observability.logs import configure_logging
+    from eventfn.server.serve import http_protocol
+    from tests.support import test_settings
+
+    configure_logging(test_settings())
+    monkeypatch.delitem(sys.modules, "eventfn.server.protocol", raising=False)
+    monkeypatch.setitem(sys.modules, "uvicorn.protocols.http.httptools_impl", None)
+    assert http_protocol() == "httptools"
+    assert capsys.readouterr().out.count("held_writes_unavailable") == 1

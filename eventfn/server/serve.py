@@ -9,7 +9,27 @@ from typing import Any
 import uvicorn
 
 from eventfn.core.config import Settings
-from eventfn.server.protocol import TurnWritesProtocol
+from eventfn.observability.logs import get_logger
+
+log = get_logger("eventfn.server")
+
+
+def http_protocol() -> Any:
+    """`TurnWritesProtocol` (see eventfn.server.protocol), or uvicorn's own if it cannot load.
+
+    It subclasses a private uvicorn class, tested with the uvicorn minor that pyproject pins; if
+    another uvicorn moved it, the function still serves, without held writes, and says so once.
+    """
+    try:
+        from eventfn.server.protocol import TurnWritesProtocol
+    except ImportError as exc:
+        log.warning(
+            "held_writes_unavailable",
+            detail="uvicorn's httptools protocol could not be extended; serving with it as is",
+            error=str(exc),
+        )
+        return "httptools"
+    return TurnWritesProtocol
 
 
 def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -24,7 +44,7 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
         "access_log": False,  # the ingress logs one richer line per event
         "server_header": False,
         # Responses leave at the end of each event-loop turn (see eventfn.server.protocol).
-        "http": TurnWritesProtocol,
+        "http": http_protocol(),
         # X-Forwarded-* are read where they matter, by the facade (its URLs and redirects):
         # FunctionApp puts uvicorn's ProxyHeadersMiddleware there, not before the ingress.
         "proxy_headers": False,
