@@ -17,10 +17,12 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+import eventfn.testing
 import manifests
 from eventfn import Catalogue, EventSpec
+from handler.functions import registry as function_registry
 from schemas import CATALOGUE
-from tests.support import SHARED, function_client, test_settings
+from tests.support import SHARED, test_settings
 
 CRDS = SHARED / "knative-crds"
 needs_crds = pytest.mark.skipif(
@@ -201,7 +203,7 @@ def test_event_types_for_every_consumed_and_produced_type() -> None:
 
 async def test_event_type_schema_urls_are_served_by_the_function() -> None:
     """The path each EventType's `schema` names answers with that type's JSON Schema."""
-    async with function_client() as client:
+    async with eventfn.testing.function_client(function_registry) as client:
         for event_type in of_kind("EventType"):
             path = urlparse(event_type["spec"]["schema"]).path
             response = await client.get(path)
