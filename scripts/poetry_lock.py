@@ -53,7 +53,9 @@ def main(argv: list[str]) -> int:
     group = f"[dependency-groups]\n{PIN_GROUP} = [\n" + "".join(f'    "{p}",\n' for p in pins)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        (work / "pyproject.toml").write_text(pyproject.replace("[dependency-groups]\n", group + "]\n", 1))
+        (work / "pyproject.toml").write_text(
+            pyproject.replace("[dependency-groups]\n", group + "]\n", 1)
+        )
         for name in ("README.md", "poetry.toml"):
             shutil.copy(ROOT / name, work / name)
         first = [poetry, "lock", "--regenerate", "--no-interaction", "--directory", str(work)]
