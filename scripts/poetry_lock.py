@@ -52,19 +52,20 @@ def main(argv: list[str]) -> int:
     # A group of its own, so the pins never mix with what the project declares.
     group = f"[dependency-groups]\n{PIN_GROUP} = [\n" + "".join(f'    "{p}",\n' for p in pins)
     with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
+        work = Path(scratch) / "project"
+        work.mkdir()
         (work / "pyproject.toml").write_text(
             pyproject.replace("[dependency-groups]\n", group + "]\n", 1)
         )
         for name in ("README.md", "poetry.toml"):
             shutil.copy(ROOT / name, work / name)
+        # Poetry makes a virtualenv even to lock: it goes with the scratch folder.
+        env = poetry_env(POETRY_VIRTUALENVS_PATH=str(Path(scratch) / "venvs"))
         first = [poetry, "lock", "--regenerate", "--no-interaction", "--directory", str(work)]
-        # Poetry makes a virtualenv even to lock: the scratch project's goes with it.
-        scratch_env = poetry_env(POETRY_VIRTUALENVS_PATH=str(work / "venvs"))
-        subprocess.run(first, check=True, env=scratch_env)  # noqa: S603
+        subprocess.run(first, check=True, env=env)  # noqa: S603
         shutil.copy(work / "poetry.lock", ROOT / "poetry.lock")
-    second = [poetry, "lock", "--no-interaction", "--directory", str(ROOT)]
-    subprocess.run(second, check=True, env=poetry_env())  # noqa: S603
+        second = [poetry, "lock", "--no-interaction", "--directory", str(ROOT)]
+        subprocess.run(second, check=True, env=env)  # noqa: S603
     return 0
 
 
