@@ -10,6 +10,17 @@ UV := $(TOOLS)/bin/uv
 UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
+# Poetry and Locust are tools, each in a venv of its own under .tools/: Poetry is the other way
+# to install the project (uv stays the one `make` uses), Locust drives `make loadtest`; neither
+# belongs in the project's lock.
+POETRY_HOME := $(TOOLS)/poetry
+POETRY := $(POETRY_HOME)/bin/poetry
+POETRY_VERSION := 2.5.1
+POETRY_EXPORT_VERSION := 1.10.1
+LOCUST_HOME := $(TOOLS)/locust
+LOCUST := $(LOCUST_HOME)/bin/locust
+LOCUST_VERSION := 2.47.0
+LOADTEST_ARGS ?= --run-time 10s --users 20 --spawn-rate 10
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
@@ -21,8 +32,10 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# --compile-bytecode: every installed module ships its .pyc, as in the image, so cold start does
+# not depend on PYTHONDONTWRITEBYTECODE (set in many containers and CI runners).
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --extra ui --python $(PYTHON)
+	$(UV) sync --frozen --extra ui --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 .PHONY: venv
@@ -30,6 +43,7 @@ venv: $(VENV)/.synced ## create .venv from uv.lock
 
 .PHONY: run
 run: venv ## serve the function on $PORT (default 8080)
+	@$(PY) -m compileall -q eventfn handler schemas
 	PORT=$(PORT) $(PY) -m eventfn
 
 .PHONY: ui
@@ -58,10 +72,28 @@ fmt: venv ## format and autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+$(POETRY):
+	$(PYTHON) -m venv $(POETRY_HOME)
+	$(POETRY_HOME)/bin/pip install --quiet --disable-pip-version-check \
+		"poetry==$(POETRY_VERSION)" "poetry-plugin-export==$(POETRY_EXPORT_VERSION)"
+
+.PHONY: poetry
+poetry: $(POETRY) ## install Poetry and its export plugin into .tools/poetry
+	@$(POETRY) --version
+
+$(LOCUST):
+	$(PYTHON) -m venv $(LOCUST_HOME)
+	$(LOCUST_HOME)/bin/pip install --quiet --disable-pip-version-check "locust==$(LOCUST_VERSION)"
+
+.PHONY: locust
+locust: $(LOCUST) ## install Locust into .tools/locust
+	@$(LOCUST) --version
+
 .PHONY: lock
-lock: $(UV) ## re-resolve uv.lock and re-export requirements.txt
+lock: $(UV) $(POETRY) ## re-resolve uv.lock, re-export requirements.txt, make poetry.lock follow
 	$(UV) lock
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project -o requirements.txt >/dev/null
+	$(PYTHON) scripts/poetry_lock.py $(UV) $(POETRY)
 
 .PHONY: requirements
 requirements: $(UV) ## export requirements.txt from the lock
@@ -83,6 +115,14 @@ manifests-check: venv ## fail if eventing/ differs from what `make manifests` re
 .PHONY: bench
 bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see README "Performance")
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-coldstart
+bench-coldstart: venv ## cold start of `python -m eventfn` vs FastAPI hello (README "Performance")
+	$(PY) -m bench.run --cold-start-only $(BENCH_ARGS)
+
+.PHONY: loadtest
+loadtest: venv $(LOCUST) ## Locust headless against a local `python -m eventfn` (LOADTEST_ARGS)
+	$(PY) -m loadtest.run --locust $(LOCUST) $(LOADTEST_ARGS)
 
 .PHONY: bench-instructions
 bench-instructions: venv ## CPU instructions per event of the ingress (callgrind; deterministic)

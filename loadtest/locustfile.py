@@ -1,9 +1,11 @@
 """Load a deployed function with Locust: binary and structured events, and the sync facade.
 
-Locust is not a dependency of the project; run it with uv's tool runner:
+Locust is not a dependency of the project: `make locust` installs a pinned Locust into
+.tools/locust, and `make loadtest` runs this file headless and bounded against a local
+`python -m eventfn` (see loadtest/run.py). Against a deployed function:
 
-    uvx locust -f loadtest/locustfile.py --host https://my-function.example.com
-    uvx locust -f loadtest/locustfile.py --host http://localhost:8080 \\
+    .tools/locust/bin/locust -f loadtest/locustfile.py --host https://my-function.example.com
+    .tools/locust/bin/locust -f loadtest/locustfile.py --host http://localhost:8080 \\
         --headless --users 50 --spawn-rate 10 --run-time 1m
 
 Every event has a unique `ce-id`, so the dedupe store never short-circuits the handler. With
