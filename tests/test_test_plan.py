@@ -139,7 +139,6 @@ def asgi(tmp_path: Path) -> Iterator[ModuleType]:
 
 
 @pytest.mark.usefixtures("asgi")
-@pytest.mark.xfail(strict=True, reason="plain JSON POST / lands with the facade change")
 def test_plan_unit_test_posts_plain_json_to_the_root() -> None:
     """The plan's unit test, verbatim but for the import line: plain JSON to / gets the answer."""
     from fastapi.testclient import TestClient
