@@ -25,7 +25,7 @@ from eventfn.core.errors import (
     UnknownEventType,
     UnsupportedMediaType,
 )
-from eventfn.dispatch.budget import run_within
+from eventfn.dispatch.budget import Renewal, run_within
 from eventfn.dispatch.registry import Progress, Route
 from eventfn.dispatch.replies import reply_id, rfc3339_now
 from eventfn.observability.logs import get_logger
@@ -72,6 +72,8 @@ class Dispatcher:
         self.dedupe = dedupe
         self._source = settings.event_source
         self._timeout = settings.handler_timeout_seconds
+        # A handler that suspends renews its claim three times a lease (see `_keep_claim`).
+        self._renew_every = settings.dedupe_lease_seconds / 3
         self._accepted = sorted(self.routes)
         # Sees every handled event and its reply (the live feed's `offer`); must not block.
         self.observe: Callable[[Event], None] | None = None
@@ -123,14 +125,20 @@ class Dispatcher:
         progress: Progress | None = None,
         *,
         event: Event | None = None,
+        claim: str | None = None,
     ) -> BaseModel | None:
         """Run the handler within its time budget; its failures become transient errors.
 
-        `event`, when the payload came in one, names it in the log lines of a failure.
+        `event`, when the payload came in one, names it in the log lines of a failure; `claim`,
+        the dedupe key it holds, is renewed while the handler works.
         """
         started = time.perf_counter()
         try:
-            result = await run_within(self._timeout, route.run(payload, progress))
+            if claim is None:
+                result = await run_within(self._timeout, route.run(payload, progress))
+            else:
+                coro = route.run(payload, progress)
+                result = await run_within(self._timeout, coro, self._keep_claim, claim)
         except TimeoutError:
             raise HandlerTimeout(
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
@@ -181,7 +189,7 @@ class Dispatcher:
                 retry_after=1,
             )
         try:
-            result = await self.call(route, payload, event=event)
+            result = await self.call(route, payload, event=event, claim=key)
             reply = None if result is None else self.reply_to(event, route, result)
         except BaseException:
             await self.dedupe.release(key)
@@ -206,6 +214,19 @@ class Dispatcher:
             if reply is not None:
                 self.observe(reply)
         return Outcome(reply, "ok" if reply is not None else "no-reply")
+
+    def _keep_claim(self, key: str) -> Callable[[], None]:
+        """Renew the claim on `key` while its handler works; returns what stops renewing."""
+        dedupe = self.dedupe
+
+        async def renew() -> None:
+            try:
+                if not await dedupe.renew(key):
+                    log.warning("dedupe_claim_lost", key=key)
+            except StoreUnavailable:
+                pass  # logged by the store; the next tick tries again within the lease
+
+        return Renewal(self._renew_every, renew).stop
 
     def reply_to(self, request: Event, route: Route, result: BaseModel) -> Event:
         """The reply CloudEvent to `request` carrying `result`, made now."""

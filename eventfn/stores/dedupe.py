@@ -7,10 +7,13 @@ The protocol (the same for every store):
    stored reply is replayed, the handler does not run again).
 2. `complete(key, record)` stores the reply for the TTL, replacing the claim.
 3. `release(key)` drops the claim after a failure, so the broker's retry can run the handler.
+4. `renew(key)` extends our claim by a lease while the handler works (False: it is not ours).
 
-A replica that dies mid-event leaves its claim to expire with the lease; the next redelivery runs
-the handler. The fingerprint of the payload is kept with the claim and the reply so that a
-redelivery carrying a different payload can be reported as a producer error.
+The lease is short (derived from the broker's retry policy, `BrokerDelivery.claim_lease`) and a
+running handler renews it: a replica that dies mid-event leaves its claim to expire within a
+retry or two of the broker, and the next redelivery runs the handler. The fingerprint of the
+payload is kept with the claim and the reply so that a redelivery carrying a different payload
+can be reported as a producer error.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class DedupeStore(Protocol):
     async def complete(self, key: str, reply: Reply) -> None: ...
 
     async def release(self, key: str) -> None: ...
+
+    async def renew(self, key: str) -> bool: ...
 
     async def ping(self) -> bool: ...
 
@@ -160,6 +165,14 @@ class MemoryDedupeStore:
 
     async def release(self, key: str) -> None:
         self._claims.pop(key, None)
+
+    async def renew(self, key: str) -> bool:
+        now = self._clock()
+        claim = self._claims.get(key)
+        if claim is None or claim[0] <= now:
+            return False
+        self._claims[key] = (now + self._lease, claim[1])
+        return True
 
     async def ping(self) -> bool:
         return True
