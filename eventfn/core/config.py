@@ -227,6 +227,14 @@ class Settings(BaseSettings):
     max_header_count: int = Field(
         default=100, ge=10, description="Most request header fields accepted (431 above)."
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Time a request head may take to arrive (one to two of these; 408 and closed after): "
+            "connections that trickle their headers are not kept open."
+        ),
+    )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=4096, description="Largest total of header names+values (431 above)."
     )

@@ -24,7 +24,8 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
         "access_log": False,  # the ingress logs one richer line per event
         "server_header": False,
         # Responses leave at the end of each event-loop turn (see eventfn.server.protocol).
-        "http": TurnWritesProtocol,
+        # ...and a request head must arrive within HEADER_TIMEOUT_SECONDS (408 after).
+        "http": TurnWritesProtocol.with_head_timeout(settings.header_timeout_seconds),
         # X-Forwarded-* are read where they matter, by the facade (its URLs and redirects):
         # FunctionApp puts uvicorn's ProxyHeadersMiddleware there, not before the ingress.
         "proxy_headers": False,
