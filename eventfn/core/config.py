@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    deadletter_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body the dead-letter sink accepts (413 above): larger than "
+            "MAX_BODY_BYTES, so an event dead-lettered for being too large is still kept."
+        ),
+    )
     max_batch_events: int = Field(
         default=100, ge=1, description="Most events in one batched request (413 above)."
     )

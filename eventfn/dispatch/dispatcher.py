@@ -255,10 +255,19 @@ class Dispatcher:
     def answer_event(self, route: Route, result: BaseModel, request_id: str, source: str) -> Event:
         """The reply event of an answer given through the facade or the WebSocket.
 
-        Built exactly like the reply to a broker event of id `request_id` from `source` (the
-        facade's route), so its id is deterministic: UUIDv5 of that source and id.
+        Built like the reply to a broker event of id `request_id` from `source` (the facade's
+        route), with an id of its own: UUIDv5 of the source, `request_id` and the answer itself
+        (its time and a digest of its data). A broker event's reply id must be deterministic
+        per request (a redelivery is answered again, the same reply); a facade request is never
+        deduplicated, so two requests sharing an X-Request-Id (a retried POST, a proxy reusing
+        ids) are two answers, two events: with one id, the second replaced the first in the
+        outbox. The id stays deterministic per answer: the outbox resends one answer under one id.
         """
         request = Event(
             {"specversion": SPEC_V1, "id": request_id, "source": source, "type": route.spec.type}
         )
-        return self.reply_to(request, route, result)
+        reply = self.reply_to(request, route, result)
+        digest = hashlib.blake2b(reply.data or b"", digest_size=8).hexdigest()
+        answer = f"{request_id}@{reply.attributes['time']}#{digest}"
+        reply.attributes["id"] = reply_id(source, answer)
+        return reply

@@ -19,6 +19,7 @@ can be reported as a producer error.
 from __future__ import annotations
 
 import struct
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -79,6 +80,18 @@ _NO_REPLY = 0xFF
 # full store (evicting as fast as it adds, which leaves the dict's table larger than when filling
 # it: 140 bytes then, 172 now; tests/test_dedupe_memory.py checks the bound holds).
 ENTRY_OVERHEAD = 175
+
+
+# What `sys.getsizeof` counts of a str beyond its characters when they are ASCII (the header that
+# ENTRY_OVERHEAD already includes).
+_EMPTY_STR = sys.getsizeof("")
+
+
+def key_bytes(key: str) -> int:
+    """The bytes `key`'s characters take: 1 each when ASCII, up to 4 (emoji) otherwise."""
+    if key.isascii():  # O(1): a flag of the string; the usual case
+        return len(key)
+    return sys.getsizeof(key) - _EMPTY_STR
 
 
 def _pack(expires: float, reply: Reply) -> bytes:
@@ -156,7 +169,7 @@ class MemoryDedupeStore:
         previous = self._done.get(key)
         if previous is None:
             self._order.append(key)
-            self._bytes += len(key) + ENTRY_OVERHEAD
+            self._bytes += key_bytes(key) + ENTRY_OVERHEAD
         else:  # completed again after its reply expired: keeps its place in the order
             self._bytes -= len(previous)
         self._done[key] = record
@@ -198,4 +211,4 @@ class MemoryDedupeStore:
 
     def _drop_oldest(self) -> None:
         key = self._order.popleft()
-        self._bytes -= len(key) + ENTRY_OVERHEAD + len(self._done.pop(key))
+        self._bytes -= key_bytes(key) + ENTRY_OVERHEAD + len(self._done.pop(key))
