@@ -45,6 +45,7 @@ class RecordingSink:
         self.max_hang = max_hang
         self.arrived: list[str] = []
         self.accepted: list[str] = []
+        self.bodies: dict[str, bytes] = {}  # the body of each accepted id
         self.max_overlap = 0  # the most sends of one id in flight at once
         self._in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -56,7 +57,7 @@ class RecordingSink:
             self.mode = mode
             self._changed.notify_all()
 
-    def _serve(self, event_id: str) -> int:
+    def _serve(self, event_id: str, body: bytes = b"") -> int:
         with self._changed:
             self.arrived.append(event_id)
             self._in_flight[event_id] += 1
@@ -69,6 +70,7 @@ class RecordingSink:
             with self._lock:
                 if self.mode == "ok" and not hung:
                     self.accepted.append(event_id)
+                    self.bodies[event_id] = body
                     return 202
                 return 503
         finally:
@@ -80,8 +82,8 @@ class RecordingSink:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                status = sink._serve(self.headers.get("ce-id", ""))
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                status = sink._serve(self.headers.get("ce-id", ""), body)
                 with contextlib.suppress(OSError):  # the sender may be gone (killed)
                     self.send_response(status)
                     if status == 503:
@@ -167,6 +169,11 @@ class OwnRedis:
 
     def thaw(self) -> None:
         self._signal(signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Start again on the same port (empty: nothing is saved)."""
+        self.kill()
+        self.start()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

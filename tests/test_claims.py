@@ -168,6 +168,7 @@ async def test_renew_extends_only_our_own_claim() -> None:
         await theirs.aclose()
 
 
+@pytest.mark.chaos
 @pytest.mark.redis
 async def test_a_replica_dying_mid_event_costs_retries_not_a_dead_letter() -> None:
     """A claim left by a dead replica expires with the derived lease, within the retries."""
@@ -195,6 +196,7 @@ async def test_a_replica_dying_mid_event_costs_retries_not_a_dead_letter() -> No
     assert handler.runs["orphan"] == 1
 
 
+@pytest.mark.chaos
 @pytest.mark.redis
 @pytest.mark.server
 async def test_a_redis_freeze_longer_than_its_timeout_costs_retries_not_dead_letters(

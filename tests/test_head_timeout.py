@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import ServerProcess
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.chaos, pytest.mark.server]
 
 
 async def trickle(port: int, stop: asyncio.Event) -> bytes:

@@ -16,7 +16,7 @@ from tests import support
 from tests.faults import recording_sink
 from tests.support import ServerProcess, query
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.chaos, pytest.mark.server]
 
 # Short fast path: 2 attempts of at most 1 s, 0.2 s apart: its lease ends ~3.5 s after the publish.
 FAST = {

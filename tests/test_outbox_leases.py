@@ -21,7 +21,7 @@ from tests import support
 from tests.faults import recording_sink
 from tests.support import RESPONSE, test_settings
 
-pytestmark = [pytest.mark.redis, pytest.mark.server]
+pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.server]
 
 
 def event() -> Event:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.support import ServerProcess
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.chaos, pytest.mark.server]
 
 GRACE = 5.0
 ENV = {

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -166,14 +166,18 @@ class Publisher:
         text = response.text[:1024]
         return Attempt(False, retryable, status, retry_after, f"HTTP {status}: {text}")
 
-    async def publish(self, event: Event) -> str:
-        """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected"."""
-        event = self.prepare(event)
+    async def publish(self, event: Event, *, written: bool = False) -> str:
+        """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected".
+
+        `written`: `event` (prepared) is in the outbox already, by `enqueue`.
+        """
         policy = self.policy
         loop = asyncio.get_running_loop()
         # The fast path stops before its lease ends: then the record is the redeliverer's.
         deadline = loop.time() + policy.fast_path_lease - LEASE_SLACK_SECONDS
-        await self._write_ahead(event)
+        if not written:
+            event = self.prepare(event)
+            await self._write_ahead(event)
         result = Attempt(False, True, error="not attempted")
         made = 0
         try:
@@ -219,7 +223,18 @@ class Publisher:
 
     def publish_soon(self, event: Event) -> None:
         """Publish in the background (the caller does not wait); `stop` flushes it."""
-        task = asyncio.get_running_loop().create_task(self.publish(event))
+        self._spawn(self.publish(event))
+
+    async def enqueue(self, event: Event) -> None:
+        """Make `event` durable now and deliver it in the background: the caller waits for the
+        outbox, never for the sink. What a caller about to answer uses, so that an answer given
+        is an answer published, even if the process dies the next instant."""
+        event = self.prepare(event)
+        await self._write_ahead(event)
+        self._spawn(self.publish(event, written=True))
+
+    def _spawn(self, publish: Coroutine[Any, Any, str]) -> None:
+        task = asyncio.get_running_loop().create_task(publish)
         self._pending.add(task)
         task.add_done_callback(self._done)
 

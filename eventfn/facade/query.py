@@ -80,9 +80,10 @@ async def query(body: QueryRequest, request: Request) -> Any:
     if result is None:
         return Response(status_code=204)
     if runtime.publisher is not None:
-        # Event-driven consumers see UI traffic too; the answer never waits on the sink.
+        # Event-driven consumers see UI traffic too; the answer waits on the outbox (an answer
+        # given is an answer published, whatever happens next), never on the sink.
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        runtime.publisher.publish_soon(
+        await runtime.publisher.enqueue(
             dispatcher.answer_event(route, result, request_id, FACADE_SOURCE)
         )
     return result

@@ -324,21 +324,22 @@ class Session:
             message = error_message(ident, FunctionError("the query failed unexpectedly"))
         finally:
             self._in_flight.pop(ident, None)
-        await self._out.put(message)
-        try:  # after the answer: a publishing problem must not turn a result into an error
-            self._publish(route, result)
+        try:  # durable before the answer; a publishing problem must not turn it into an error
+            await self._publish(route, result)
         except Exception:
             log.exception("ws_publish_failed", id=ident)
+        await self._out.put(message)
 
-    def _publish(self, route: Route, result: BaseModel | None) -> None:
-        """With K_SINK, the answer is published like the facade's (the client never waits)."""
+    async def _publish(self, route: Route, result: BaseModel | None) -> None:
+        """With K_SINK, the answer is published like the facade's (in the outbox before it is
+        given, delivered in the background: the client never waits on the sink)."""
         publisher = self.runtime.publisher
         if publisher is not None and result is not None:
             # Client ids are only unique per socket: the event id derives from a fresh UUID.
             event = self.runtime.dispatcher.answer_event(
                 route, result, str(uuid.uuid4()), FACADE_SOURCE
             )
-            publisher.publish_soon(event)
+            await publisher.enqueue(event)
 
     # -- the live feed -------------------------------------------------------------------------
 
