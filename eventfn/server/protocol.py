@@ -125,7 +125,11 @@ class TurnWritesProtocol(HttpToolsProtocol):
         self._in_head = True
         self._heads = 0
         self._seen = 0
-        self.loop.call_later(self.head_timeout, self._head_tick)
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_tick)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_timer.cancel()  # the protocol is freed now, not at the next tick
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -145,4 +149,4 @@ class TurnWritesProtocol(HttpToolsProtocol):
             transport.close()
             return
         self._seen = self._heads
-        self.loop.call_later(self.head_timeout, self._head_tick)
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_tick)

@@ -43,11 +43,11 @@ from schemas import QUERY_REQUEST
 
 INSTANCE = "/api/v1/ws"
 GOING_AWAY = 1001
-# What waits for the writer: at most this many messages and bytes; beyond it progress is dropped,
-# and a client that leaves answers unread that long is dropped (the bytes bound what a session
-# that stopped reading costs, whatever the size of its messages).
+# What waits for the writer: progress up to this many messages and bytes (dropped beyond), answers
+# up to twice that; a client that leaves that much unread is dropped (the bytes bound what a
+# session that stopped reading costs, whatever the size of its messages).
 _OUTBOX = 256
-_OUTBOX_BYTES = 1024 * 1024
+_OUTBOX_BYTES = 512 * 1024
 _MAX_ID = 200
 _Close = tuple[int, str]
 
@@ -96,9 +96,11 @@ class TokenBucket:
 class SendQueue:
     """The writer's queue: bounded in messages and bytes; a sender never waits for room.
 
-    Written by hand rather than an `asyncio.Queue`: that one bounds messages only, and its `put`
-    waits when full, which is how a reader used to block forever behind a client that stopped
-    reading.
+    What may be dropped (progress) fills it up to its bounds; answers have a reserve as large
+    again, so a burst of progress never crowds out the result, and only a client that leaves
+    even that unread is dropped. Written by hand rather than an `asyncio.Queue`: that one bounds
+    messages only, and its `put` waits when full, which is how a reader used to block forever
+    behind a client that stopped reading.
     """
 
     def __init__(self, max_items: int, max_bytes: int, on_full: Callable[[], None]) -> None:
@@ -109,10 +111,11 @@ class SendQueue:
         self._on_full = on_full
         self._ready = asyncio.Event()
 
-    def _offer(self, item: bytes | _Close) -> bool:
+    def _offer(self, item: bytes | _Close, reserve: int) -> bool:
         size = len(item) if isinstance(item, bytes) else 0
         if isinstance(item, bytes) and (
-            len(self._items) >= self._max_items or self._bytes + size > self._max_bytes
+            len(self._items) >= self._max_items * reserve
+            or self._bytes + size > self._max_bytes * reserve
         ):
             return False  # a close marker always gets in
         self._items.append(item)
@@ -122,12 +125,13 @@ class SendQueue:
 
     def put_nowait(self, item: bytes | _Close) -> None:
         """Queue `item`, or `asyncio.QueueFull` (for what may be dropped: progress)."""
-        if not self._offer(item):
+        if not self._offer(item, 1):
             raise asyncio.QueueFull
 
     async def put(self, item: bytes | _Close) -> None:
-        """Queue `item`; when full the client is not reading: `on_full` drops the session."""
-        if not self._offer(item):
+        """Queue an answer; when even the reserve is full the client is not reading: `on_full`
+        drops the session."""
+        if not self._offer(item, 2):
             self._on_full()
 
     async def get(self) -> bytes | _Close:
@@ -187,7 +191,7 @@ class Session:
         """The client leaves its answers unread: end the session (the server aborts the socket)."""
         if self in self.sessions.active:
             self.sessions.active.discard(self)  # counted closed from now on; logged once
-            log.warning("ws_dropped_slow_client", queued_bytes_max=_OUTBOX_BYTES)
+            log.warning("ws_dropped_slow_client", queued_bytes_max=2 * _OUTBOX_BYTES)
         for task in self._tasks:
             task.cancel()
 
