@@ -58,6 +58,10 @@ chromium: ## apt-install Debian's chromium for the optional browser end-to-end t
 test: venv ## run the whole test suite with coverage
 	$(PY) -m pytest --cov --cov-report=term
 
+.PHONY: chaos
+chaos: venv ## run the fault suite alone (make test runs it too)
+	$(PY) -m pytest -m chaos
+
 .PHONY: lint
 lint: venv ## ruff, formatting, mypy strict, import contracts, hadolint, manifests and requirements fresh
 	$(PY) -m ruff check .

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from eventfn import EventSpec
-from eventfn.core.config import Settings
+from eventfn.core.config import BROKER_DELIVERY, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,8 +29,9 @@ BROKER_REF = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name":
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": NAME}
 
 # Broker redelivery: 5 retries, exponential from 0.5 s (0.5+1+2+4+8 s), then the dead-letter sink.
-RETRY = 5
-BACKOFF_DELAY = "PT0.5S"
+# Declared next to the settings: the dedupe claim lease default is derived from the same object.
+RETRY = BROKER_DELIVERY.retry
+BACKOFF_DELAY = BROKER_DELIVERY.iso_backoff_delay
 # Autoscaling as the user asked: always one warm replica, at most ten, 50 in flight per replica.
 MIN_SCALE, MAX_SCALE, TARGET = 1, 10, 50
 CONTAINER_CONCURRENCY = 2 * TARGET  # hard cap well above the soft target: bursts queue, not fail

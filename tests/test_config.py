@@ -30,10 +30,12 @@ def test_environment_variables_are_read_case_insensitively(
     assert settings.api_keys == ["a", "b", "c"]
 
 
-def test_a_handler_timeout_longer_than_the_lease_is_refused() -> None:
-    """A claim must outlive its handler, or a redelivery could run the handler twice."""
-    with pytest.raises(ValidationError, match="HANDLER_TIMEOUT_SECONDS"):
-        Settings(handler_timeout_seconds=90, dedupe_lease_seconds=60)
+def test_a_lease_a_slow_renewal_cannot_keep_is_refused() -> None:
+    """With Redis, a renewal taking the whole timeout must land before the lease ends."""
+    with pytest.raises(ValidationError, match="DEDUPE_LEASE_SECONDS"):
+        Settings(
+            redis_url="redis://127.0.0.1:6379/0", redis_timeout_seconds=2, dedupe_lease_seconds=3
+        )
 
 
 @pytest.mark.parametrize("port", ["0", "70000", "http"])

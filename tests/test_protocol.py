@@ -26,6 +26,7 @@ class Transport:
         self.writes: list[bytes] = []
         self.closing = False
         self.aborted = False
+        self.buffered = 0  # bytes the peer has not taken yet
 
     def write(self, data: bytes) -> None:
         assert not self.closing, "written after close"
@@ -39,6 +40,9 @@ class Transport:
 
     def abort(self) -> None:
         self.closing = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
 
     def get_extra_info(self, name: str) -> Any:
         return {"peername": ("127.0.0.1", 1234)}.get(name)
@@ -246,6 +250,34 @@ async def test_uvicorns_own_400_goes_through_the_same_writes() -> None:
     assert rest.startswith(b"HTTP/1.1 400 Bad Request")
 
 
+async def test_a_close_the_peer_does_not_take_is_aborted_after_the_linger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closed with bytes still unsent (the peer stopped reading): aborted after the linger."""
+    from eventfn.server import protocol
+
+    monkeypatch.setattr(protocol, "CLOSE_LINGER_SECONDS", 0.01)
+    writes, transport = held()
+    transport.buffered = 1 << 20
+    writes.close()
+    assert transport.closing
+    assert not transport.aborted
+    await asyncio.sleep(0.05)
+    assert transport.aborted
+
+
+async def test_a_close_with_nothing_unsent_is_not_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that took everything gets a clean close, never an abort."""
+    from eventfn.server import protocol
+
+    monkeypatch.setattr(protocol, "CLOSE_LINGER_SECONDS", 0.01)
+    writes, transport = held()
+    writes.close()
+    await asyncio.sleep(0.05)
+    assert transport.closing
+    assert not transport.aborted
+
+
 # -------------------------------------------------------------------------------------------
 # When uvicorn moves the class it extends
 # -------------------------------------------------------------------------------------------
@@ -256,7 +288,7 @@ def test_the_server_uses_held_writes_with_the_pinned_uvicorn() -> None:
     from eventfn.server.protocol import TurnWritesProtocol
     from eventfn.server.serve import http_protocol
 
-    assert http_protocol() is TurnWritesProtocol
+    assert issubclass(http_protocol(5.0), TurnWritesProtocol)
 
 
 def test_a_uvicorn_without_the_private_class_falls_back_with_one_warning(
@@ -272,5 +304,5 @@ def test_a_uvicorn_without_the_private_class_falls_back_with_one_warning(
     configure_logging(test_settings())
     monkeypatch.delitem(sys.modules, "eventfn.server.protocol", raising=False)
     monkeypatch.setitem(sys.modules, "uvicorn.protocols.http.httptools_impl", None)
-    assert http_protocol() == "httptools"
+    assert http_protocol(5.0) == "httptools"
     assert capsys.readouterr().out.count("held_writes_unavailable") == 1

@@ -21,7 +21,7 @@ import respx
 
 from eventfn.binding import Event
 from eventfn.delivery.publisher import Publisher
-from eventfn.delivery.retry import Backoff, parse_retry_after
+from eventfn.delivery.retry import RetryPolicy, parse_retry_after
 from eventfn.dispatch.replies import reply_id
 from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
@@ -201,13 +201,35 @@ async def test_stop_parks_what_is_still_retrying(tmp_path: Path) -> None:
     await outbox.stop()
 
 
+def policy(rng: float, **overrides: float) -> RetryPolicy:
+    values: dict[str, float] = {
+        "base": 1.0, "cap": 4.0, "attempts": 10, "attempt_timeout": 1.0, "redelivery_cap": 8.0
+    }  # fmt: skip
+    values.update(overrides)
+    return RetryPolicy(**values, rng=lambda: rng)  # type: ignore[arg-type]
+
+
 def test_backoff_is_exponential_capped_and_fully_jittered() -> None:
     """Delays double from the base up to the cap; the jitter scales them down to zero."""
-    top = Backoff(base=1.0, cap=4.0, rng=lambda: 1.0)
-    assert [top.delay(n) for n in range(5)] == [1.0, 2.0, 4.0, 4.0, 4.0]
-    assert Backoff(base=1.0, cap=4.0, rng=lambda: 0.0).delay(3) == 0.0
-    assert Backoff(base=1.0, cap=4.0, rng=lambda: 0.0).delay(3, retry_after=2.5) == 2.5
-    assert top.delay(10_000) == 4.0  # a long outage's attempt count does not overflow
+    top = policy(1.0)
+    assert [top.retry_delay(n, None) for n in range(5)] == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert policy(0.0).retry_delay(3, None) == 0.0
+    assert policy(0.0).retry_delay(3, retry_after=2.5) == 2.5
+    assert top.redelivery_delay(10_000, None) == 8.0  # a long outage's count does not overflow
+
+
+def test_the_fast_path_gives_up_after_its_attempts_or_a_long_retry_after() -> None:
+    """No wait after the last attempt, nor for a Retry-After beyond the cap: the outbox waits."""
+    assert policy(1.0, attempts=3).retry_delay(2, None) is None
+    assert policy(1.0).retry_delay(0, retry_after=5.0) is None
+    assert policy(1.0).redelivery_delay(0, retry_after=120.0) == 120.0
+
+
+def test_the_fast_path_lease_covers_every_attempt_and_every_wait() -> None:
+    """The durable record is not due before the fast path could have ended."""
+    p = policy(1.0, attempts=3, attempt_timeout=2.0, cap=4.0)
+    assert p.fast_path_lease >= 3 * 2.0 + 2 * 4.0
+    assert p.attempt_lease > p.attempt_timeout
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
@@ -233,7 +255,8 @@ async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_pat
     assert answered < 0.3
     [published] = received
     assert published.headers["ce-type"] == RESPONSE
-    assert published.headers["ce-id"] == reply_id(QUERY_REQUEST.facade_path, "req-1")
+    assert uuid.UUID(published.headers["ce-id"]).version == 5  # one id per answer (see below)
+    assert published.headers["ce-id"] != reply_id(QUERY_REQUEST.facade_path, "req-1")
     assert orjson.loads(published.body) == response.json()
 
 

@@ -57,6 +57,7 @@ async def test_a_replica_killed_mid_event_loses_nothing(tmp_path: Path) -> None:
     env = {
         "REDIS_URL": support.redis_url(12),
         "DEDUPE_LEASE_SECONDS": "1.0",
+        "REDIS_TIMEOUT_SECONDS": "0.5",  # a renewal must fit in the lease
         "HANDLER_TIMEOUT_SECONDS": "0.9",
     }
     event_id = new_id()

@@ -5,6 +5,7 @@ Nothing reads `os.environ` anywhere else; tests build their own `Settings(...)`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -20,6 +21,46 @@ def _csv(value: object) -> object:
 
 # A list given as one comma-separated environment variable (`API_KEYS=a,b`).
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_csv)]
+
+
+@dataclass(frozen=True)
+class BrokerDelivery:
+    """How the broker redelivers an event the function did not take: the Triggers' `delivery`.
+
+    `retry` retries after the first attempt, exponential from `backoff_delay` seconds (Knative:
+    the n-th retry waits backoff_delay * 2**(n-1)), then the dead-letter sink. The manifests
+    render exactly this, and the dedupe claim lease is derived from it (`claim_lease`).
+    """
+
+    retry: int
+    backoff_delay: float
+
+    @property
+    def iso_backoff_delay(self) -> str:
+        """`backoffDelay` as the ISO 8601 duration the Trigger spells it."""
+        return f"PT{self.backoff_delay:g}S"
+
+    def retry_offsets(self) -> list[float]:
+        """When each retry comes, in seconds after the first attempt (request times left out)."""
+        offsets, at = [], 0.0
+        for n in range(self.retry):
+            at += self.backoff_delay * 2**n
+            offsets.append(at)
+        return offsets
+
+    def claim_lease(self) -> float:
+        """The dedupe claim lease this delivery policy allows: half its last retry interval.
+
+        A claim orphaned by a replica that died (or by a Redis stall that ran the claim after
+        the client gave up) then expires before the broker's last retry, whichever earlier
+        attempt orphaned it: the event costs a retry or two, never a dead letter unhandled. A
+        handler that works longer keeps its claim by renewing it (every third of the lease).
+        """
+        return float(self.backoff_delay * 2 ** (self.retry - 1) / 2)
+
+
+# The broker's redelivery of the rendered Triggers and Broker: 5 retries, 0.5+1+2+4+8 s.
+BROKER_DELIVERY = BrokerDelivery(retry=5, backoff_delay=0.5)
 
 
 class Settings(BaseSettings):
@@ -52,6 +93,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    deadletter_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body the dead-letter sink accepts (413 above): larger than "
+            "MAX_BODY_BYTES, so an event dead-lettered for being too large is still kept."
+        ),
+    )
     max_batch_events: int = Field(
         default=100, ge=1, description="Most events in one batched request (413 above)."
     )
@@ -64,9 +113,13 @@ class Settings(BaseSettings):
         default=24 * 3600, gt=0, description="How long a handled event's reply is replayed."
     )
     dedupe_lease_seconds: float = Field(
-        default=60.0,
+        default=BROKER_DELIVERY.claim_lease(),
         gt=0,
-        description="How long an in-progress claim holds (409 to redeliveries meanwhile).",
+        description=(
+            "How long an in-progress claim holds unless its handler renews it (409 to "
+            "redeliveries meanwhile); derived from the broker's retry policy: half its last "
+            "retry interval, so an orphaned claim never outlives the retries."
+        ),
     )
     dedupe_max_entries: int = Field(
         default=100_000, ge=1, description="Replies the in-memory dedupe store keeps at most."
@@ -182,6 +235,14 @@ class Settings(BaseSettings):
     max_header_count: int = Field(
         default=100, ge=10, description="Most request header fields accepted (431 above)."
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Time a request head may take to arrive (one to two of these; 408 and closed after): "
+            "connections that trickle their headers are not kept open."
+        ),
+    )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=4096, description="Largest total of header names+values (431 above)."
     )
@@ -221,11 +282,13 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _lease_outlives_the_handler(self) -> Self:
-        # A claim that expires while its handler still runs lets a redelivery run it twice.
-        if self.handler_timeout_seconds >= self.dedupe_lease_seconds:
+    def _lease_survives_a_slow_renewal(self) -> Self:
+        # A running handler renews its claim every third of the lease; a renewal that takes the
+        # whole Redis timeout must still land before the lease ends, or a redelivery could run
+        # the handler a second time.
+        if self.redis_url and self.dedupe_lease_seconds <= 1.5 * self.redis_timeout_seconds:
             raise ValueError(
-                "HANDLER_TIMEOUT_SECONDS must be shorter than DEDUPE_LEASE_SECONDS "
-                f"({self.handler_timeout_seconds:g} >= {self.dedupe_lease_seconds:g})",
+                "DEDUPE_LEASE_SECONDS must exceed 1.5 x REDIS_TIMEOUT_SECONDS "
+                f"({self.dedupe_lease_seconds:g} <= 1.5 x {self.redis_timeout_seconds:g})",
             )
         return self

@@ -49,9 +49,6 @@ def build_delivery(settings: Settings) -> Delivery:
         publisher,
         poll=settings.outbox_poll_seconds,
         batch=settings.outbox_batch_size,
-        # An event taken by a replica that dies is due again once this lease is over.
-        lease=settings.publish_timeout_seconds * 2 + settings.outbox_poll_seconds,
-        backoff_max=settings.outbox_backoff_max_seconds,
         flush=settings.publish_flush_seconds,
     )
     return Delivery(publisher, deadletters, [deadletters, outbox, publisher, redeliverer])

@@ -1,12 +1,22 @@
 """Publishing to K_SINK (SinkBinding): retries that resend the same event, and nothing lost.
 
-    publish(event) ── POST (binary mode, one shared httpx client) ──▶ K_SINK
-        2xx                                   delivered
-        404 408 409 429 5xx, network errors   retried: exponential backoff, full jitter,
-                                              Retry-After honoured; same event id every time
-        retries exhausted / shutting down     parked in the outbox (durable), redelivered later
+    publish(event) ── written to the outbox first (durable, not due while the fast path runs)
+                   ── POST (binary mode, one shared httpx client) ──▶ K_SINK
+        2xx                                   delivered: removed from the outbox
+        404 408 409 429 5xx, network errors   retried in memory (the fast path): exponential
+                                              backoff, full jitter, Retry-After honoured; same
+                                              event id every time
+        retries exhausted / shutting down     rescheduled in the outbox, redelivered later
         any other 4xx                         permanent: logged as an error and kept as a dead
                                               letter (GET /api/v1/deadletters), never retried
+        the process dies                      the outbox record is due once the fast path's
+                                              lease is over: the next start (or another
+                                              replica, with Redis) redelivers it
+
+Write-ahead: the event is durable before its first attempt, so a crash at any instant loses
+nothing (a duplicate downstream is possible, with the same id; a loss is not). The fast path
+owns the record for `RetryPolicy.fast_path_lease` and gives up before it ends, so the
+redeliverer never sends an event the fast path is still retrying.
 
 Knative's broker retries exactly that status set, so a sink behind a broker behaves the same
 whether the broker or this publisher does the retrying.
@@ -17,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,12 +35,19 @@ import orjson
 from eventfn.binding import Event, to_binary
 from eventfn.core.config import Settings
 from eventfn.core.errors import FunctionError
-from eventfn.delivery.retry import RETRYABLE, Attempt, Backoff, parse_retry_after
+from eventfn.delivery.retry import (
+    LEASE_SLACK_SECONDS,
+    RETRYABLE,
+    Attempt,
+    RetryPolicy,
+    parse_retry_after,
+)
 from eventfn.observability.logs import get_logger
 from eventfn.observability.metrics import Metrics
 from eventfn.observability.tracing import inject_headers
 from eventfn.stores.deadletters import DeadLetter, DeadLetterStore, letter_id
 from eventfn.stores.outbox import Outbox
+from eventfn.stores.records import event_key
 
 if TYPE_CHECKING:  # httpx is imported when a publisher starts (only with K_SINK)
     import httpx
@@ -70,9 +87,8 @@ class Publisher:
         self._settings = settings
         self._transport = transport
         self._overrides = parse_overrides(settings.k_ce_overrides)
-        self.backoff = Backoff(
-            settings.publish_backoff_seconds, settings.publish_backoff_max_seconds, rng
-        )
+        # Every wait and lease of every send, the redeliverer's too (it reads it from here).
+        self.policy = RetryPolicy.from_settings(settings, rng)
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[str]] = set()
         self._stopping = asyncio.Event()
@@ -119,8 +135,16 @@ class Publisher:
         return Event({**event.attributes, **self._overrides}, event.data, event.json_data)
 
     async def attempt(self, event: Event) -> Attempt:
-        """One POST of `event` in binary mode; never raises for HTTP or network failures."""
-        result = await self._post(event)
+        """One POST of `event` in binary mode; never raises for HTTP or network failures.
+
+        Cut at `publish_timeout_seconds` in all (httpx's timeout is per phase): the leases of
+        `RetryPolicy` count on an attempt never taking longer.
+        """
+        try:
+            async with asyncio.timeout(self.policy.attempt_timeout):
+                result = await self._post(event)
+        except TimeoutError:
+            result = Attempt(False, True, error="TimeoutError: the attempt took too long")
         if self.metrics is not None:
             self.metrics.published(result.delivered)
         return result
@@ -142,35 +166,75 @@ class Publisher:
         text = response.text[:1024]
         return Attempt(False, retryable, status, retry_after, f"HTTP {status}: {text}")
 
-    async def publish(self, event: Event) -> str:
-        """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected"."""
-        event = self.prepare(event)
+    async def publish(self, event: Event, *, written: bool = False) -> str:
+        """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected".
+
+        `written`: `event` (prepared) is in the outbox already, by `enqueue`.
+        """
+        policy = self.policy
+        loop = asyncio.get_running_loop()
+        # The fast path stops before its lease ends: then the record is the redeliverer's.
+        deadline = loop.time() + policy.fast_path_lease - LEASE_SLACK_SECONDS
+        if not written:
+            event = self.prepare(event)
+            await self._write_ahead(event)
         result = Attempt(False, True, error="not attempted")
+        made = 0
         try:
-            for number in range(self._settings.publish_attempts):
+            while made < policy.attempts and loop.time() < deadline:
                 result = await self.attempt(event)
+                made += 1
                 if result.delivered:
-                    log.debug("published", id=event.id, type=event.type, attempts=number + 1)
+                    log.debug("published", id=event.id, type=event.type, attempts=made)
                     if self.observe is not None:
                         self.observe(event)
+                    await self._forget(event)
                     return "delivered"
                 if not result.retryable:
                     await self.reject(event, result)
                     return "rejected"
-                log.info("publish_retry", id=event.id, attempt=number + 1, error=result.error)
-                if number + 1 < self._settings.publish_attempts and not await self._wait(
-                    self.backoff.delay(number, result.retry_after)
-                ):
+                log.info("publish_retry", id=event.id, attempt=made, error=result.error)
+                delay = policy.retry_delay(made - 1, result.retry_after)
+                if delay is None or loop.time() + delay >= deadline or not await self._wait(delay):
                     break
         except asyncio.CancelledError:
-            await self.park(event, 0, result)  # a cancelled flush still loses nothing
+            await self.park(event, made, result, delay=0.0)  # a cancelled flush loses nothing
             raise
-        await self.park(event, self._settings.publish_attempts, result)
+        await self.park(event, made, result)
         return "queued"
+
+    async def _write_ahead(self, event: Event) -> None:
+        """Make `event` durable before its first attempt, not due while the fast path owns it."""
+        try:
+            await self.outbox.park(
+                event, attempts=0, delay=self.policy.fast_path_lease, error="in flight"
+            )
+        except FunctionError as exc:
+            # The outbox is down: sending now is still better than not sending; if the fast path
+            # fails too, `park` tries the outbox again (and logs the loss if it is still down).
+            log.warning("outbox_write_ahead_failed", id=event.id, error=exc.detail)
+
+    async def _forget(self, event: Event) -> None:
+        """Delivered: drop the durable record (if that fails, a redelivery sends it again)."""
+        try:
+            await self.outbox.remove(event_key(event.source, event.id))
+        except FunctionError as exc:
+            log.warning("outbox_remove_failed", id=event.id, error=exc.detail)
 
     def publish_soon(self, event: Event) -> None:
         """Publish in the background (the caller does not wait); `stop` flushes it."""
-        task = asyncio.get_running_loop().create_task(self.publish(event))
+        self._spawn(self.publish(event))
+
+    async def enqueue(self, event: Event) -> None:
+        """Make `event` durable now and deliver it in the background: the caller waits for the
+        outbox, never for the sink. What a caller about to answer uses, so that an answer given
+        is an answer published, even if the process dies the next instant."""
+        event = self.prepare(event)
+        await self._write_ahead(event)
+        self._spawn(self.publish(event, written=True))
+
+    def _spawn(self, publish: Coroutine[Any, Any, str]) -> None:
+        task = asyncio.get_running_loop().create_task(publish)
         self._pending.add(task)
         task.add_done_callback(self._done)
 
@@ -180,9 +244,7 @@ class Publisher:
             log.error("publish_crashed", error=repr(task.exception()))
 
     async def _wait(self, delay: float) -> bool:
-        """Sleep `delay` seconds; False when shutdown began (or the wait exceeds the cap)."""
-        if delay > self._settings.publish_backoff_max_seconds:
-            return False  # a long Retry-After: let the outbox wait instead of holding a task
+        """Sleep `delay` seconds; False when shutdown began."""
         try:
             async with asyncio.timeout(delay):
                 await self._stopping.wait()
@@ -190,9 +252,15 @@ class Publisher:
             return True
         return False
 
-    async def park(self, event: Event, attempts: int, result: Attempt) -> None:
-        """Put `event` in the outbox; the loss is logged as an error if even that fails."""
-        delay = result.retry_after or self.backoff.delay(attempts)
+    async def park(
+        self, event: Event, attempts: int, result: Attempt, *, delay: float | None = None
+    ) -> None:
+        """Leave `event` to the outbox, due after the policy's redelivery delay (or `delay`).
+
+        The loss is logged as an error if even that fails.
+        """
+        if delay is None:
+            delay = self.policy.redelivery_delay(attempts, result.retry_after)
         try:
             await self.outbox.park(event, attempts=attempts, delay=delay, error=result.error)
         except FunctionError as exc:
@@ -214,4 +282,6 @@ class Publisher:
             except FunctionError:
                 # The dead-letter store is down: the outbox keeps the event instead of losing it
                 # (its redelivery meets the same 4xx later and dead-letters it then).
-                await self.park(event, self._settings.publish_attempts, result)
+                await self.park(event, self.policy.attempts, result)
+                return
+        await self._forget(event)

@@ -1,7 +1,9 @@
 """The redeliverer: the background loop (a Component) that empties the outbox into the sink.
 
-It runs in every replica. With the Redis outbox, `take_due` leases each event to one replica at a
-time, so replicas share the work without sending an event twice at the same moment.
+It runs in every replica. Events are taken one at a time, each with a lease that covers the one
+attempt made with it (`RetryPolicy.attempt_lease`; the attempt is cut at its timeout): with the
+Redis outbox, replicas share the work without ever sending one event at the same moment, however
+long a pass takes. Records the publisher's fast path still owns are not due yet.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Protocol
 
 from eventfn.binding import Event
 from eventfn.core.errors import StoreUnavailable
-from eventfn.delivery.retry import Attempt, Backoff
+from eventfn.delivery.retry import Attempt, RetryPolicy
 from eventfn.observability.logs import get_logger
 from eventfn.stores.outbox import Outbox
 
@@ -23,7 +25,7 @@ class Sender(Protocol):
     """What the redeliverer needs from the publisher."""
 
     @property
-    def backoff(self) -> Backoff: ...
+    def policy(self) -> RetryPolicy: ...
 
     async def attempt(self, event: Event) -> Attempt: ...
 
@@ -33,21 +35,18 @@ class Sender(Protocol):
 class Redeliverer:
     """The background loop (a Component) that empties the outbox into the sink.
 
-    Each poll takes the due events, tries each once, and removes, reschedules (exponential
-    backoff with jitter, at least the sink's Retry-After) or dead-letters it. Depth, attempts and
-    failures go to the logs.
+    Each poll takes up to `batch` due events, one by one, tries each once, and removes,
+    reschedules (the sender's policy: exponential backoff with jitter, at least the sink's
+    Retry-After) or dead-letters it. Depth, attempts and failures go to the logs.
     """
 
     def __init__(
-        self, outbox: Outbox, sender: Sender, *, poll: float, batch: int, lease: float,
-        backoff_max: float, flush: float,
-    ) -> None:  # fmt: skip
+        self, outbox: Outbox, sender: Sender, *, poll: float, batch: int, flush: float
+    ) -> None:
         self.outbox = outbox
         self.sender = sender
         self._poll = poll
         self._batch = batch
-        self._lease = lease
-        self._backoff_max = backoff_max
         self._flush = flush
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -85,13 +84,17 @@ class Redeliverer:
 
     async def run_once(self) -> int:
         """One pass over the due events; returns how many were delivered."""
-        due = await self.outbox.take_due(self._batch, self._lease)
-        if not due:
-            return 0
-        delivered = failed = 0
-        for item in due:
+        policy = self.sender.policy
+        taken = delivered = failed = 0
+        while taken < self._batch:
             if self._stopping.is_set() and self._task is not None and not self._task.done():
-                break  # the rest stays leased and is due again right after the lease
+                break  # stopping: the final pass in `stop` takes over
+            # One event per take: its lease covers exactly the attempt made with it.
+            due = await self.outbox.take_due(1, policy.attempt_lease)
+            if not due:
+                break
+            item = due[0]
+            taken += 1
             result = await self.sender.attempt(item.event)
             attempts = item.attempts + 1
             if result.delivered:
@@ -100,16 +103,18 @@ class Redeliverer:
                 log.info("outbox_delivered", id=item.event.id, attempts=attempts)
             elif result.retryable:
                 failed += 1
-                delay = min(self._backoff_max, self.sender.backoff.delay(attempts, None))
-                delay = max(delay, result.retry_after or 0.0)
                 await self.outbox.reschedule(
-                    item.key, attempts=attempts, delay=delay, error=result.error
+                    item.key,
+                    attempts=attempts,
+                    delay=policy.redelivery_delay(attempts, result.retry_after),
+                    error=result.error,
                 )
             else:
                 failed += 1
-                await self.sender.reject(item.event, result)
-                await self.outbox.remove(item.key)
+                await self.sender.reject(item.event, result)  # dead-lettered, then removed
+        if not taken:
+            return 0
         depth = await self.outbox.depth()
         log_method = log.warning if failed else log.info
-        log_method("outbox_pass", taken=len(due), delivered=delivered, failed=failed, depth=depth)
+        log_method("outbox_pass", taken=taken, delivered=delivered, failed=failed, depth=depth)
         return delivered

@@ -25,7 +25,7 @@ from eventfn.core.errors import (
     UnknownEventType,
     UnsupportedMediaType,
 )
-from eventfn.dispatch.budget import run_within
+from eventfn.dispatch.budget import Renewal, run_within
 from eventfn.dispatch.registry import Progress, Route
 from eventfn.dispatch.replies import reply_id, rfc3339_now
 from eventfn.observability.logs import get_logger
@@ -80,6 +80,8 @@ class Dispatcher:
         self.dedupe = dedupe
         self._source = settings.event_source
         self._timeout = settings.handler_timeout_seconds
+        # A handler that suspends renews its claim three times a lease (see `_keep_claim`).
+        self._renew_every = settings.dedupe_lease_seconds / 3
         self._accepted = sorted(self.routes)
         # Handler durations by type go there (GET /metrics).
         self.metrics = metrics
@@ -131,14 +133,20 @@ class Dispatcher:
         progress: Progress | None = None,
         *,
         event: Event | None = None,
+        claim: str | None = None,
     ) -> BaseModel | None:
         """Run the handler within its time budget; its failures become transient errors.
 
-        `event`, when the payload came in one, names it in the log lines of a failure.
+        `event`, when the payload came in one, names it in the log lines of a failure; `claim`,
+        the dedupe key it holds, is renewed while the handler works.
         """
         started = time.perf_counter()
         try:
-            result = await run_within(self._timeout, route.run(payload, progress))
+            if claim is None:
+                result = await run_within(self._timeout, route.run(payload, progress))
+            else:
+                coro = route.run(payload, progress)
+                result = await run_within(self._timeout, coro, self._keep_claim, claim)
         except TimeoutError:
             raise HandlerTimeout(
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
@@ -196,7 +204,7 @@ class Dispatcher:
                 retry_after=1,
             )
         try:
-            result = await self.call(route, payload, event=event)
+            result = await self.call(route, payload, event=event, claim=key)
             reply = None if result is None else self.reply_to(event, route, result)
         except BaseException:
             await self.dedupe.release(key)
@@ -221,6 +229,19 @@ class Dispatcher:
             if reply is not None:
                 self.observe(reply)
         return Outcome(reply, "ok" if reply is not None else "no-reply")
+
+    def _keep_claim(self, key: str) -> Callable[[], None]:
+        """Renew the claim on `key` while its handler works; returns what stops renewing."""
+        dedupe = self.dedupe
+
+        async def renew() -> None:
+            try:
+                if not await dedupe.renew(key):
+                    log.warning("dedupe_claim_lost", key=key)
+            except StoreUnavailable:
+                pass  # logged by the store; the next tick tries again within the lease
+
+        return Renewal(self._renew_every, renew).stop
 
     def reply_to(self, request: Event, route: Route, result: BaseModel) -> Event:
         """The reply CloudEvent to `request` carrying `result`, made now."""
@@ -249,13 +270,22 @@ class Dispatcher:
     def answer_event(self, route: Route, result: BaseModel, request_id: str, source: str) -> Event:
         """The reply event of an answer given through the facade or the WebSocket.
 
-        Built exactly like the reply to a broker event of id `request_id` from `source` (the
-        facade's route), so its id is deterministic: UUIDv5 of that source and id.
+        Built like the reply to a broker event of id `request_id` from `source` (the facade's
+        route), with an id of its own: UUIDv5 of the source, `request_id` and the answer itself
+        (its time and a digest of its data). A broker event's reply id must be deterministic
+        per request (a redelivery is answered again, the same reply); a facade request is never
+        deduplicated, so two requests sharing an X-Request-Id (a retried POST, a proxy reusing
+        ids) are two answers, two events: with one id, the second replaced the first in the
+        outbox. The id stays deterministic per answer: the outbox resends one answer under one id.
         """
         request = Event(
             {"specversion": SPEC_V1, "id": request_id, "source": source, "type": route.spec.type}
         )
-        return self.reply_to(request, route, result)
+        reply = self.reply_to(request, route, result)
+        digest = hashlib.blake2b(reply.data or b"", digest_size=8).hexdigest()
+        answer = f"{request_id}@{reply.attributes['time']}#{digest}"
+        reply.attributes["id"] = reply_id(source, answer)
+        return reply
 
 
 def reply_type(route: Route) -> str:

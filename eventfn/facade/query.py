@@ -85,10 +85,11 @@ def _ask(spec: EventSpec) -> Callable[..., Awaitable[Any]]:
         if result is None:
             return Response(status_code=204)
         if runtime.publisher is not None:
-            # Event-driven consumers see UI traffic too; the answer never waits on the sink.
+            # Event-driven consumers see UI traffic too; the answer waits on the outbox (an answer
+            # given is an answer published, whatever happens next), never on the sink.
             request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
             event = dispatcher.answer_event(route, result, request_id, spec.facade_path)
-            runtime.publisher.publish_soon(event)
+            await runtime.publisher.enqueue(event)
         return result
 
     # FastAPI reads the body's model from the signature: the type's model, set here.

@@ -1,7 +1,9 @@
 """`POST /deadletter`: the broker's `deadLetterSink` points here, so failures are never silent.
 
 An ASGI fast path (authenticated like the ingress, no FastAPI) that stores each dead-lettered
-event with the error Knative attached to it:
+event with the error Knative attached to it. Its body limit is its own, DEADLETTER_MAX_BODY_BYTES
+(8 MiB), above the ingress's: an event dead-lettered because the ingress found it too large
+must still fit here.
 
     knativeerrordest   where the delivery failed (URL)
     knativeerrorcode   the HTTP status it got
@@ -45,7 +47,7 @@ class DeadLetterSink:
                 await self.runtime.delivery_auth.check(scope)
             settings = self.runtime.settings
             _, request = await read_request(
-                scope, receive, settings.max_body_bytes, settings.max_batch_events
+                scope, receive, settings.deadletter_max_body_bytes, settings.max_batch_events
             )
             for event in request.events:
                 letter = dead_letter_of(event)

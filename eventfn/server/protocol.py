@@ -24,6 +24,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 # Held bytes beyond this go out at once: a large or streamed body meets the transport's own flow
 # control (uvicorn's `send` waits for the peer when the transport's buffer is full).
 HIGH_WATER = 64 * 1024
+# A connection closed with bytes still unsent gets this long to take them, then is aborted: a
+# peer that stopped reading (a WebSocket client dropped for it, say) must not keep its socket and
+# buffers for ever, nor hold up a shutdown that waits for every connection to close.
+CLOSE_LINGER_SECONDS = 3.0
+# The default of HEADER_TIMEOUT_SECONDS (the server passes the setting in).
+HEAD_TIMEOUT_SECONDS = 10.0
+_TIMEOUT_408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
 class HeldWrites:
@@ -71,9 +78,17 @@ class HeldWrites:
         return self._transport.is_closing()
 
     def close(self) -> None:
-        """Close after what is held is written (as a transport's close writes its buffer)."""
+        """Close after what is held is written (as a transport's close writes its buffer).
+
+        What the peer does not take within CLOSE_LINGER_SECONDS is dropped with the connection.
+        """
         self.flush()
-        self._transport.close()
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._loop.call_later(CLOSE_LINGER_SECONDS, transport.abort)
 
     def abort(self) -> None:
         """Close at once; what is held is dropped, like the transport's own buffer."""
@@ -87,8 +102,51 @@ class HeldWrites:
 
 class TurnWritesProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol over `HeldWrites`: every write of the connection goes through
-    it (responses, uvicorn's own 400s, the WebSocket after an upgrade), so their order holds."""
+    it (responses, uvicorn's own 400s, the WebSocket after an upgrade), so their order holds.
+
+    It also bounds the time a request head may take (`head_timeout`; uvicorn has no such limit:
+    900 connections trickling a header byte now and then all stayed open): a head still
+    incomplete after one to two `head_timeout`s is answered 408 and the connection closed, as
+    nginx's `client_header_timeout` does. One timer per connection, ticking while it lives;
+    per request only two attribute writes (the hot path pays no timer of its own).
+    """
+
+    head_timeout = HEAD_TIMEOUT_SECONDS
+
+    @classmethod
+    def with_head_timeout(cls, seconds: float) -> type[TurnWritesProtocol]:
+        """This protocol with `seconds` as its head timeout (uvicorn takes a class)."""
+        return type(cls.__name__, (cls,), {"head_timeout": seconds})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         held: Any = HeldWrites(transport, self.loop)
         super().connection_made(held)
+        # Waiting for the first head from now; `_heads` counts the heads begun.
+        self._in_head = True
+        self._heads = 0
+        self._seen = 0
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_tick)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_timer.cancel()  # the protocol is freed now, not at the next tick
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._heads += 1
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _head_tick(self) -> None:
+        transport = self.transport
+        if transport.is_closing() or transport.get_protocol() is not self:
+            return  # closed, or upgraded to a WebSocket: no heads to time any more
+        if self._in_head and self._seen == self._heads:  # the same head, a whole tick later
+            transport.write(_TIMEOUT_408)
+            transport.close()
+            return
+        self._seen = self._heads
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_tick)

@@ -14,11 +14,12 @@ from eventfn.observability.logs import get_logger
 log = get_logger("eventfn.server")
 
 
-def http_protocol() -> Any:
+def http_protocol(head_timeout: float) -> Any:
     """`TurnWritesProtocol` (see eventfn.server.protocol), or uvicorn's own if it cannot load.
 
     It subclasses a private uvicorn class, tested with the uvicorn minor that pyproject pins; if
-    another uvicorn moved it, the function still serves, without held writes, and says so once.
+    another uvicorn moved it, the function still serves, without held writes or the head timeout
+    (queue-proxy bounds slow heads in Knative), and says so once.
     """
     try:
         from eventfn.server.protocol import TurnWritesProtocol
@@ -29,7 +30,7 @@ def http_protocol() -> Any:
             error=str(exc),
         )
         return "httptools"
-    return TurnWritesProtocol
+    return TurnWritesProtocol.with_head_timeout(head_timeout)
 
 
 def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -44,7 +45,8 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
         "access_log": False,  # the ingress logs one richer line per event
         "server_header": False,
         # Responses leave at the end of each event-loop turn (see eventfn.server.protocol).
-        "http": http_protocol(),
+        # ...and a request head must arrive within HEADER_TIMEOUT_SECONDS (408 after).
+        "http": http_protocol(settings.header_timeout_seconds),
         # X-Forwarded-* are read where they matter, by the facade (its URLs and redirects):
         # FunctionApp puts uvicorn's ProxyHeadersMiddleware there, not before the ingress.
         "proxy_headers": False,

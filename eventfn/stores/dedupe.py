@@ -7,15 +7,19 @@ The protocol (the same for every store):
    stored reply is replayed, the handler does not run again).
 2. `complete(key, record)` stores the reply for the TTL, replacing the claim.
 3. `release(key)` drops the claim after a failure, so the broker's retry can run the handler.
+4. `renew(key)` extends our claim by a lease while the handler works (False: it is not ours).
 
-A replica that dies mid-event leaves its claim to expire with the lease; the next redelivery runs
-the handler. The fingerprint of the payload is kept with the claim and the reply so that a
-redelivery carrying a different payload can be reported as a producer error.
+The lease is short (derived from the broker's retry policy, `BrokerDelivery.claim_lease`) and a
+running handler renews it: a replica that dies mid-event leaves its claim to expire within a
+retry or two of the broker, and the next redelivery runs the handler. The fingerprint of the
+payload is kept with the claim and the reply so that a redelivery carrying a different payload
+can be reported as a producer error.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -59,6 +63,8 @@ class DedupeStore(Protocol):
 
     async def release(self, key: str) -> None: ...
 
+    async def renew(self, key: str) -> bool: ...
+
     async def ping(self) -> bool: ...
 
     async def aclose(self) -> None: ...
@@ -74,6 +80,18 @@ _NO_REPLY = 0xFF
 # full store (evicting as fast as it adds, which leaves the dict's table larger than when filling
 # it: 140 bytes then, 172 now; tests/test_dedupe_memory.py checks the bound holds).
 ENTRY_OVERHEAD = 175
+
+
+# What `sys.getsizeof` counts of a str beyond its characters when they are ASCII (the header that
+# ENTRY_OVERHEAD already includes).
+_EMPTY_STR = sys.getsizeof("")
+
+
+def key_bytes(key: str) -> int:
+    """The bytes `key`'s characters take: 1 each when ASCII, up to 4 (emoji) otherwise."""
+    if key.isascii():  # O(1): a flag of the string; the usual case
+        return len(key)
+    return sys.getsizeof(key) - _EMPTY_STR
 
 
 def _pack(expires: float, reply: Reply) -> bytes:
@@ -151,7 +169,7 @@ class MemoryDedupeStore:
         previous = self._done.get(key)
         if previous is None:
             self._order.append(key)
-            self._bytes += len(key) + ENTRY_OVERHEAD
+            self._bytes += key_bytes(key) + ENTRY_OVERHEAD
         else:  # completed again after its reply expired: keeps its place in the order
             self._bytes -= len(previous)
         self._done[key] = record
@@ -160,6 +178,14 @@ class MemoryDedupeStore:
 
     async def release(self, key: str) -> None:
         self._claims.pop(key, None)
+
+    async def renew(self, key: str) -> bool:
+        now = self._clock()
+        claim = self._claims.get(key)
+        if claim is None or claim[0] <= now:
+            return False
+        self._claims[key] = (now + self._lease, claim[1])
+        return True
 
     async def ping(self) -> bool:
         return True
@@ -185,4 +211,4 @@ class MemoryDedupeStore:
 
     def _drop_oldest(self) -> None:
         key = self._order.popleft()
-        self._bytes -= len(key) + ENTRY_OVERHEAD + len(self._done.pop(key))
+        self._bytes -= key_bytes(key) + ENTRY_OVERHEAD + len(self._done.pop(key))

@@ -46,6 +46,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS[1] = key; ARGV[1] = our claim document, ARGV[2] = lease in ms. Extends only our claim.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 def _encode_reply(reply: Reply) -> bytes:
     return orjson.dumps(
@@ -84,6 +90,7 @@ class RedisDedupeStore:
         self._prefix = prefix
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
 
@@ -115,6 +122,17 @@ class RedisDedupeStore:
             # Not worth failing the request for: the lease expires on its own, after which the
             # broker's retry runs the handler. The original error is what the caller reports.
             log.warning("dedupe_release_failed", error=type(exc).__name__, detail=str(exc))
+
+    async def renew(self, key: str) -> bool:
+        """Extend our claim on `key` by a lease; False if it is not ours (any more)."""
+        mine = self._owned.get(key)
+        if mine is None:
+            return False
+        try:
+            renewed = await self._renew(keys=[self._prefix + key], args=[mine, self._lease_ms])
+        except redis_errors() as exc:
+            raise unavailable("dedupe", exc) from None
+        return bool(renewed)
 
     async def ping(self) -> bool:
         try:

@@ -50,8 +50,15 @@ class Sessions:
         await self.drain()
 
     async def drain(self) -> None:
-        """Answer what is in flight on every socket, then close them all with 1001."""
-        await asyncio.gather(*(s.drain() for s in list(self.active)), return_exceptions=True)
+        """Answer what is in flight on every socket, then close them all with 1001.
+
+        One deadline for all of them, SHUTDOWN_GRACE_SECONDS from now: a socket that has not
+        closed by then is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.runtime.settings.shutdown_grace_seconds
+        sessions = list(self.active)
+        await asyncio.gather(*(s.drain(deadline) for s in sessions), return_exceptions=True)
 
     async def _watch_drain(self) -> None:
         # A plain flag the runtime flips (no event to wait on); one poller per process is cheap.

@@ -1,18 +1,20 @@
 """One WebSocket connection of `/api/v1/ws`: its reader, its writer and its query tasks.
 
 A query runs as its own task, so several can be in flight on one socket; every answer carries
-the query's `id`. One writer task owns the socket's sending side: results and errors queue for
-it (waiting when the client reads slowly), progress and feed events never wait (progress is
-dropped, a lagging feed subscription is ended by the feed).
+the query's `id`. One writer task owns the socket's sending side; what it has to send waits in a
+queue bounded in messages and bytes, and nothing ever waits for room in it: progress beyond it
+is dropped, and a client whose queue is full of answers it does not read is dropped itself (as
+the feed drops a lagging subscriber). The reader and the writer end together: when the peer
+leaves, when a send fails, when the session is dropped, every task of the session ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -39,8 +41,11 @@ from eventfn.runtime import Runtime
 
 INSTANCE = "/api/v1/ws"
 GOING_AWAY = 1001
-# Results queue behind at most this many messages; progress beyond it is dropped.
+# What waits for the writer: progress up to this many messages and bytes (dropped beyond), answers
+# up to twice that; a client that leaves that much unread is dropped (the bytes bound what a
+# session that stopped reading costs, whatever the size of its messages).
 _OUTBOX = 256
+_OUTBOX_BYTES = 512 * 1024
 _MAX_ID = 200
 _Close = tuple[int, str]
 
@@ -99,6 +104,57 @@ class TokenBucket:
         return True
 
 
+class SendQueue:
+    """The writer's queue: bounded in messages and bytes; a sender never waits for room.
+
+    What may be dropped (progress) fills it up to its bounds; answers have a reserve as large
+    again, so a burst of progress never crowds out the result, and only a client that leaves
+    even that unread is dropped. Written by hand rather than an `asyncio.Queue`: that one bounds
+    messages only, and its `put` waits when full, which is how a reader used to block forever
+    behind a client that stopped reading.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int, on_full: Callable[[], None]) -> None:
+        self._items: deque[bytes | _Close] = deque()
+        self._bytes = 0
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._on_full = on_full
+        self._ready = asyncio.Event()
+
+    def _offer(self, item: bytes | _Close, reserve: int) -> bool:
+        size = len(item) if isinstance(item, bytes) else 0
+        if isinstance(item, bytes) and (
+            len(self._items) >= self._max_items * reserve
+            or self._bytes + size > self._max_bytes * reserve
+        ):
+            return False  # a close marker always gets in
+        self._items.append(item)
+        self._bytes += size
+        self._ready.set()
+        return True
+
+    def put_nowait(self, item: bytes | _Close) -> None:
+        """Queue `item`, or `asyncio.QueueFull` (for what may be dropped: progress)."""
+        if not self._offer(item, 1):
+            raise asyncio.QueueFull
+
+    async def put(self, item: bytes | _Close) -> None:
+        """Queue an answer; when even the reserve is full the client is not reading: `on_full`
+        drops the session."""
+        if not self._offer(item, 2):
+            self._on_full()
+
+    async def get(self) -> bytes | _Close:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if isinstance(item, bytes):
+            self._bytes -= len(item)
+        return item
+
+
 class Session:
     """One WebSocket connection."""
 
@@ -110,7 +166,8 @@ class Session:
         self._max_bytes = settings.ws_max_message_bytes
         self._max_in_flight = settings.ws_max_in_flight
         self._bucket = TokenBucket(settings.ws_rate_per_second, settings.ws_rate_burst)
-        self._out: asyncio.Queue[bytes | _Close] = asyncio.Queue(_OUTBOX)
+        self._out = SendQueue(_OUTBOX, _OUTBOX_BYTES, self._drop)
+        self._tasks: tuple[asyncio.Task[None], ...] = ()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._subscription: Subscription | None = None
         self._forwarder: asyncio.Task[None] | None = None
@@ -132,28 +189,48 @@ class Session:
             return
         await self.ws.accept()
         self.sessions.active.add(self)
+        reader = asyncio.create_task(self._read(), name="ws-reader")
         writer = asyncio.create_task(self._write(), name="ws-writer")
+        self._tasks = (reader, writer)
         try:
-            await self._read()
+            # Either ending ends the session: the peer left (reader), a send failed or the close
+            # went out (writer), or the session was dropped (both cancelled).
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.sessions.active.discard(self)
             self._unsubscribe()
             # The client is gone: work still in flight has nobody to answer to.
-            tasks = [*self._in_flight.values(), writer]
+            tasks = [*self._in_flight.values(), reader, writer]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def drain(self) -> None:
-        """Take no new queries, let those in flight answer (within the grace), close with 1001."""
+    def _drop(self) -> None:
+        """The client leaves its answers unread: end the session (the server aborts the socket)."""
+        if self in self.sessions.active:
+            self.sessions.active.discard(self)  # counted closed from now on; logged once
+            log.warning("ws_dropped_slow_client", queued_bytes_max=2 * _OUTBOX_BYTES)
+        for task in self._tasks:
+            task.cancel()
+
+    async def drain(self, deadline: float | None = None) -> None:
+        """Take no new queries, let those in flight answer, close with 1001: all by `deadline`.
+
+        `deadline` is a loop time (default: the shutdown grace from now). A client that does
+        not read its last answers or the close by then is dropped.
+        """
         self._draining = True
-        grace = self.runtime.settings.shutdown_grace_seconds
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self.runtime.settings.shutdown_grace_seconds
         pending = list(self._in_flight.values())
         if pending:
-            await asyncio.wait(pending, timeout=grace)
-        # Bounded: a client that stopped reading must not hold up the shutdown.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._out.put((GOING_AWAY, "server shutting down")), grace)
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        await self._out.put((GOING_AWAY, "server shutting down"))
+        if self._tasks and not self._tasks[1].done():
+            await asyncio.wait({self._tasks[1]}, timeout=max(0.0, deadline - loop.time()))
+        if self._tasks and not self._tasks[1].done():
+            self._drop()
 
     # -- handshake -----------------------------------------------------------------------------
 
@@ -269,21 +346,22 @@ class Session:
             message = error_message(ident, FunctionError("the query failed unexpectedly"))
         finally:
             self._in_flight.pop(ident, None)
-        await self._out.put(message)
-        try:  # after the answer: a publishing problem must not turn a result into an error
-            self._publish(route, result)
+        try:  # durable before the answer; a publishing problem must not turn it into an error
+            await self._publish(route, result)
         except Exception:
             log.exception("ws_publish_failed", id=ident)
+        await self._out.put(message)
 
-    def _publish(self, route: Route, result: BaseModel | None) -> None:
-        """With K_SINK, the answer is published like the facade's (the client never waits)."""
+    async def _publish(self, route: Route, result: BaseModel | None) -> None:
+        """With K_SINK, the answer is published like the facade's (in the outbox before it is
+        given, delivered in the background: the client never waits on the sink)."""
         publisher = self.runtime.publisher
         if publisher is not None and result is not None:
             # Client ids are only unique per socket: the event id derives from a fresh UUID.
             event = self.runtime.dispatcher.answer_event(
                 route, result, str(uuid.uuid4()), route.spec.facade_path
             )
-            publisher.publish_soon(event)
+            await publisher.enqueue(event)
 
     # -- the live feed -------------------------------------------------------------------------
 
@@ -322,11 +400,13 @@ class Session:
     # -- sending -------------------------------------------------------------------------------
 
     async def _write(self) -> None:
-        """The only task that sends on the socket; a close marker ends it."""
-        with contextlib.suppress(Exception):  # a send to a vanished client: the reader sees it
+        """The only task that sends on the socket; a close marker, or a failed send, ends it."""
+        try:
             while True:
                 item = await self._out.get()
                 if isinstance(item, tuple):
                     await self.ws.close(*item)
                     return
                 await self.ws.send_text(item.decode())
+        except Exception as exc:  # the client vanished: `run` ends the reader too
+            log.debug("ws_send_failed", error=type(exc).__name__)

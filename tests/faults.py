@@ -1,0 +1,195 @@
+"""Fault-injection helpers: a sink that hangs or fails on cue, and a Redis of our own to freeze.
+
+`RecordingSink` records every request the moment it arrives (so a hanging one counts as "in
+flight"), how many sends of one event id overlapped, and which ids it accepted. `OwnRedis` is a
+`redis-server` on a free loopback port, started and stopped by PID, that a test may SIGSTOP,
+SIGCONT, kill and restart without touching the Redis other tests share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import free_port
+
+
+class RecordingSink:
+    """A CloudEvents sink whose behaviour a test switches: "ok", "hang" or "fail" (503).
+
+    A hanging request waits until the mode changes (or `max_hang` seconds), then gets a 503: its
+    sender gave up long ago (or died), so it never counts as accepted.
+    `arrived` lists ids on arrival, `accepted` those answered 2xx.
+    """
+
+    def __init__(self, mode: str = "ok", *, delay: float = 0.0, max_hang: float = 60.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.mode = mode
+        self.delay = delay
+        self.max_hang = max_hang
+        self.arrived: list[str] = []
+        self.accepted: list[str] = []
+        self.bodies: dict[str, bytes] = {}  # the body of each accepted id
+        self.max_overlap = 0  # the most sends of one id in flight at once
+        self._in_flight: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._server: ThreadingHTTPServer | None = None
+
+    def set_mode(self, mode: str) -> None:
+        with self._changed:
+            self.mode = mode
+            self._changed.notify_all()
+
+    def _serve(self, event_id: str, body: bytes = b"") -> int:
+        with self._changed:
+            self.arrived.append(event_id)
+            self._in_flight[event_id] += 1
+            self.max_overlap = max(self.max_overlap, self._in_flight[event_id])
+            hung = self.mode == "hang"
+            self._changed.wait_for(lambda: self.mode != "hang", timeout=self.max_hang)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            with self._lock:
+                if self.mode == "ok" and not hung:
+                    self.accepted.append(event_id)
+                    self.bodies[event_id] = body
+                    return 202
+                return 503
+        finally:
+            with self._lock:
+                self._in_flight[event_id] -= 1
+
+    def start(self) -> RecordingSink:
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                status = sink._serve(self.headers.get("ce-id", ""), body)
+                with contextlib.suppress(OSError):  # the sender may be gone (killed)
+                    self.send_response(status)
+                    if status == 503:
+                        self.send_header("retry-after", "0")
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.set_mode("fail")  # hanging handlers end
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def snapshot(self) -> tuple[list[str], list[str]]:
+        with self._lock:
+            return list(self.arrived), list(self.accepted)
+
+    async def until(self, check: Callable[[RecordingSink], bool], within: float) -> None:
+        """Wait (bounded, without blocking the loop) until `check(self)` holds."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with self._lock:
+                if check(self):
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not reached in {within}s: arrived {len(self.arrived)}, "
+                             f"accepted {len(self.accepted)}")  # fmt: skip
+
+
+@contextlib.contextmanager
+def recording_sink(mode: str = "ok", **options: Any) -> Iterator[RecordingSink]:
+    sink = RecordingSink(mode, **options).start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+class OwnRedis:
+    """A `redis-server` of the test's own on a free loopback port: freeze, thaw, kill, restart."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("REQUIRE_REDIS"):
+                pytest.fail("REQUIRE_REDIS is set but redis-server is not installed")
+            pytest.skip("redis-server is not installed")
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = Path(tempfile.mkdtemp(prefix="own-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OwnRedis:
+        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir)]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def freeze(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Start again on the same port (empty: nothing is saved)."""
+        self.kill()
+        self.start()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.thaw()
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
