@@ -8,6 +8,7 @@ joins through `attach`, which starts it at once when the runtime is already runn
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
@@ -81,10 +82,11 @@ class Runtime:
         self.catalogue: Catalogue = registry.catalogue
         self.routes: Mapping[str, Route] = registry.routes()
         self.ready = False
+        # The drain, one signal: `begin_drain` flips it (a plain bool: every request reads it),
+        # `drain` also runs, once, what must happen before connections close (`on_drain`).
         self.draining = False
-        # Run once when draining starts, before the server closes connections (WebSockets get a
-        # clean 1001 instead of uvicorn's 1012).
         self.on_drain: list[Callable[[], Awaitable[None]]] = []
+        self._drained: asyncio.Task[None] | None = None
         self.metrics = Metrics(self.catalogue)
         # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
         self.feed = LiveFeed(settings)
@@ -113,6 +115,32 @@ class Runtime:
         # While running: what stops the started components, and how many of them were started.
         self._stack: AsyncExitStack | None = None
         self._started = 0
+
+    def begin_drain(self) -> bool:
+        """Stop taking work: readiness 503, new requests 503. False if it had begun already.
+
+        Safe in a signal handler (no awaiting); `drain` does the rest.
+        """
+        if self.draining:
+            return False
+        self.draining = True
+        self.ready = False
+        return True
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Begin the drain and run the `on_drain` hooks once (WebSockets answer and close 1001
+        before the server closes connections); every caller waits for that one run."""
+        self.begin_drain()
+        if self._drained is None:
+            self._drained = asyncio.create_task(self._run_drain_hooks(grace), name="drain")
+        await asyncio.shield(self._drained)
+
+    async def _run_drain_hooks(self, grace: float | None) -> None:
+        for hook in self.on_drain:
+            try:
+                await asyncio.wait_for(hook(), grace)
+            except Exception:  # a hook failing must not keep the process from exiting
+                log.exception("drain_hook_failed")
 
     async def attach(
         self,
@@ -150,8 +178,9 @@ class Runtime:
             try:
                 yield
             finally:
-                self.ready = False
-                self.draining = True
+                # Served by any ASGI server (not only `python -m eventfn`): the drain runs here
+                # at the latest, before the components stop.
+                await self.drain(self.settings.shutdown_grace_seconds)
                 self._stack = None
         log.info("stopped")
 

@@ -1,7 +1,8 @@
 """Helpers for WebSocket tests: a real uvicorn serving an app in the test's own event loop.
 
 Serving in the test's loop (instead of a subprocess) keeps the app's runtime reachable, so a test
-can flip `runtime.draining` or look at the feed, while the socket is as real as in production.
+can start the drain (`runtime.drain()`) or look at the feed, while the socket is as real as in
+production.
 """
 
 from __future__ import annotations

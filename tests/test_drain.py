@@ -159,7 +159,7 @@ async def test_while_draining_new_requests_get_503_and_probes_still_answer() -> 
     """Draining, the app refuses new work with 503 + Retry-After; readiness reports draining."""
     app = make_app(test_settings())
     async with app.lifespan_context():
-        app.state.runtime.draining = True
+        app.state.runtime.begin_drain()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
             work = await client.post("/", headers=binary_headers(), content=dumps(query()))
@@ -197,3 +197,34 @@ async def test_shutdown_parks_what_the_sink_did_not_take_in_time(tmp_path: Path)
     depth = await outbox.depth()
     await outbox.stop()
     assert depth == 1
+
+
+async def test_the_drain_is_one_signal_its_hooks_run_once_for_every_caller() -> None:
+    """`Runtime.drain` begins the drain and runs the hooks once, however many wait for it."""
+    app = make_app(test_settings())
+    runtime = app.state.runtime
+    ran: list[str] = []
+
+    async def hook() -> None:
+        ran.append("hook")
+        await asyncio.sleep(0.01)
+
+    runtime.on_drain.append(hook)
+    await asyncio.gather(runtime.drain(), runtime.drain(), runtime.drain())
+    assert ran == ["hook"]
+    assert (runtime.draining, runtime.ready) == (True, False)
+    assert runtime.begin_drain() is False  # it had begun
+
+
+async def test_any_asgi_server_gets_the_drain_at_the_lifespans_end() -> None:
+    """Served without `python -m eventfn` (stock uvicorn, TestClient), the lifespan drains too."""
+    app = make_app(test_settings())
+    ran: list[str] = []
+
+    async def hook() -> None:
+        ran.append("hook")
+
+    app.state.runtime.on_drain.append(hook)
+    async with app.lifespan_context():
+        assert ran == []
+    assert ran == ["hook"]

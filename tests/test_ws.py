@@ -266,14 +266,15 @@ class TestConnection:
         async with function_socket(registry_with(gated)) as (app, address), socket(address) as ws:
             await send(ws, {"id": "inflight", "query": "q"})
             await asyncio.sleep(0.05)
-            app.state.runtime.draining = True
-            await asyncio.sleep(0.4)  # the drain watcher polls every 0.2 s
+            drain = asyncio.create_task(app.state.runtime.drain())  # what SIGTERM starts
+            await asyncio.sleep(0.05)
             await send(ws, {"id": "late", "query": "q"})
             refused = await receive(ws)
             release.set()
             result = await receive(ws)
             with pytest.raises(ConnectionClosed) as closed:
                 await receive(ws)
+            await drain
         assert (refused["id"], refused["error"]["status"]) == ("late", 503)
         assert (result["id"], result["type"]) == ("inflight", "result")
         assert closed.value.rcvd is not None
@@ -298,7 +299,7 @@ class TestConnection:
     async def test_a_draining_function_refuses_new_sockets_with_503(self) -> None:
         """The handshake is answered 503 once draining has started."""
         async with function_socket() as (app, address):
-            app.state.runtime.draining = True
+            app.state.runtime.begin_drain()
             with pytest.raises(InvalidStatus) as refused:
                 async with socket(address):
                     pass

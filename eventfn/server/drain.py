@@ -11,12 +11,12 @@
 Why a `uvicorn.Server` subclass: uvicorn runs the lifespan shutdown only after every connection
 closed, far too late to turn readiness false, and it re-raises the captured SIGTERM once done
 (exit status 143 instead of 0). Overriding `handle_exit` fixes both at the source. The 503 to
-new requests is the app's (`FunctionApp` reads `runtime.draining` on every request).
+new requests is the app's (`FunctionApp` reads `runtime.draining` on every request);
+`Runtime.drain` is the one signal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from types import FrameType
@@ -37,13 +37,9 @@ class DrainingServer(uvicorn.Server):
         self.runtime = runtime
         self.delay = delay
         self._exit_at: float | None = None
-        self._drain_hooks_run = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        runtime = self.runtime
-        if not runtime.draining:
-            runtime.draining = True
-            runtime.ready = False
+        if self.runtime.begin_drain():
             log.info("draining", signal=signal.Signals(sig).name, delay=self.delay)
             if sig == signal.SIGTERM and self.delay > 0:
                 self._exit_at = time.monotonic() + self.delay
@@ -57,12 +53,8 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
-        if self.should_exit and not self._drain_hooks_run:
-            # Before uvicorn closes connections: let WebSockets answer and close with 1001.
-            self._drain_hooks_run = True
-            for hook in self.runtime.on_drain:
-                try:
-                    await asyncio.wait_for(hook(), self.config.timeout_graceful_shutdown or None)
-                except Exception:  # a hook failing must not keep the process from exiting
-                    log.exception("drain_hook_failed")
+        if self.should_exit:
+            # Before uvicorn closes connections: let WebSockets answer and close with 1001
+            # (the first tick runs the drain; the others find it done).
+            await self.runtime.drain(self.config.timeout_graceful_shutdown or None)
         return await super().on_tick(counter)

@@ -19,9 +19,6 @@ from eventfn.facade.ws.session import Session
 from eventfn.observability.metrics import Metrics
 from eventfn.runtime import Runtime
 
-# How often the session registry looks at `runtime.draining` (one task per process, not per socket).
-_DRAIN_POLL_SECONDS = 0.2
-
 router = APIRouter(prefix="/api/v1", tags=["websocket"])
 
 
@@ -33,7 +30,6 @@ class Sessions:
         self.active: set[Session] = set()
         # Progress messages dropped on any socket of this process (full outbox), for /metrics.
         self.progress_dropped = 0
-        self._watch: asyncio.Task[None] | None = None
 
     async def sample(self, metrics: Metrics) -> None:
         """The WebSocket numbers of GET /metrics."""
@@ -41,12 +37,9 @@ class Sessions:
         metrics.websocket_progress_dropped = self.progress_dropped
 
     async def start(self) -> None:
-        self._watch = asyncio.create_task(self._watch_drain(), name="ws-drain-watch")
+        """Nothing to open: sockets come and go with their connections."""
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
         await self.drain()
 
     async def drain(self) -> None:
@@ -59,12 +52,6 @@ class Sessions:
         deadline = loop.time() + self.runtime.settings.shutdown_grace_seconds
         sessions = list(self.active)
         await asyncio.gather(*(s.drain(deadline) for s in sessions), return_exceptions=True)
-
-    async def _watch_drain(self) -> None:
-        # A plain flag the runtime flips (no event to wait on); one poller per process is cheap.
-        while not self.runtime.draining:  # noqa: ASYNC110
-            await asyncio.sleep(_DRAIN_POLL_SECONDS)
-        await self.drain()
 
 
 @router.websocket("/ws", name="websocket")
