@@ -123,7 +123,8 @@ def send(
     event = build_event(args)
     encode = to_binary if args.mode == "binary" else to_structured
     message = encode(event, JSONFormat())
-    headers = dict(message.headers)
+    # This command prints the reply, so it says it processes one (the data-plane contract).
+    headers = {**dict(message.headers), "prefer": "reply"}
     for header in args.header:
         name, _, value = header.partition("=")
         headers[name] = value

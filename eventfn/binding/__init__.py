@@ -306,11 +306,13 @@ _CONTENT_TYPE: Final = 1
 _CONTENT_LENGTH: Final = 2
 _TRACEPARENT: Final = 3
 _TRACESTATE: Final = 4
+_PREFER: Final = 5
 _FIXED_ROLES: Final = {
     b"content-type": _CONTENT_TYPE,
     b"content-length": _CONTENT_LENGTH,
     b"traceparent": _TRACEPARENT,
     b"tracestate": _TRACESTATE,
+    b"prefer": _PREFER,
 }
 _ROLES: dict[bytes, str | int] = {}
 
@@ -334,6 +336,23 @@ class Head:
     content_length: bytes | None = None  # the first Content-Length, as sent
     traceparent: str | None = None  # W3C trace context headers (the last of each)
     tracestate: str | None = None
+    prefer_reply: bool = False  # `Prefer: reply` (RFC 7240): the sender processes a reply event
+
+
+# Prefer values already read: Brokers and Channels send the same one on every delivery.
+_PREFERS: dict[bytes, bool] = {b"reply": True}
+
+
+def prefers_reply(value: bytes) -> bool:
+    """Whether a `Prefer` header value holds the `reply` preference (RFC 7240: a comma-separated
+    list of preferences, each a token with optional `=value` and `;` parameters, any case)."""
+    known = _PREFERS.get(value)
+    if known is None:
+        names = (p.split(b";", 1)[0].split(b"=", 1)[0].strip().lower() for p in value.split(b","))
+        known = b"reply" in names
+        if len(_PREFERS) < _CACHED:
+            _PREFERS[value] = known
+    return known
 
 
 def read_head(headers: Iterable[tuple[bytes, bytes]]) -> Head:
@@ -356,8 +375,10 @@ def read_head(headers: Iterable[tuple[bytes, bytes]]) -> Head:
                 head.content_length = value
         elif role == _TRACEPARENT:
             head.traceparent = value.decode("latin-1")
-        else:
+        elif role == _TRACESTATE:
             head.tracestate = value.decode("latin-1")
+        elif not head.prefer_reply:
+            head.prefer_reply = prefers_reply(value)
     return head
 
 

@@ -99,6 +99,8 @@ class Ingress:
                 outcomes = await self._handle(events, batch=mode is Mode.BATCH)
             else:
                 outcomes = await self._handle_traced(events, mode is Mode.BATCH, trace)
+            if not head.prefer_reply:
+                outcomes = await self._unrequested(outcomes)
             status, headers, body = encode_outcomes(mode, outcomes)
             await send_response(send, status, headers, body)
         except ClientDisconnected:
@@ -132,6 +134,23 @@ class Ingress:
                 status=status,
                 duration_ms=elapsed_ms,
             )
+
+    async def _unrequested(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The replies of a sender that did not say `Prefer: reply` (a source posting to the
+        function, `kn event send`, a PingSource): it will not process them, so with K_SINK they
+        are published there (durably, before the 202) and the answer carries none; without it
+        they are answered as always, and counted."""
+        replies = [o.reply for o in outcomes if o.reply is not None]
+        if not replies:
+            return outcomes
+        publisher = self.runtime.publisher
+        if publisher is None:
+            self.metrics.replies_unrequested += len(replies)
+            return outcomes
+        for reply in replies:
+            await publisher.enqueue(reply)
+        self.metrics.replies_published += len(replies)
+        return [Outcome(None, o.outcome) for o in outcomes]
 
     @staticmethod
     def _trace(head: Head, events: tuple[Event, ...]) -> TraceContext | None:

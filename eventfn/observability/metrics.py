@@ -72,6 +72,10 @@ class Metrics:
         self.publish_failures = 0
         self.outbox_depth = 0
         self.dead_letters = 0
+        # Replies to a delivery without `Prefer: reply`: published to K_SINK, or answered in
+        # the body for a sender that said it would not process them.
+        self.replies_published = 0
+        self.replies_unrequested = 0
         self.websocket_connections = 0
         # Copied from the feed and the WebSocket sessions by `sampler` at scrape time.
         self.feed_events_dropped = 0
@@ -193,6 +197,16 @@ def _simple(m: Metrics) -> Iterator[Any]:
         ("function_publish_attempts", "Attempts to deliver events to K_SINK.", m.publish_attempts),
         ("function_publish_failures", "Failed attempts to deliver to K_SINK.", m.publish_failures),
         ("function_dead_letters_stored", "Dead letters stored by the inbox.", m.dead_letters),
+        (
+            "function_replies_published",
+            "Replies to deliveries without `Prefer: reply`, published to K_SINK instead.",
+            m.replies_published,
+        ),
+        (
+            "function_replies_unrequested",
+            "Replies answered to senders without `Prefer: reply` and no K_SINK: likely dropped.",
+            m.replies_unrequested,
+        ),
         (
             "function_feed_events_dropped",
             "Events the live feed dropped because its pump fell behind (queue full).",
