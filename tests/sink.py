@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -33,9 +34,19 @@ class Received:
 class Sink:
     """A CloudEvents sink: answers `status` (or the next of `script`) after `delay` seconds."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        token: str | None = None,
+    ) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/"
+        # A secured cluster's Broker: TLS with a certificate of its own CA, and a bearer token
+        # it requires (401 without it or with another one, as Knative's OIDC verifier answers).
+        self.tls = tls
+        self.token = token
         self.received: list[Received] = []
         self.script: list[int] = []
         self.status = 202
@@ -46,6 +57,8 @@ class Sink:
     def _answer(self, headers: dict[str, str], body: bytes) -> int:
         with self._lock:
             self.received.append(Received(headers, body))
+            if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+                return 401
             return self.script.pop(0) if self.script else self.status
 
     def start(self) -> Sink:
@@ -66,6 +79,8 @@ class Sink:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

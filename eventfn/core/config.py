@@ -139,6 +139,18 @@ class Settings(BaseSettings):
     k_ce_overrides: str | None = Field(
         default=None, description='SinkBinding: JSON `{"extensions": {...}}` for published events.'
     )
+    k_ca_certs: str | None = Field(
+        default=None,
+        description="SinkBinding (transport-encryption): PEM of the CA to trust for K_SINK.",
+    )
+    knative_custom_certs_dir: Path = Field(
+        default=Path("/knative-custom-certs"),
+        description="Trust bundles to add to the system CAs when publishing (PEM files).",
+    )
+    oidc_sink_token_file: Path = Field(
+        default=Path("/oidc/token"),
+        description="SinkBinding (authentication-oidc): the token sent to K_SINK as a bearer.",
+    )
 
     # Shutdown
     shutdown_grace_seconds: float = Field(

@@ -35,6 +35,7 @@ import orjson
 from eventfn.binding import Event, to_binary
 from eventfn.core.config import Settings
 from eventfn.core.errors import FunctionError
+from eventfn.delivery.identity import SinkToken, trust
 from eventfn.delivery.retry import (
     LEASE_SLACK_SECONDS,
     RETRYABLE,
@@ -87,6 +88,13 @@ class Publisher:
         self._settings = settings
         self._transport = transport
         self._overrides = parse_overrides(settings.k_ce_overrides)
+        # The OIDC identity SinkBinding mounts; expected when the function itself verifies
+        # OIDC tokens (the cluster has the feature on) or the file was named explicitly.
+        self.token = SinkToken(
+            settings.oidc_sink_token_file,
+            expected=bool(settings.oidc_audience)
+            or "oidc_sink_token_file" in settings.model_fields_set,
+        )
         # Every wait and lease of every send, the redeliverer's too (it reads it from here).
         self.policy = RetryPolicy.from_settings(settings, rng)
         self._client: httpx.AsyncClient | None = None
@@ -100,9 +108,12 @@ class Publisher:
     async def start(self) -> None:
         import httpx
 
-        limit = self._settings.publish_max_connections
+        settings = self._settings
+        self.token.start()
+        limit = settings.publish_max_connections
         self._client = httpx.AsyncClient(
             transport=self._transport,
+            verify=trust(settings.k_ca_certs, settings.knative_custom_certs_dir),
             timeout=httpx.Timeout(self._settings.publish_timeout_seconds),
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
             # The trace of the event being handled goes on with every delivery.
@@ -154,6 +165,9 @@ class Publisher:
 
         assert self._client is not None, "Publisher.start() was not called"  # noqa: S101
         headers, body = to_binary(event)
+        bearer = self.token.header()
+        if bearer is not None:
+            headers.append((b"authorization", bearer.encode()))
         try:
             response = await self._client.post(self.sink, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -269,9 +283,22 @@ class Publisher:
         log.warning("publish_parked", id=event.id, type=event.type, error=result.error)
 
     async def reject(self, event: Event, result: Attempt) -> None:
-        """A permanent 4xx: retrying cannot help; keep the event as a dead letter."""
+        """A permanent 4xx: retrying cannot help; keep the event as a dead letter.
+
+        A 401/403 is the sink refusing the function's identity (no OIDC token, an expired one, an
+        EventPolicy that does not let it in): counted apart and logged with the token's state; the
+        dead letter keeps the event for a replay once the identity is fixed.
+        """
+        unauthorized = result.status in (401, 403)
+        if unauthorized and self.metrics is not None:
+            self.metrics.sink_unauthorized += 1
         log.error(
-            "publish_rejected", id=event.id, type=event.type, sink=self.sink, error=result.error
+            "publish_unauthorized" if unauthorized else "publish_rejected",
+            id=event.id,
+            type=event.type,
+            sink=self.sink,
+            error=result.error,
+            identity="no token file" if unauthorized and self.token.missing else None,
         )
         if self.deadletters is not None:
             letter = DeadLetter(

@@ -74,6 +74,7 @@ class Metrics:
         self.dead_letters = 0
         # Replies to a delivery without `Prefer: reply`: published to K_SINK, or answered in
         # the body for a sender that said it would not process them.
+        self.sink_unauthorized = 0  # 401/403 from K_SINK: the function's identity refused
         self.replies_published = 0
         self.replies_unrequested = 0
         self.websocket_connections = 0
@@ -196,6 +197,11 @@ def _simple(m: Metrics) -> Iterator[Any]:
         ),
         ("function_publish_attempts", "Attempts to deliver events to K_SINK.", m.publish_attempts),
         ("function_publish_failures", "Failed attempts to deliver to K_SINK.", m.publish_failures),
+        (
+            "function_publish_unauthorized",
+            "Events K_SINK refused with 401/403 (the function's OIDC identity), dead-lettered.",
+            m.sink_unauthorized,
+        ),
         ("function_dead_letters_stored", "Dead letters stored by the inbox.", m.dead_letters),
         (
             "function_replies_published",
