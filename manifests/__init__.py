@@ -40,6 +40,7 @@ from manifests.objects import (
     code_defaults,
     config_data,
     configmap,
+    event_policy,
     event_type,
     kustomization,
     namespace,
@@ -98,6 +99,7 @@ def resources(
         "service.yaml": service(settings),
         "broker.yaml": broker(),
         "sinkbinding.yaml": sink_binding(),
+        "eventpolicy.yaml": event_policy(),
     }
     for spec in catalogue.consumed:
         docs[f"trigger-{spec.slug}.yaml"] = trigger(spec)

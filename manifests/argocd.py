@@ -6,8 +6,17 @@ from typing import Any
 
 from manifests.objects import NAME, NAMESPACE, REPO_URL
 
-ENV = ".spec.template.spec.containers[].env"
+POD = ".spec.template.spec"
+ENV = f"{POD}.containers[].env"
 INJECTED = '.name | startswith("K_")'
+# What a SinkBinding mounts with authentication-oidc (the `oidc-token` projected Secret at /oidc)
+# and transport-encryption (trust bundles, `kne-bundle-*`, at /knative-custom-certs).
+MOUNTED = '.name == "oidc-token" or (.name | startswith("kne-bundle-"))'
+
+
+def _injected(path: str, test: str) -> tuple[str, str]:
+    """The injected items of the list at `path`, and the list itself when only those are in it."""
+    return f"{path}[]? | select({test})", f"{path} | select(. != null and all(.[]; {test}))"
 
 
 def _ignore(group: str, kind: str, *paths: str) -> dict[str, Any]:
@@ -48,13 +57,14 @@ def application() -> dict[str, Any]:
             ".spec.sink.ref.namespace",
             *_webhook_annotations("sources.knative.dev"),
         ),
-        # The SinkBinding injects K_SINK/K_CE_OVERRIDES into the Service's container.
+        # The SinkBinding injects K_SINK, K_CE_OVERRIDES and K_CA_CERTS into the Service's
+        # container, and with OIDC and TLS on, the token and trust-bundle volumes and mounts.
         _ignore(
             "serving.knative.dev",
             "Service",
-            f"{ENV}[]? | select({INJECTED})",
-            # ...and the env list itself when nothing but injected variables is in it.
-            f"{ENV} | select(. != null and all(.[]; {INJECTED}))",
+            *_injected(ENV, INJECTED),
+            *_injected(f"{POD}.volumes", MOUNTED),
+            *_injected(f"{POD}.containers[].volumeMounts", MOUNTED),
             *_webhook_annotations("serving.knative.dev"),
         ),
     ]

@@ -246,6 +246,34 @@ def sink_binding() -> dict[str, Any]:
     }
 
 
+def event_policy() -> dict[str, Any]:
+    """Who may post to the Broker when authorization is on: the function's SinkBinding only.
+
+    With Knative's `authentication-oidc` feature the SinkBinding gets an OIDC identity of its
+    own (the token the publisher sends); with the namespace's default authorization mode
+    `allow-same-namespace` or stricter, an EventPolicy names who may post to a target. Other
+    producers of the consumed types need policies of their own (or a `from` entry here).
+    """
+    return {
+        "apiVersion": "eventing.knative.dev/v1alpha1",
+        "kind": "EventPolicy",
+        "metadata": _meta(f"{NAME}-publishes-to-broker"),
+        "spec": {
+            "to": [{"ref": dict(BROKER_REF)}],
+            "from": [
+                {
+                    "ref": {
+                        "apiVersion": "sources.knative.dev/v1",
+                        "kind": "SinkBinding",
+                        "name": f"{NAME}-sink",
+                        "namespace": NAMESPACE,
+                    }
+                }
+            ],
+        },
+    }
+
+
 def namespace() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)}
 

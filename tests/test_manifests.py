@@ -373,8 +373,25 @@ def webhook_defaulted(doc: dict[str, Any]) -> dict[str, Any]:
     elif live["kind"] == "EventType":
         spec["reference"]["namespace"] = manifests.NAMESPACE
     elif live["kind"] == "Service":
-        container = spec["template"]["spec"]["containers"][0]
-        container["env"] = [{"name": "K_SINK", "value": "http://broker"}]
+        # What the SinkBinding adds, with authentication-oidc and transport-encryption on.
+        pod = spec["template"]["spec"]
+        container = pod["containers"][0]
+        container["env"] = [
+            {"name": "K_SINK", "value": "https://broker"},
+            {"name": "K_CA_CERTS", "value": "-----BEGIN CERTIFICATE-----..."},
+        ]
+        pod["volumes"] = [
+            {"name": "oidc-token", "projected": {"sources": [{"secret": {"name": "sb-oidc"}}]}},
+            {"name": "kne-bundle-knative-eventing-bundle", "projected": {"sources": []}},
+        ]
+        container["volumeMounts"] = [
+            {"name": "oidc-token", "mountPath": "/oidc", "readOnly": True},
+            {
+                "name": "kne-bundle-knative-eventing-bundle",
+                "mountPath": "/knative-custom-certs/knative-eventing-bundle",
+                "readOnly": True,
+            },
+        ]
     return live
 
 
@@ -406,3 +423,34 @@ def test_a_defaulted_empty_trigger_filter_is_ignored_but_a_changed_filter_is_not
     assert "filter" not in normalized(trigger, rules)["spec"]
     trigger["spec"]["filter"] = {"attributes": {"type": "other"}}
     assert normalized(trigger, rules)["spec"]["filter"] == {"attributes": {"type": "other"}}
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+def test_a_volume_of_our_own_on_the_service_is_not_ignored() -> None:
+    """Only what SinkBinding mounts is ignored: a volume someone adds by hand is drift."""
+    rules = ignore_rules("Service")
+    service = webhook_defaulted(of_kind("Service")[0])
+    service["spec"]["template"]["spec"]["volumes"].append({"name": "scratch", "emptyDir": {}})
+    assert normalized(service, rules)["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "scratch", "emptyDir": {}}
+    ]
+
+
+def test_only_the_functions_sinkbinding_may_post_to_the_broker() -> None:
+    """The EventPolicy targets the Broker and lets in the SinkBinding's OIDC identity alone."""
+    (policy,) = of_kind("EventPolicy")
+    (binding,) = of_kind("SinkBinding")
+    (broker,) = of_kind("Broker")
+    assert policy["spec"]["to"] == [
+        {
+            "ref": {
+                "apiVersion": broker["apiVersion"],
+                "kind": "Broker",
+                "name": broker["metadata"]["name"],
+            }
+        }
+    ]
+    (source,) = policy["spec"]["from"]
+    assert source["ref"]["kind"] == "SinkBinding"
+    assert source["ref"]["name"] == binding["metadata"]["name"]
+    assert source["ref"]["apiVersion"] == binding["apiVersion"]

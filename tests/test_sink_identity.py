@@ -155,9 +155,15 @@ async def test_a_trust_bundle_mounted_in_the_directory_is_trusted(tmp_path: Path
     """A CA in a PEM file under the trust-bundle directory is trusted like K_CA_CERTS."""
     ca = trustme.CA()
     sink = https_sink(ca, token=None)
-    bundle = tmp_path / "certs" / "my-bundle"
-    bundle.mkdir(parents=True)
-    ca.cert_pem.write_to_path(str(bundle / "ca-bundle.pem"))
+    # As a projected ConfigMap: a file per key (any name) in a timestamped directory, with
+    # `..data` pointing at it and the keys linked from the top.
+    certs = tmp_path / "certs"
+    data = certs / "..2026_12_02_12_00_00.1"
+    data.mkdir(parents=True)
+    ca.cert_pem.write_to_path(str(data / "ca.crt"))
+    (certs / "..data").symlink_to(data.name)
+    (certs / "ca.crt").symlink_to("..data/ca.crt")
+    (certs / "notes").write_text("not a certificate")
     try:
         settings = {
             "k_sink": sink.url,

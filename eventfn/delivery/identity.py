@@ -25,7 +25,6 @@ log = get_logger("eventfn.delivery.identity")
 
 # How often the token file is looked at (a stat): the controller rotates it long before expiry.
 _CHECK_SECONDS = 1.0
-_PEM_SUFFIXES = (".pem", ".crt")
 
 
 class SinkToken:
@@ -74,15 +73,24 @@ class SinkToken:
 
 
 def trust(ca_certs: str | None, bundles: Path | None) -> ssl.SSLContext:
-    """The system CAs plus the PEM of `K_CA_CERTS` plus every PEM file under `bundles`."""
+    """The system CAs plus the PEM of `K_CA_CERTS` plus every PEM file under `bundles`.
+
+    A trust bundle is a ConfigMap mounted as a projected volume: one file per key, whatever its
+    name, beside the volume's own `..data` links (skipped: they hold the same files again).
+    """
     context = ssl.create_default_context()
     if ca_certs and ca_certs.strip():
         context.load_verify_locations(cadata=ca_certs)
     if bundles is not None and bundles.is_dir():
         for path in sorted(bundles.rglob("*")):
-            if path.is_file() and path.suffix in _PEM_SUFFIXES:
-                try:
-                    context.load_verify_locations(cafile=str(path))
-                except (ssl.SSLError, OSError) as exc:
-                    log.warning("trust_bundle_unreadable", path=str(path), error=str(exc))
+            if any(part.startswith("..") for part in path.relative_to(bundles).parts):
+                continue
+            if not path.is_file():
+                continue
+            try:
+                pem = path.read_text("ascii")
+                if "-----BEGIN CERTIFICATE-----" in pem:
+                    context.load_verify_locations(cadata=pem)
+            except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
+                log.warning("trust_bundle_unreadable", path=str(path), error=str(exc))
     return context
