@@ -2,8 +2,8 @@
 
 Wall-clock ratios on a shared 2-core VM swing by a third between runs; an instruction count does
 not. This drives the function's ASGI app in-process (no sockets, no uvicorn) with the same event
-`make bench` sends (a unique `ce-id` each, production settings: JSON logs at info, in-memory
-dedupe) under `valgrind --tool=callgrind`, twice with different event counts, and reports the
+`make bench` sends (a unique `ce-id` each, 32 in flight at a time, production settings: JSON
+logs at info) under `valgrind --tool=callgrind`, twice with different event counts, and reports the
 difference per event: start-up and imports cancel out. It is the number to watch when changing
 the hot path; `make bench` still says what it buys under load.
 
@@ -44,6 +44,9 @@ _HEADERS = [
     (b"content-length", str(len(BODY)).encode()),
 ]
 WARMUP = 200
+# Events in flight at once, like `make bench`'s 32 connections: the broker delivers concurrently,
+# and what a Redis round trip costs depends on how many requests share it.
+CONCURRENCY = 32
 # The configurations counted, by name: what each needs (Redis, the issuer's token).
 CONFIGS = {"memory": (False, False), "redis": (True, False), "redis-oidc": (True, True)}
 
@@ -89,9 +92,15 @@ async def drive(events: int, settings: Settings | None = None, token: str | None
         if sent["type"] == "http.response.start":
             statuses.append(sent["status"])
 
+    raw_token = token.encode() if token else None
+
+    async def one(number: int) -> None:
+        await app(_scope(number, raw_token), receive, send)
+
     async with app.lifespan_context():
-        for number in range(WARMUP + events):
-            await app(_scope(number, token.encode() if token else None), receive, send)
+        total = WARMUP + events
+        for start in range(0, total, CONCURRENCY):
+            await asyncio.gather(*(one(n) for n in range(start, min(total, start + CONCURRENCY))))
     return statuses.count(200)
 
 

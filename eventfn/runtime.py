@@ -102,6 +102,13 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
+        from eventfn.stores.redis import shared_redis
+
+        with shared_redis(settings):  # one Redis client and pool for every store built here
+            return cls._build(settings, registry, catalogue)
+
+    @classmethod
+    def _build(cls, settings: Settings, registry: Registry, catalogue: Catalogue) -> Runtime:
         routes = registry.routes(catalogue)
         dedupe = build_dedupe(settings)
         runtime = cls(

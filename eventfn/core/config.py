@@ -79,7 +79,30 @@ class Settings(BaseSettings):
 
     # Stores and sinks
     redis_url: str | None = Field(
-        default=None, description="Redis for dedupe, outbox, dead letters and the live feed."
+        default=None,
+        description=(
+            "Redis for dedupe, outbox, dead letters and the live feed. Cluster: any one node. "
+            "Sentinel: only the database, password and TLS options (host and port are ignored)."
+        ),
+    )
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = Field(
+        default="standalone",
+        description="One Redis server, a Redis Cluster, or a master found through Sentinel.",
+    )
+    redis_sentinels: CommaList = Field(
+        default_factory=list,
+        description="Sentinel mode: comma-separated host:port of the sentinels.",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, description="Sentinel mode: the name the sentinels monitor the master by."
+    )
+    redis_max_connections: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "Redis connections per server at most (shared by every store); when all are taken "
+            "a command waits up to REDIS_TIMEOUT_SECONDS for one."
+        ),
     )
     data_dir: Path = Field(default=Path("data"), description="Where embedded SQLite stores live.")
     k_sink: str | None = Field(default=None, description="SinkBinding: where to publish events.")
@@ -219,6 +242,13 @@ class Settings(BaseSettings):
         default=None,
         description="OTLP/HTTP collector: spans are exported there when set (the `otel` extra).",
     )
+
+    @model_validator(mode="after")
+    def _redis_mode_is_complete(self) -> Self:
+        sentinel = self.redis_mode == "sentinel" and self.redis_url
+        if sentinel and not (self.redis_sentinels and self.redis_sentinel_master):
+            raise ValueError("REDIS_MODE=sentinel needs REDIS_SENTINELS and REDIS_SENTINEL_MASTER")
+        return self
 
     @model_validator(mode="after")
     def _lease_outlives_the_handler(self) -> Self:

@@ -91,6 +91,12 @@ class LiveFeed:
         self._origin = f"{os.getpid()}-{secrets.token_hex(6)}".encode()
         self._channel = channel_name(settings)
         self._redis: Any = None
+        # The runtime's shared Redis client (see eventfn.stores.redis), in use from start().
+        self._client: Any = None
+        if settings.redis_url:
+            from eventfn.stores.redis import redis_client
+
+            self._client = redis_client(settings.redis_url, settings.redis_timeout_seconds)
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
@@ -141,16 +147,10 @@ class LiveFeed:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._settings.redis_url:
-            import redis.asyncio as aioredis  # only replicas configured for Redis pay the import
-
-            self._redis = aioredis.Redis.from_url(
-                self._settings.redis_url,
-                socket_connect_timeout=self._settings.redis_timeout_seconds,
-                # Commands never hang on a stuck Redis; the listener's blocking read is exempt.
-                socket_timeout=self._settings.redis_timeout_seconds,
-                health_check_interval=30,
-            )
+        if self._client is not None:
+            # Commands never hang on a stuck Redis (the client's socket timeout); the listener's
+            # blocking read is exempt.
+            self._redis = self._client
             self._tasks.append(asyncio.create_task(self._probe(), name="feed-probe"))
         self._tasks.append(asyncio.create_task(self._pump(), name="feed-pump"))
         self._changed()
@@ -164,9 +164,9 @@ class LiveFeed:
             await asyncio.wait(tasks, timeout=self._settings.redis_timeout_seconds)
         self._tasks.clear()
         self._listener = None
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = self._redis = None
 
     # -- background work -----------------------------------------------------------------------
 
