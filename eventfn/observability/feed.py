@@ -151,6 +151,18 @@ class LiveFeed:
             # Commands never hang on a stuck Redis (the client's socket timeout); the listener's
             # blocking read is exempt.
             self._redis = self._client
+            if self._settings.redis_mode == "cluster":
+                # Cluster pub/sub is broadcast: a message PUBLISHed on any node reaches the
+                # subscribers of every node, but PUBSUB NUMSUB counts one node's only. Every
+                # replica uses the node REDIS_URL names, so they all count the same listeners.
+                import redis.asyncio as aioredis
+
+                timeout = self._settings.redis_timeout_seconds
+                self._redis = aioredis.Redis.from_url(
+                    str(self._settings.redis_url),
+                    socket_connect_timeout=timeout,
+                    socket_timeout=timeout,
+                )
             self._tasks.append(asyncio.create_task(self._probe(), name="feed-probe"))
         self._tasks.append(asyncio.create_task(self._pump(), name="feed-pump"))
         self._changed()
@@ -164,6 +176,8 @@ class LiveFeed:
             await asyncio.wait(tasks, timeout=self._settings.redis_timeout_seconds)
         self._tasks.clear()
         self._listener = None
+        if self._redis is not None and self._redis is not self._client:
+            await self._redis.aclose()
         if self._client is not None:
             await self._client.aclose()
             self._client = self._redis = None

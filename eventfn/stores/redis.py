@@ -68,11 +68,15 @@ class _Shared:
     """A client held by several stores: `aclose` closes it when the last holder lets go."""
 
     holders = 0
+    # Clients closed with this one: in Sentinel mode, the connections to the sentinels.
+    companions: tuple[Any, ...] = ()
 
     async def aclose(self, *args: Any, **kwargs: Any) -> None:
         self.holders -= 1
         if self.holders <= 0:
             await super().aclose(*args, **kwargs)  # type: ignore[misc]
+            for companion in self.companions:
+                await companion.aclose()
 
 
 def _classes() -> tuple[type[Any], type[Any]]:
@@ -137,6 +141,7 @@ def build_client(settings: Settings) -> aioredis.Redis:
             max_connections=settings.redis_max_connections,
             **options,
         )
+        client.companions = tuple(sentinel.sentinels)
     else:
         pool = BlockingConnectionPool.from_url(
             url, max_connections=settings.redis_max_connections, timeout=timeout, **common
