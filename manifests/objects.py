@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eventfn.core import policy
 from eventfn.core.config import Settings
 from schemas import EventSpec
 
@@ -28,9 +29,9 @@ SERVICE_REF = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name"
 BROKER_REF = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": BROKER}
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": NAME}
 
-# Broker redelivery: 5 retries, exponential from 0.5 s (0.5+1+2+4+8 s), then the dead-letter sink.
-RETRY = 5
-BACKOFF_DELAY = "PT0.5S"
+# Broker redelivery (eventfn.core.policy, which the dedupe window is derived from too).
+RETRY = policy.RETRY
+BACKOFF_DELAY = policy.backoff_delay()
 # Autoscaling as the user asked: always one warm replica, at most ten, 50 in flight per replica.
 MIN_SCALE, MAX_SCALE, TARGET = 1, 10, 50
 CONTAINER_CONCURRENCY = 2 * TARGET  # hard cap well above the soft target: bursts queue, not fail
@@ -190,7 +191,7 @@ def broker() -> dict[str, Any]:
 def _delivery() -> dict[str, Any]:
     return {
         "retry": RETRY,
-        "backoffPolicy": "exponential",
+        "backoffPolicy": policy.BACKOFF_POLICY,
         "backoffDelay": BACKOFF_DELAY,
         "deadLetterSink": {"ref": dict(SERVICE_REF), "uri": "/deadletter", "audience": AUDIENCE},
     }

@@ -11,6 +11,10 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from eventfn.core import policy
+
+DEFAULT_HANDLER_TIMEOUT = 30.0
+
 
 def _csv(value: object) -> object:
     if isinstance(value, str):
@@ -56,12 +60,19 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Most events in one batched request (413 above)."
     )
     handler_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Time budget of one handler call (504 above, retried)."
+        default=DEFAULT_HANDLER_TIMEOUT,
+        gt=0,
+        description="Time budget of one handler call (504 above, retried).",
     )
 
     # Duplicates
     dedupe_ttl_seconds: float = Field(
-        default=24 * 3600, gt=0, description="How long a handled event's reply is replayed."
+        default=policy.dedupe_window(DEFAULT_HANDLER_TIMEOUT),
+        gt=0,
+        description=(
+            "How long a handled event's reply is replayed: the broker's longest redelivery span "
+            "(retries, backoff, a handler timeout per attempt) twice over, in whole minutes."
+        ),
     )
     dedupe_lease_seconds: float = Field(
         default=60.0,
