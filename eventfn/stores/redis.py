@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -297,11 +298,14 @@ class AutoPipeline:
                 packed = connection.pack_commands(commands)
             await connection.send_packed_command(packed)
             results: list[Any] = []
-            for _ in commands:
-                try:
-                    results.append(await connection.read_response())
-                except ResponseError as error:  # this command's error; the rest still come
-                    results.append(error)
+            # One deadline for the whole batch instead of one timeout context per reply
+            # (`math.inf` turns the per-read one off).
+            async with asyncio.timeout(connection.socket_timeout):
+                for _ in commands:
+                    try:
+                        results.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as error:  # this command's error; the rest still come
+                        results.append(error)
         except BaseException:
             await connection.disconnect()  # replies may be left unread: never reuse it
             raise
