@@ -21,6 +21,13 @@ local headers = {
   ["content-type"] = "application/json",
 }
 
+-- BENCH_TOKEN: an OIDC token sent on every request, the same bytes each time (Knative's
+-- dispatcher caches a token per audience until shortly before it expires).
+local token = os.getenv("BENCH_TOKEN") or ""
+if token ~= "" then
+  headers["authorization"] = "Bearer " .. token
+end
+
 -- BENCH_GET=1 loads FastAPI's hello world (GET /) with the same connections and durations.
 local get = os.getenv("BENCH_GET") == "1"
 

@@ -1,7 +1,10 @@
 """`make bench`: the function's ingress against a bare ASGI app and the tutorial receiver.
 
-All three run in one go on the same machine, each as one uvicorn worker (uvloop, httptools) on
-loopback, loaded by the same `wrk` command (unique `ce-id` per request, see `event.lua`). Then
+All run in one go on the same machine, each as one uvicorn worker (uvloop, httptools) on
+loopback, loaded by the same `wrk` command (unique `ce-id` per request, see `event.lua`). The
+function runs three times over: as `make bench` always measured it (in-memory dedupe, no
+authentication), with `REDIS_URL` (Redis dedupe, as `eventing/` deploys it), and with `REDIS_URL`
+and OIDC (every delivery carries an RS256 token; see `bench/production.py`). Then
 cold start (process start to first 2xx, median of several runs) of `python -m eventfn` against
 FastAPI's hello world on the same interpreter, and resident memory after load.
 
@@ -61,17 +64,57 @@ class Server:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     probe: str = "event"  # "event": POST a CloudEvent; "get": GET /
+    redis: bool = False  # gets the benchmark's Redis as REDIS_URL (flushed before each load)
+    oidc: bool = False  # gets the benchmark's issuer; every request carries its token
 
 
 SERVERS = {
     "bare": Server("bare ASGI", [*UVICORN, "bench.bare:app"]),
     "tutorial": Server("FastAPI + cloudevents SDK", [*UVICORN, "bench.apps:tutorial"]),
     "function": Server("this function", ["-m", "eventfn"], FUNCTION_ENV),
+    "function-redis": Server("+ REDIS_URL", ["-m", "eventfn"], FUNCTION_ENV, redis=True),
+    "function-oidc": Server(
+        "+ REDIS_URL + OIDC", ["-m", "eventfn"], FUNCTION_ENV, redis=True, oidc=True
+    ),
     "hello": Server("FastAPI hello world", [*UVICORN, "bench.apps:hello"], probe="get"),
 }
 PYTHON = [sys.executable]  # replaced by the production-like venv's interpreter in main()
 # Dropped from the servers' environment: an image ships compiled bytecode (`--as-is` keeps it).
 DROPPED_ENV = ["PYTHONDONTWRITEBYTECODE"]
+
+# What the production rows are given for the run (see `environment`): REDIS_URL and the token.
+PRODUCTION: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def environment(keys: list[str]) -> Iterator[None]:
+    """Start the Redis and the issuer that the servers of `keys` need, for the whole run."""
+    from bench import production
+
+    with contextlib.ExitStack() as stack:
+        if any(SERVERS[key].redis for key in keys):
+            PRODUCTION["REDIS_URL"] = stack.enter_context(production.redis_server())
+        if any(SERVERS[key].oidc for key in keys):
+            found = stack.enter_context(production.issuer())
+            PRODUCTION.update(found.env(), BENCH_TOKEN=found.token)
+        try:
+            yield
+        finally:
+            PRODUCTION.clear()
+
+
+def server_env(server: Server) -> dict[str, str]:
+    """The environment variables `server` is started with, the run's Redis and issuer included."""
+    env = dict(server.env)
+    if server.redis:
+        env["REDIS_URL"] = PRODUCTION["REDIS_URL"]
+    if server.oidc:
+        env.update({k: v for k, v in PRODUCTION.items() if k.startswith("OIDC_")})
+    return env
+
+
+def token_for(server: Server) -> str | None:
+    return PRODUCTION["BENCH_TOKEN"] if server.oidc else None
 
 
 def prepare_python(dev: bool) -> str:
@@ -96,14 +139,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def probe(port: int, kind: str, n: int = 0) -> bool:
+def probe(port: int, kind: str, n: int = 0, token: str | None = None) -> bool:
     """One request; True on a 2xx answer, False while the server is not up yet."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    headers = {**EVENT_HEADERS, "ce-id": f"probe-{time.time_ns()}-{n}"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
     try:
         if kind == "get":
             conn.request("GET", "/")
         else:
-            conn.request("POST", "/", EVENT_BODY, {**EVENT_HEADERS, "ce-id": f"probe-{n}"})
+            conn.request("POST", "/", EVENT_BODY, headers)
         return 200 <= conn.getresponse().status < 300
     except OSError:
         return False
@@ -120,7 +166,7 @@ def running(
     argv = [*PYTHON, *server.argv]
     if server.argv[1] == "uvicorn":
         argv += ["--port", str(port)]
-    env = {**os.environ, **server.env, "PORT": str(port), "HOST": "127.0.0.1"}
+    env = {**os.environ, **server_env(server), "PORT": str(port), "HOST": "127.0.0.1"}
     for name in DROPPED_ENV:
         env.pop(name, None)
     started = time.perf_counter()
@@ -128,7 +174,7 @@ def running(
         argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        while not probe(port, server.probe):
+        while not probe(port, server.probe, token=token_for(server)):
             if proc.poll() is not None:
                 raise RuntimeError(f"{server.name} exited with {proc.returncode}")
             if time.perf_counter() - started > timeout:
@@ -167,14 +213,26 @@ def ensure_wrk() -> str:
 
 
 def wrk(
-    binary: str, port: int, seconds: int, connections: int, threads: int, *, get: bool = False
+    binary: str,
+    port: int,
+    seconds: int,
+    connections: int,
+    threads: int,
+    *,
+    get: bool = False,
+    token: str | None = None,
 ) -> dict[str, Any]:
-    """Run wrk against `port`; its Lua `done` prints one JSON summary line."""
+    """Run wrk against `port`; its Lua `done` prints one JSON summary line.
+
+    With `token`, every request carries `Authorization: Bearer <token>` (the same bytes each
+    time, as Knative's dispatcher sends a cached token).
+    """
     argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s"]
     argv += [str(LUA), f"http://127.0.0.1:{port}/"]
+    env = {**os.environ, "BENCH_GET": "1" if get else "0", "BENCH_TOKEN": token or ""}
     out = subprocess.run(  # noqa: S603
         argv,
-        env={**os.environ, "BENCH_GET": "1" if get else "0"},
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -205,14 +263,22 @@ def load(key: str, args: argparse.Namespace, binary: str) -> dict[str, Any]:
     Also the server's CPU time per request: unlike req/s, it hardly depends on what else the
     machine is doing, so it shows the cost of the code even on a busy shared machine.
     """
-    get = SERVERS[key].probe == "get"
-    with running(SERVERS[key]) as (proc, port, _):
-        wrk(binary, port, args.warmup, args.connections, args.threads, get=get)
+    from bench import production
+
+    server = SERVERS[key]
+    get, token = server.probe == "get", token_for(server)
+    if server.redis:
+        production.flush(PRODUCTION["REDIS_URL"])
+    with running(server) as (proc, port, _):
+        wrk(binary, port, args.warmup, args.connections, args.threads, get=get, token=token)
         cpu = cpu_seconds(proc.pid)
-        result = wrk(binary, port, args.duration, args.connections, args.threads, get=get)
+        result = wrk(
+            binary, port, args.duration, args.connections, args.threads, get=get, token=token
+        )
         result["cpu_us"] = round((cpu_seconds(proc.pid) - cpu) / result["requests"] * 1e6, 1)
         result["rss_mb"] = round(rss_mb(proc.pid), 1)
-    print(f"  {key:<9} {result['rps']:>7} req/s  p99 {result['p99_ms']:.2f} ms", file=sys.stderr)
+        result["loadavg"] = os.getloadavg()[0]  # the 1-minute figure of /proc/loadavg
+    print(f"  {key:<14} {result['rps']:>7} req/s  p99 {result['p99_ms']:.2f} ms", file=sys.stderr)
     return result
 
 
@@ -236,7 +302,9 @@ def rounds(keys: list[str], args: argparse.Namespace, binary: str) -> dict[str, 
             "socket_errors": sum(r["socket_errors"] for r in found),
             "rss_mb": max(r["rss_mb"] for r in found),
             "cpu_us": statistics.median(r["cpu_us"] for r in found),
-            "rounds": [{k: r[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_us")} for r in found],
+            "rounds": [
+                {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_us", "loadavg")} for r in found
+            ],
         }
     return results
 
@@ -285,20 +353,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--as-is", action="store_true", help="cold starts on this interpreter, bytecode as it is"
     )
+    parser.add_argument(
+        "--no-production", action="store_true", help="skip the Redis and Redis + OIDC rows"
+    )
     args = parser.parse_args(argv)
     if args.cold_start_only or args.as_is:
         return cold_starts(args)
     binary = ensure_wrk()
     PYTHON[:] = [prepare_python(args.dev_venv)]
     if args.only:
-        print(json.dumps(load(args.only, args, binary)))
+        with environment([args.only]):
+            print(json.dumps(load(args.only, args, binary)))
         return 0
     print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration}s", file=sys.stderr)
     load_before = os.getloadavg()
-    results = rounds(["bare", "hello", "tutorial", "function"], args, binary)
-    print(f"cold start: {args.cold_runs} runs each", file=sys.stderr)
-    for key in ("hello", "function"):
-        results[key].update(cold_start(key, args.cold_runs))
+    keys = ["bare", "hello", "tutorial", "function"]
+    keys += [] if args.no_production else ["function-redis", "function-oidc"]
+    with environment(keys):
+        results = rounds(keys, args, binary)
+        print(f"cold start: {args.cold_runs} runs each", file=sys.stderr)
+        for key in ("hello", "function"):
+            results[key].update(cold_start(key, args.cold_runs))
     r = ratios(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -312,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(table(results, r))
     print(f"\nload average before/after: {load_before} / {meta['loadavg_after']}")
+    print("  (/proc/loadavg; 2 cores: above 2, other work shared the machine)")
     return 1 if args.strict and not all(r["met"].values()) else 0
 
 

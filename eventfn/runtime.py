@@ -74,10 +74,25 @@ def build_dedupe(settings: Settings) -> DedupeStore:
     )
 
 
+def build_feed_client(settings: Settings) -> Any:
+    """The Redis client of the live feed (shared by replicas) when `redis_url` is set."""
+    if not settings.redis_url:
+        return None
+    from eventfn.stores.redis import redis_client
+
+    return redis_client(settings.redis_url, settings.redis_timeout_seconds)
+
+
 class Runtime:
     """Everything a request needs that outlives the request."""
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
+        from eventfn.stores.redis import shared_redis
+
+        with shared_redis(settings):  # one Redis client and pool for every store built here
+            self._assemble(settings, registry)
+
+    def _assemble(self, settings: Settings, registry: Registry) -> None:
         self.settings = settings
         self.catalogue: Catalogue = registry.catalogue
         self.routes: Mapping[str, Route] = registry.routes()
@@ -89,7 +104,7 @@ class Runtime:
         self._drained: asyncio.Task[None] | None = None
         self.metrics = Metrics(self.catalogue)
         # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
-        self.feed = LiveFeed(settings)
+        self.feed = LiveFeed(settings, client=build_feed_client(settings))
         self.dedupe = build_dedupe(settings)
         self.dispatcher = Dispatcher(
             self.routes, self.dedupe, settings, metrics=self.metrics, observe=self.feed.offer

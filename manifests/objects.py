@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from eventfn import EventSpec
-from eventfn.core.config import BROKER_DELIVERY, Settings
+from eventfn.core import policy
+from eventfn.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,10 +29,9 @@ SERVICE_REF = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name"
 BROKER_REF = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": BROKER}
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": NAME}
 
-# Broker redelivery: 5 retries, exponential from 0.5 s (0.5+1+2+4+8 s), then the dead-letter sink.
-# Declared next to the settings: the dedupe claim lease default is derived from the same object.
-RETRY = BROKER_DELIVERY.retry
-BACKOFF_DELAY = BROKER_DELIVERY.iso_backoff_delay
+# Broker redelivery (eventfn.core.policy): the claim lease and the dedupe window derive from it.
+RETRY = policy.RETRY
+BACKOFF_DELAY = policy.backoff_delay()
 # Autoscaling as the user asked: always one warm replica, at most ten, 50 in flight per replica.
 MIN_SCALE, MAX_SCALE, TARGET = 1, 10, 50
 CONTAINER_CONCURRENCY = 2 * TARGET  # hard cap well above the soft target: bursts queue, not fail
@@ -191,7 +191,7 @@ def broker() -> dict[str, Any]:
 def _delivery() -> dict[str, Any]:
     return {
         "retry": RETRY,
-        "backoffPolicy": "exponential",
+        "backoffPolicy": policy.BACKOFF_POLICY,
         "backoffDelay": BACKOFF_DELAY,
         "deadLetterSink": {"ref": dict(SERVICE_REF), "uri": "/deadletter", "audience": AUDIENCE},
     }

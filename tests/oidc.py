@@ -36,6 +36,7 @@ class Issuer:
         self.published = {"rsa-1", "ec-1"}
         self.jwks_requests = 0
         self.failing = False
+        self.delay = 0.0  # seconds the JWKS takes to answer (a slow issuer)
         self.jwks_authorization: str | None = None  # what the last JWKS request sent
         self.claimed_issuer: str | None = None  # a discovery document naming someone else
         self.port = free_port()
@@ -92,6 +93,7 @@ class Issuer:
                     self._send(200, {"issuer": claimed, "jwks_uri": f"{issuer.url}/keys"})
                 elif self.path == "/keys":
                     issuer.jwks_requests += 1
+                    time.sleep(issuer.delay)
                     issuer.jwks_authorization = self.headers.get("authorization")
                     self._send(200, issuer.jwks())
                 else:
@@ -122,6 +124,7 @@ class Issuer:
         self.published = {"rsa-1", "ec-1"}
         self.jwks_requests = 0
         self.failing = False
+        self.delay = 0.0
         self.jwks_authorization = None
         self.claimed_issuer = None
 

@@ -106,3 +106,38 @@ async def test_instruction_counter_drives_events_the_function_answers(tmp_path: 
     """The in-process driver that callgrind runs gets a 200 for every event it sends."""
     settings = test_settings(data_dir=tmp_path)
     assert await instructions.drive(5, settings) == instructions.WARMUP + 5
+
+
+def test_production_rows_are_judged_against_bare_and_the_in_memory_row() -> None:
+    """The deployed row (Redis + OIDC) gets its own verdicts, one of them against in-memory."""
+    results = fake_results(function_rps=5000, function_p99=4.0)
+    row = {"p50_ms": 1.0, "non2xx": 0, "socket_errors": 0, "rss_mb": 50.0, "cpu_us": 120.0}
+    results["function-redis"] = {**row, "rps": 4600, "p99_ms": 4.0}
+    results["function-oidc"] = {**row, "rps": 4500, "p99_ms": 5.0}
+    r = report.ratios(results)
+    assert r["function-oidc"]["throughput"] == 0.45
+    assert r["function-oidc"]["vs_memory"] == 0.9
+    assert r["met"]["deployed_vs_memory"]
+    text = report.table(results, r)
+    assert "| this function + REDIS_URL + OIDC |" in text
+    assert text.count("| met |") == 9
+
+
+def test_wrk_script_sends_the_token_it_is_given_on_every_request() -> None:
+    """With BENCH_TOKEN set, the wrk script adds the same Bearer header to every request."""
+    script = run.LUA.read_text()
+    assert 'os.getenv("BENCH_TOKEN")' in script
+    assert 'headers["authorization"] = "Bearer " .. token' in script
+
+
+async def test_instruction_counter_drives_redis_and_oidc_events(tmp_path: Path) -> None:
+    """The driver answers 200 with Redis dedupe and a bearer token from the bench's issuer."""
+    from bench import production
+
+    with production.redis_server() as url, production.issuer() as issuer:
+        settings = test_settings(
+            data_dir=tmp_path,
+            redis_url=url,
+            **{name.lower(): value for name, value in issuer.env().items()},
+        )
+        assert await instructions.drive(5, settings, issuer.token) == instructions.WARMUP + 5

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from eventfn.core.config import BROKER_DELIVERY, BrokerDelivery
+from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 from eventfn.dispatch.budget import run_within
 from eventfn.dispatch.registry import Registry
 from eventfn.stores.dedupe import State

@@ -14,6 +14,7 @@ import pytest
 from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.observability.feed import LiveFeed, Subscription, channel_name
+from eventfn.runtime import build_feed_client
 from tests.support import QUERY, RESPONSE, free_port, redis_url, test_settings
 
 
@@ -24,7 +25,7 @@ def event(n: int = 0, type_: str = QUERY) -> Event:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[LiveFeed]:
-    feed = LiveFeed(settings)
+    feed = LiveFeed(settings, client=build_feed_client(settings))
     await feed.start()
     try:
         yield feed

@@ -19,7 +19,7 @@ from eventfn.dispatch.registry import Registry
 from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
-from eventfn.stores.redis import redis_client
+from eventfn.stores.redis import AutoPipeline, redis_client
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests import support
 from tests.support import (
@@ -231,9 +231,7 @@ async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
         store = app.state.runtime.dedupe
         assert isinstance(store, RedisDedupeStore)
         # Swap in a real client of a closed port: the completion that follows fails for real.
-        working = store._redis
-        store._redis = redis_client(f"redis://127.0.0.1:{closed}/0", 0.5)
-        await working.aclose()
+        store._pipeline = AutoPipeline(redis_client(f"redis://127.0.0.1:{closed}/0", 0.5))
         return QueryResponse(result={"answer": request.query})
 
     app = make_app(test_settings(redis_url=redis_url), registry=registry)

@@ -17,8 +17,10 @@ rather than to add one.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import hmac
+import math
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,9 +43,14 @@ log = get_logger("eventfn.auth.checks")
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 # Far above a real service-account token (~1-2 KB); bounds the work an attacker can ask for.
 MAX_TOKEN_BYTES = 16 * 1024
-# Verified tokens remembered until they expire. Knative reuses a delivery token for its lifetime,
-# and PyJWT spends ~200 us per decode (pure-Python base64 checks) on top of the signature check.
+# Verified tokens remembered, by their exact bytes, until they expire. Knative reuses a delivery
+# token for its lifetime, and PyJWT spends ~200 us per decode (pure-Python base64 checks) on top
+# of the signature check.
 VERIFIED_CACHE_SIZE = 1024
+# Refused tokens remembered this long (seconds), so that a flood of the same bad token costs one
+# verification per interval; an issuer that cannot be reached is never remembered (503).
+REFUSED_SECONDS = 5.0
+REFUSED_CACHE_SIZE = 1024
 # Where the facade takes an API key (a Bearer header takes one too).
 API_KEY_HEADER = "X-API-Key"
 
@@ -125,9 +132,13 @@ class OIDCVerifier:
         self._fetched_at: float | None = None  # last fetch attempt, successful or not
         self._loaded_at: float | None = None  # last successful fetch
         self._lock = asyncio.Lock()
-        # sha256(token) -> (claims, exp): only tokens that passed every check, subject included.
+        # token bytes -> (claims, exp): only tokens that passed every check, subject included.
         self._verified: dict[bytes, tuple[dict[str, Any], float]] = {}
+        # token bytes -> (the 401/403 it got, until when that answer is given again unchecked).
+        self._refused: dict[bytes, tuple[Unauthenticated | Forbidden, float]] = {}
         self.fetches = 0  # how many JWKS fetches were made (exposed for tests and metrics)
+        self._finished = 0  # how many fetches have ended, in success or failure
+        self.verifications = 0  # how many tokens were checked in full (not from the caches)
 
     async def start(self) -> None:
         import httpx
@@ -155,21 +166,56 @@ class OIDCVerifier:
             await self._client.aclose()
             self._client = None
 
-    async def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or Unauthenticated/Forbidden/IssuerUnavailable."""
-        if len(token) > MAX_TOKEN_BYTES:
-            raise Unauthenticated("the bearer token is too long", invalid_token=True)
-        fingerprint = hashlib.sha256(token.encode()).digest()
-        cached = self._verified.get(fingerprint)
+    async def verify(self, token: str | bytes) -> dict[str, Any]:
+        """The token's claims, or Unauthenticated/Forbidden/IssuerUnavailable.
+
+        Answered from memory for a token seen before, by its exact bytes: until its `exp` when
+        it passed, for `REFUSED_SECONDS` when it was refused.
+        """
+        raw = token if isinstance(token, bytes) else token.encode()
+        cached = self._verified.get(raw)
         if cached is not None:
             if time.time() < cached[1] + self.settings.oidc_leeway_seconds:
                 return cached[0]
-            del self._verified[fingerprint]
-        claims = await self._verify(token)
+            del self._verified[raw]
+        refused = self._refused.get(raw)
+        if refused is not None:
+            if self._clock() < refused[1]:
+                # A fresh copy each time: callers add to the error (the facade's challenge), and
+                # re-raising one object would grow its traceback with every request.
+                raise copy.copy(refused[0]).with_traceback(None)
+            del self._refused[raw]
+        try:
+            claims, expires = await self._verify_bytes(raw)
+        except (Unauthenticated, Forbidden) as error:
+            if len(self._refused) >= REFUSED_CACHE_SIZE:
+                del self._refused[next(iter(self._refused))]  # the oldest entry
+            self._refused[raw] = (copy.copy(error), self._clock() + REFUSED_SECONDS)
+            raise
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             del self._verified[next(iter(self._verified))]  # the oldest entry
-        self._verified[fingerprint] = (claims, float(claims["exp"]))
+        self._verified[raw] = (claims, expires)
         return claims
+
+    async def _verify_bytes(self, raw: bytes) -> tuple[dict[str, Any], float]:
+        """Check a token in full: its claims and its `exp` as a float."""
+        self.verifications += 1
+        if len(raw) > MAX_TOKEN_BYTES:
+            raise Unauthenticated("the bearer token is too long", invalid_token=True)
+        try:
+            token = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise Unauthenticated(
+                "the bearer token is not a well-formed JWT", invalid_token=True
+            ) from None
+        claims = await self._verify(token)
+        try:  # PyJWT compares `exp` as an int: one signed as 10**400 passes it, not float()
+            expires = float(claims["exp"])
+        except (OverflowError, TypeError, ValueError):
+            expires = math.inf
+        if not math.isfinite(expires):
+            raise Unauthenticated("the token's expiry is out of range", invalid_token=True)
+        return claims, expires
 
     async def _verify(self, token: str) -> dict[str, Any]:
         import jwt
@@ -219,9 +265,18 @@ class OIDCVerifier:
         key = self._lookup(kid)
         if key is not None and not stale:
             return key
+        finished = self._finished
         async with self._lock:
             key = self._lookup(kid)
-            if key is None or stale:
+            if self._finished != finished:
+                # A fetch ran while this request waited for the lock: its answer is this
+                # request's too (another fetch now would queue every waiter behind one more).
+                if key is None and self._loaded_at is None:
+                    raise IssuerUnavailable(
+                        "the token issuer's keys could not be fetched; retry later",
+                        retry_after=max(1, round(self.settings.oidc_jwks_min_refresh_seconds)),
+                    )
+            elif key is None or stale:
                 await self._refresh(must=self._loaded_at is None or key is None)
                 key = self._lookup(kid)
         if key is None:
@@ -260,6 +315,8 @@ class OIDCVerifier:
             if must:
                 raise
             log.warning("jwks_refresh_failed", keys_kept=len(self._keys))
+        finally:
+            self._finished += 1
 
     async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
         import jwt
@@ -313,6 +370,14 @@ class DeliveryTokenAuth:
         self.verifier = verifier
 
     async def check(self, scope: Scope) -> None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                # Knative's dispatcher sends `Bearer <token>` exactly: the token's bytes are the
+                # cache key, with no decoding on the way. Any other spelling takes the long way.
+                if value[:7] == b"Bearer " and len(value) > 7 and b" " not in value[7:]:
+                    await self.verifier.verify(value[7:])
+                    return
+                break
         token = bearer(header(scope["headers"], b"authorization"))
         if token is None:
             raise Unauthenticated("deliveries need an `Authorization: Bearer <OIDC token>` header")

@@ -5,12 +5,16 @@ Nothing reads `os.environ` anywhere else; tests build their own `Settings(...)`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from eventfn.core import policy
+from eventfn.core.policy import BROKER_DELIVERY
+
+DEFAULT_HANDLER_TIMEOUT = 30.0
 
 
 def _csv(value: object) -> object:
@@ -21,46 +25,6 @@ def _csv(value: object) -> object:
 
 # A list given as one comma-separated environment variable (`API_KEYS=a,b`).
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_csv)]
-
-
-@dataclass(frozen=True)
-class BrokerDelivery:
-    """How the broker redelivers an event the function did not take: the Triggers' `delivery`.
-
-    `retry` retries after the first attempt, exponential from `backoff_delay` seconds (Knative:
-    the n-th retry waits backoff_delay * 2**(n-1)), then the dead-letter sink. The manifests
-    render exactly this, and the dedupe claim lease is derived from it (`claim_lease`).
-    """
-
-    retry: int
-    backoff_delay: float
-
-    @property
-    def iso_backoff_delay(self) -> str:
-        """`backoffDelay` as the ISO 8601 duration the Trigger spells it."""
-        return f"PT{self.backoff_delay:g}S"
-
-    def retry_offsets(self) -> list[float]:
-        """When each retry comes, in seconds after the first attempt (request times left out)."""
-        offsets, at = [], 0.0
-        for n in range(self.retry):
-            at += self.backoff_delay * 2**n
-            offsets.append(at)
-        return offsets
-
-    def claim_lease(self) -> float:
-        """The dedupe claim lease this delivery policy allows: half its last retry interval.
-
-        A claim orphaned by a replica that died (or by a Redis stall that ran the claim after
-        the client gave up) then expires before the broker's last retry, whichever earlier
-        attempt orphaned it: the event costs a retry or two, never a dead letter unhandled. A
-        handler that works longer keeps its claim by renewing it (every third of the lease).
-        """
-        return float(self.backoff_delay * 2 ** (self.retry - 1) / 2)
-
-
-# The broker's redelivery of the rendered Triggers and Broker: 5 retries, 0.5+1+2+4+8 s.
-BROKER_DELIVERY = BrokerDelivery(retry=5, backoff_delay=0.5)
 
 
 class Settings(BaseSettings):
@@ -105,12 +69,19 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Most events in one batched request (413 above)."
     )
     handler_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Time budget of one handler call (504 above, retried)."
+        default=DEFAULT_HANDLER_TIMEOUT,
+        gt=0,
+        description="Time budget of one handler call (504 above, retried).",
     )
 
     # Duplicates
     dedupe_ttl_seconds: float = Field(
-        default=24 * 3600, gt=0, description="How long a handled event's reply is replayed."
+        default=policy.dedupe_window(DEFAULT_HANDLER_TIMEOUT),
+        gt=0,
+        description=(
+            "How long a handled event's reply is replayed: the broker's longest redelivery span "
+            "(retries, backoff, a handler timeout per attempt) twice over, in whole minutes."
+        ),
     )
     dedupe_lease_seconds: float = Field(
         default=BROKER_DELIVERY.claim_lease(),
@@ -132,7 +103,30 @@ class Settings(BaseSettings):
 
     # Stores and sinks
     redis_url: str | None = Field(
-        default=None, description="Redis for dedupe, outbox, dead letters and the live feed."
+        default=None,
+        description=(
+            "Redis for dedupe, outbox, dead letters and the live feed. Cluster: any one node. "
+            "Sentinel: only the database, password and TLS options (host and port are ignored)."
+        ),
+    )
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = Field(
+        default="standalone",
+        description="One Redis server, a Redis Cluster, or a master found through Sentinel.",
+    )
+    redis_sentinels: CommaList = Field(
+        default_factory=list,
+        description="Sentinel mode: comma-separated host:port of the sentinels.",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, description="Sentinel mode: the name the sentinels monitor the master by."
+    )
+    redis_max_connections: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "Redis connections per server at most (shared by every store); when all are taken "
+            "a command waits up to REDIS_TIMEOUT_SECONDS for one."
+        ),
     )
     data_dir: Path = Field(default=Path("data"), description="Where embedded SQLite stores live.")
     k_sink: str | None = Field(default=None, description="SinkBinding: where to publish events.")
@@ -292,6 +286,13 @@ class Settings(BaseSettings):
         default=None,
         description="OTLP/HTTP collector: spans are exported there when set (the `otel` extra).",
     )
+
+    @model_validator(mode="after")
+    def _redis_mode_is_complete(self) -> Self:
+        sentinel = self.redis_mode == "sentinel" and self.redis_url
+        if sentinel and not (self.redis_sentinels and self.redis_sentinel_master):
+            raise ValueError("REDIS_MODE=sentinel needs REDIS_SENTINELS and REDIS_SENTINEL_MASTER")
+        return self
 
     @model_validator(mode="after")
     def _lease_survives_a_slow_renewal(self) -> Self:

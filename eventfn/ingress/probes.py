@@ -7,6 +7,7 @@ routes too (`eventfn.facade.app`), only to document them in OpenAPI; the entry a
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,6 +35,23 @@ def readiness(runtime: Runtime) -> tuple[int, dict[str, str]]:
     return 503, {"status": "draining" if runtime.draining else "starting"}
 
 
+async def stores_usable(runtime: Runtime) -> bool:
+    """With Redis: whether it can serve the stores now (reachable, writable, right mode).
+
+    A replica whose Redis is down or unusable (a cluster node reached as a standalone server, a
+    replica left read-only by a failover) is taken out of the Service's endpoints until it is
+    back, rather than answering every delivery 503.
+    """
+    if not runtime.settings.redis_url:
+        return True
+    try:
+        return await asyncio.wait_for(
+            runtime.dedupe.ping(), timeout=runtime.settings.redis_timeout_seconds
+        )
+    except TimeoutError:
+        return False
+
+
 def probes(runtime: Runtime) -> dict[str, Any]:
     """The ASGI endpoints of both probes, by path: GET (and HEAD) only."""
 
@@ -50,6 +68,9 @@ def probes(runtime: Runtime) -> dict[str, Any]:
         await answer(*liveness(), scope, send)
 
     async def readiness_probe(scope: Any, _receive: Any, send: Any) -> None:
-        await answer(*readiness(runtime), scope, send)
+        status, body = readiness(runtime)
+        if status == 200 and not await stores_usable(runtime):
+            status, body = 503, {"status": "redis-unavailable"}
+        await answer(status, body, scope, send)
 
     return {LIVENESS: liveness_probe, READINESS: readiness_probe}

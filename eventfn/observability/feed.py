@@ -82,7 +82,7 @@ def channel_name(settings: Settings) -> str:
 class LiveFeed:
     """In-process fan-out, plus Redis pub/sub across replicas when `settings.redis_url` is set."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, client: Any = None) -> None:
         self._settings = settings
         self._queue: asyncio.Queue[Event] = asyncio.Queue(settings.feed_queue_size)
         self._subscriptions: set[Subscription] = set()
@@ -91,6 +91,9 @@ class LiveFeed:
         self._origin = f"{os.getpid()}-{secrets.token_hex(6)}".encode()
         self._channel = channel_name(settings)
         self._redis: Any = None
+        # The runtime's shared Redis client (given by the runtime: see eventfn.stores.redis), in
+        # use from start(); None keeps the feed to this process.
+        self._client: Any = client
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
@@ -141,16 +144,22 @@ class LiveFeed:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._settings.redis_url:
-            import redis.asyncio as aioredis  # only replicas configured for Redis pay the import
+        if self._client is not None:
+            # Commands never hang on a stuck Redis (the client's socket timeout); the listener's
+            # blocking read is exempt.
+            self._redis = self._client
+            if self._settings.redis_mode == "cluster":
+                # Cluster pub/sub is broadcast: a message PUBLISHed on any node reaches the
+                # subscribers of every node, but PUBSUB NUMSUB counts one node's only. Every
+                # replica uses the node REDIS_URL names, so they all count the same listeners.
+                import redis.asyncio as aioredis
 
-            self._redis = aioredis.Redis.from_url(
-                self._settings.redis_url,
-                socket_connect_timeout=self._settings.redis_timeout_seconds,
-                # Commands never hang on a stuck Redis; the listener's blocking read is exempt.
-                socket_timeout=self._settings.redis_timeout_seconds,
-                health_check_interval=30,
-            )
+                timeout = self._settings.redis_timeout_seconds
+                self._redis = aioredis.Redis.from_url(
+                    str(self._settings.redis_url),
+                    socket_connect_timeout=timeout,
+                    socket_timeout=timeout,
+                )
             self._tasks.append(asyncio.create_task(self._probe(), name="feed-probe"))
         self._tasks.append(asyncio.create_task(self._pump(), name="feed-pump"))
         self._changed()
@@ -164,9 +173,11 @@ class LiveFeed:
             await asyncio.wait(tasks, timeout=self._settings.redis_timeout_seconds)
         self._tasks.clear()
         self._listener = None
-        if self._redis is not None:
+        if self._redis is not None and self._redis is not self._client:
             await self._redis.aclose()
-            self._redis = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = self._redis = None
 
     # -- background work -----------------------------------------------------------------------
 

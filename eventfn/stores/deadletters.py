@@ -21,7 +21,7 @@ import orjson
 
 from eventfn.binding import Event
 from eventfn.stores.records import dump_event, event_key, load_event
-from eventfn.stores.redis import redis_errors, unavailable
+from eventfn.stores.redis import hash_tagged, transient_errors, unavailable
 from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
@@ -198,6 +198,8 @@ class RedisDeadLetterStore:
 
     def __init__(self, client: aioredis.Redis, prefix: str = "knfn:deadletters:") -> None:
         self._redis = client
+        prefix = hash_tagged(client, prefix)  # one slot on a Cluster: `add` is a transaction
+        self._errors = transient_errors()
         self._seq = prefix + "seq"
         self._index = prefix + "index"
         self._docs = prefix + "docs"
@@ -215,7 +217,7 @@ class RedisDeadLetterStore:
                 pipe.hset(self._docs, letter.id, orjson.dumps(letter.to_doc()))
                 pipe.zadd(self._index, {letter.id: seq})
                 await pipe.execute()
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("dead-letter", exc) from None
 
     async def page(self, limit: int, cursor: str | None) -> tuple[list[DeadLetter], str | None]:
@@ -227,7 +229,7 @@ class RedisDeadLetterStore:
             )
             ids = [pair[0] for pair in found[:limit]]
             docs = await self._redis.hmget(self._docs, ids) if ids else []
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("dead-letter", exc) from None
         letters = [DeadLetter.from_doc(orjson.loads(doc)) for doc in docs if doc is not None]
         return letters, (str(int(found[limit - 1][1])) if len(found) > limit else None)
@@ -235,7 +237,7 @@ class RedisDeadLetterStore:
     async def get(self, letter_id: str) -> DeadLetter | None:
         try:
             doc = await self._redis.hget(self._docs, letter_id)
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("dead-letter", exc) from None
         return None if doc is None else DeadLetter.from_doc(orjson.loads(doc))
 
@@ -245,6 +247,6 @@ class RedisDeadLetterStore:
                 pipe.zrem(self._index, letter_id)
                 pipe.hdel(self._docs, letter_id)
                 results = await pipe.execute()
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("dead-letter", exc) from None
         return bool(results[0])

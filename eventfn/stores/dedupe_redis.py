@@ -5,11 +5,16 @@ One key per event, holding a small JSON document:
     {"s": "c", "f": fingerprint, "o": owner}           claimed, expires with the lease (PX)
     {"s": "d", "f": fingerprint, "t": time, "d": b64}   done, expires with the TTL (PX)
 
-`claim` is one Lua script (read, or `SET ... PX lease` when absent), so two replicas racing for
+`claim` is one atomic command, `SET key claim NX PX lease GET` (Redis >= 7.0): it stores the
+claim when the key is absent and answers what the key held otherwise, so two replicas racing for
 the same redelivery cannot both win. `release` deletes the key only while it still holds *our*
 claim (the owner token), so a replica whose lease expired cannot drop the claim of the replica
 that took over. Redis errors become `StoreUnavailable` (503 + Retry-After): the broker retries,
 and an unreachable store is never mistaken for "not a duplicate".
+
+Every command touches one key, so the keys need no hash tag on a Cluster. Claims and completions
+go through an `AutoPipeline`: those of all the requests the event loop reads in one turn share a
+round trip.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import orjson
 
 from eventfn.observability.logs import get_logger
 from eventfn.stores.dedupe import ClaimResult, Reply, State
-from eventfn.stores.redis import redis_errors, unavailable
+from eventfn.stores.redis import AutoPipeline, transient_errors, unavailable, usable
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis
@@ -30,15 +35,6 @@ if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay t
 KEY_PREFIX = "knfn:dedupe:"
 
 log = get_logger("eventfn.stores.dedupe_redis")
-
-# KEYS[1] = key; ARGV[1] = claim document, ARGV[2] = lease in ms. Returns the existing document,
-# or nil after storing the claim.
-_CLAIM = """
-local current = redis.call('GET', KEYS[1])
-if current then return current end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
-"""
 
 # KEYS[1] = key; ARGV[1] = our claim document. Deletes only if the key still holds it.
 _RELEASE = """
@@ -88,8 +84,9 @@ class RedisDedupeStore:
         self._ttl_ms = max(1, int(ttl * 1000))
         self._lease_ms = max(1, int(lease * 1000))
         self._prefix = prefix
-        self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._pipeline = AutoPipeline(client)
+        self._errors = transient_errors()
         self._renew = client.register_script(_RENEW)
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
@@ -97,8 +94,10 @@ class RedisDedupeStore:
     async def claim(self, key: str, fingerprint: str) -> ClaimResult:
         mine = orjson.dumps({"s": "c", "f": fingerprint, "o": uuid.uuid4().hex})
         try:
-            current = await self._claim(keys=[self._prefix + key], args=[mine, self._lease_ms])
-        except redis_errors() as exc:
+            current = await self._pipeline.call(
+                "SET", self._prefix + key, mine, "NX", "PX", self._lease_ms, "GET"
+            )
+        except self._errors as exc:
             raise unavailable("dedupe", exc) from None
         if current is None:
             self._owned[key] = mine
@@ -108,8 +107,10 @@ class RedisDedupeStore:
     async def complete(self, key: str, reply: Reply) -> None:
         self._owned.pop(key, None)
         try:
-            await self._redis.set(self._prefix + key, _encode_reply(reply), px=self._ttl_ms)
-        except redis_errors() as exc:
+            await self._pipeline.call(
+                "SET", self._prefix + key, _encode_reply(reply), "PX", self._ttl_ms
+            )
+        except self._errors as exc:
             raise unavailable("dedupe", exc) from None
 
     async def release(self, key: str) -> None:
@@ -118,7 +119,7 @@ class RedisDedupeStore:
             return
         try:
             await self._release(keys=[self._prefix + key], args=[mine])
-        except redis_errors() as exc:
+        except self._errors as exc:
             # Not worth failing the request for: the lease expires on its own, after which the
             # broker's retry runs the handler. The original error is what the caller reports.
             log.warning("dedupe_release_failed", error=type(exc).__name__, detail=str(exc))
@@ -130,15 +131,13 @@ class RedisDedupeStore:
             return False
         try:
             renewed = await self._renew(keys=[self._prefix + key], args=[mine, self._lease_ms])
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("dedupe", exc) from None
         return bool(renewed)
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except redis_errors():
-            return False
+        """True while Redis can serve claims (reachable, writable, of the configured mode)."""
+        return await usable(self._redis, "dedupe")
 
     async def aclose(self) -> None:
         await self._redis.aclose()

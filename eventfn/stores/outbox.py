@@ -25,7 +25,7 @@ import orjson
 from eventfn.binding import Event
 from eventfn.observability.logs import get_logger
 from eventfn.stores.records import dump_event, event_key, load_event
-from eventfn.stores.redis import redis_errors, unavailable
+from eventfn.stores.redis import hash_tagged, redis_errors, unavailable
 from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
@@ -175,6 +175,7 @@ class RedisOutbox:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = client
+        prefix = hash_tagged(client, prefix)  # one slot on a Cluster: the scripts use both keys
         self._due = prefix + "due"
         self._docs = prefix + "events"
         self._clock = clock
