@@ -20,12 +20,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.sink import serve_posts
 from tests.support import free_port
 
 
@@ -78,25 +79,9 @@ class RecordingSink:
                 self._in_flight[event_id] -= 1
 
     def start(self) -> RecordingSink:
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                status = sink._serve(self.headers.get("ce-id", ""), body)
-                with contextlib.suppress(OSError):  # the sender may be gone (killed)
-                    self.send_response(status)
-                    if status == 503:
-                        self.send_header("retry-after", "0")
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_posts(
+            self.port, lambda headers, body: self._serve(headers.get("ce-id", ""), body)
+        )
         return self
 
     def stop(self) -> None:

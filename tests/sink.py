@@ -11,12 +11,40 @@ import contextlib
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.support import free_port
+
+
+def serve_posts(
+    port: int, answer: Callable[[dict[str, str], bytes], int], tls: ssl.SSLContext | None = None
+) -> ThreadingHTTPServer:
+    """A loopback HTTP server in a thread answering each POST with `answer(headers, body)`'s
+    status and an empty body (`Retry-After: 0` with a 429 or 503); TLS with `tls`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            status = answer({k.lower(): v for k, v in self.headers.items()}, body)
+            with contextlib.suppress(OSError):  # the sender may be gone (killed, timed out)
+                self.send_response(status)
+                if status in (429, 503):
+                    self.send_header("retry-after", "0")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @dataclass(frozen=True)
@@ -62,27 +90,11 @@ class Sink:
             return self.script.pop(0) if self.script else self.status
 
     def start(self) -> Sink:
-        sink = self
+        def answer(headers: dict[str, str], body: bytes) -> int:
+            time.sleep(self.delay)
+            return self._answer(headers, body)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                time.sleep(sink.delay)
-                status = sink._answer({k.lower(): v for k, v in self.headers.items()}, body)
-                self.send_response(status)
-                if status in (429, 503):
-                    self.send_header("retry-after", "0")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        if self.tls is not None:
-            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve_posts(self.port, answer, self.tls)
         return self
 
     def stop(self) -> None:
