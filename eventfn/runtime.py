@@ -114,13 +114,10 @@ class Runtime:
         self.delivery_auth: DeliveryAuth | None = auth.delivery
         # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).
         self.facade_auth: FacadeAuth | None = auth.facade
-        delivery = build_delivery(settings)
+        delivery = build_delivery(settings, metrics=self.metrics, observe=self.feed.offer)
         # None without K_SINK; the dead-letter inbox is always there.
         self.publisher: Publisher | None = delivery.publisher
         self.deadletters: DeadLetterStore = delivery.deadletters
-        if self.publisher is not None:
-            self.publisher.metrics = self.metrics
-            self.publisher.observe = self.feed.offer
         self.components: list[Component] = [
             self.feed,
             *([auth.verifier] if auth.verifier is not None else []),

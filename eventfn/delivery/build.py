@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.delivery.publisher import Publisher
+from eventfn.observability.metrics import Metrics
 from eventfn.stores.deadletters import DeadLetterStore
 from eventfn.stores.outbox import Outbox
 
@@ -20,7 +23,12 @@ class Delivery:
     components: list[Any]  # in start order; they stop in reverse (redeliverer first)
 
 
-def build_delivery(settings: Settings) -> Delivery:
+def build_delivery(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    observe: Callable[[Event], None] | None = None,
+) -> Delivery:
     """Dead-letter store always; with K_SINK also the outbox, the publisher and the redeliverer.
 
     Redis when `redis_url` is set (shared by replicas), SQLite files under `data_dir` otherwise.
@@ -43,7 +51,14 @@ def build_delivery(settings: Settings) -> Delivery:
         outbox = RedisOutbox(redis_client(url, timeout))
     else:
         outbox = SQLiteOutbox(settings.data_dir / "outbox.sqlite3")
-    publisher = Publisher(settings, sink=settings.k_sink, outbox=outbox, deadletters=deadletters)
+    publisher = Publisher(
+        settings,
+        sink=settings.k_sink,
+        outbox=outbox,
+        deadletters=deadletters,
+        metrics=metrics,
+        observe=observe,
+    )
     redeliverer = Redeliverer(
         outbox,
         publisher,

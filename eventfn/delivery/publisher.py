@@ -81,6 +81,8 @@ class Publisher:
         deadletters: DeadLetterStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
+        observe: Callable[[Event], None] | None = None,
     ) -> None:
         self.sink = sink
         self.outbox = outbox
@@ -100,10 +102,10 @@ class Publisher:
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[str]] = set()
         self._stopping = asyncio.Event()
-        # Delivery attempts are counted there (GET /metrics); the runtime sets it.
-        self.metrics: Metrics | None = None
+        # Delivery attempts are counted there (GET /metrics).
+        self.metrics = metrics
         # Told of every event the sink accepted (the live feed shows published events too).
-        self.observe: Callable[[Event], None] | None = None
+        self.observe = observe
 
     async def start(self) -> None:
         import httpx
