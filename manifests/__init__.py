@@ -99,7 +99,7 @@ def resources(
         "service.yaml": service(settings),
         "broker.yaml": broker(),
         "sinkbinding.yaml": sink_binding(),
-        "eventpolicy.yaml": event_policy(),
+        "eventpolicy.yaml": event_policy(catalogue.consumed),
     }
     for spec in catalogue.consumed:
         docs[f"trigger-{spec.slug}.yaml"] = trigger(spec)

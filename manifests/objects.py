@@ -197,12 +197,16 @@ def _delivery() -> dict[str, Any]:
     }
 
 
+def trigger_name(spec: EventSpec) -> str:
+    return f"{NAME}-{spec.slug}"
+
+
 def trigger(spec: EventSpec) -> dict[str, Any]:
     """One Trigger per consumed type: exact type filter, retries, then the function's DLS."""
     return {
         "apiVersion": "eventing.knative.dev/v1",
         "kind": "Trigger",
-        "metadata": _meta(f"{NAME}-{spec.slug}"),
+        "metadata": _meta(trigger_name(spec)),
         "spec": {
             "broker": BROKER,
             "filter": {"attributes": {"type": spec.type}},
@@ -246,30 +250,30 @@ def sink_binding() -> dict[str, Any]:
     }
 
 
-def event_policy() -> dict[str, Any]:
-    """Who may post to the Broker when authorization is on: the function's SinkBinding only.
+def event_policy(consumed: Sequence[EventSpec]) -> dict[str, Any]:
+    """Who may post to the Broker when authorization is on: the function's own identities only.
 
     With Knative's `authentication-oidc` feature the SinkBinding gets an OIDC identity of its
-    own (the token the publisher sends); with the namespace's default authorization mode
+    own (the token the publisher sends), and the Broker's filter sends a reply event back to the
+    Broker under the identity of the Trigger that delivered the request: both must be let in, or
+    every publish and every reply is a 403. With the namespace's default authorization mode
     `allow-same-namespace` or stricter, an EventPolicy names who may post to a target. Other
     producers of the consumed types need policies of their own (or a `from` entry here).
     """
+
+    def ref(api_version: str, kind: str, name: str) -> dict[str, Any]:
+        return {
+            "ref": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": NAMESPACE}
+        }
+
+    triggers = [ref("eventing.knative.dev/v1", "Trigger", trigger_name(s)) for s in consumed]
     return {
         "apiVersion": "eventing.knative.dev/v1alpha1",
         "kind": "EventPolicy",
         "metadata": _meta(f"{NAME}-publishes-to-broker"),
         "spec": {
             "to": [{"ref": dict(BROKER_REF)}],
-            "from": [
-                {
-                    "ref": {
-                        "apiVersion": "sources.knative.dev/v1",
-                        "kind": "SinkBinding",
-                        "name": f"{NAME}-sink",
-                        "namespace": NAMESPACE,
-                    }
-                }
-            ],
+            "from": [ref("sources.knative.dev/v1", "SinkBinding", f"{NAME}-sink"), *triggers],
         },
     }
 

@@ -436,8 +436,9 @@ def test_a_volume_of_our_own_on_the_service_is_not_ignored() -> None:
     ]
 
 
-def test_only_the_functions_sinkbinding_may_post_to_the_broker() -> None:
-    """The EventPolicy targets the Broker and lets in the SinkBinding's OIDC identity alone."""
+def test_only_the_functions_own_identities_may_post_to_the_broker() -> None:
+    """The EventPolicy targets the Broker and lets in the SinkBinding (what the function
+    publishes) and each Trigger (the filter posts a reply under the Trigger's identity)."""
     (policy,) = of_kind("EventPolicy")
     (binding,) = of_kind("SinkBinding")
     (broker,) = of_kind("Broker")
@@ -450,7 +451,6 @@ def test_only_the_functions_sinkbinding_may_post_to_the_broker() -> None:
             }
         }
     ]
-    (source,) = policy["spec"]["from"]
-    assert source["ref"]["kind"] == "SinkBinding"
-    assert source["ref"]["name"] == binding["metadata"]["name"]
-    assert source["ref"]["apiVersion"] == binding["apiVersion"]
+    allowed = {(f["ref"]["kind"], f["ref"]["name"]) for f in policy["spec"]["from"]}
+    triggers = {("Trigger", t["metadata"]["name"]) for t in of_kind("Trigger")}
+    assert allowed == {("SinkBinding", binding["metadata"]["name"]), *triggers}

@@ -22,6 +22,7 @@ import pytest
 import trustme
 
 from eventfn.delivery import identity
+from eventfn.testing import isolated_settings
 from tests.sink import Sink
 from tests.support import RESPONSE, ServerProcess, binary_headers, dumps, function_client, query
 
@@ -179,27 +180,39 @@ async def test_a_trust_bundle_mounted_in_the_directory_is_trusted(tmp_path: Path
     assert "authorization" not in received.headers  # no token file: none sent
 
 
-async def test_a_missing_token_is_a_counted_401_and_a_dead_letter(
-    cluster: SinkBinding, tmp_path: Path
+async def test_a_refused_identity_waits_in_the_outbox_until_the_token_comes(
+    cluster: SinkBinding, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The token expected and absent: the sink's 401 is counted and the event dead-lettered with
-    the reason, never retried forever."""
+    """No token: the sink's 401 is counted, the event neither retried at once nor dead-lettered
+    but kept in the outbox; once SinkBinding's token is there, the next try delivers it."""
+    monkeypatch.setattr(identity, "_CHECK_SECONDS", 0.0)
     cluster.token_file.unlink()
-    # The token file named explicitly (as in a cluster with OIDC on): its absence is expected
-    # to matter.
-    settings = cluster.settings(data_dir=tmp_path, log_level="warning")
+    settings = cluster.settings(
+        data_dir=tmp_path,
+        publish_attempts=4,
+        publish_backoff_max_seconds=0.05,
+        publish_refused_hold_seconds=0.3,
+        outbox_poll_seconds=0.05,
+    )
     async with function_client(**settings) as client:
         await client.post("/api/v1/query", json=query())
         await cluster.sink.wait_for(1)
-        letters: list[Any] = []
-        for _ in range(100):
-            letters = (await client.get("/api/v1/deadletters")).json()["items"]
-            if letters:
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        refused_once = len(cluster.sink.received)  # one attempt, then the outbox holds it
+        letters = (await client.get("/api/v1/deadletters")).json()["items"]
         metrics = (await client.get("/metrics")).text
+        cluster.token_file.write_text(TOKEN)
+        received = await cluster.sink.wait_for(2)
+    assert refused_once == 1
+    assert letters == []
     assert "function_publish_unauthorized_total 1.0" in metrics
-    assert letters[0]["error"]["code"] == 401
+    assert received[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_refusal_hold_shorter_than_the_retry_cap_is_refused_at_start_up() -> None:
+    """The hold must exceed the in-memory backoff cap, or a refused event is retried at once."""
+    with pytest.raises(ValueError, match="PUBLISH_REFUSED_HOLD_SECONDS"):
+        isolated_settings(publish_refused_hold_seconds=1, publish_backoff_max_seconds=10)
 
 
 @pytest.mark.server

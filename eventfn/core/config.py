@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     publish_backoff_max_seconds: float = Field(
         default=10.0, ge=0, description="Longest wait between two attempts (Retry-After too)."
     )
+    publish_refused_hold_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long an event the sink refused with 401/403 waits in the outbox before "
+        "the next try (a token or an EventPolicy is fixed outside the event).",
+    )
     publish_max_connections: int = Field(
         default=100, ge=1, description="Connection pool size of the publisher's HTTP client."
     )
@@ -286,6 +292,16 @@ class Settings(BaseSettings):
         default=None,
         description="OTLP/HTTP collector: spans are exported there when set (the `otel` extra).",
     )
+
+    @model_validator(mode="after")
+    def _refused_events_wait_in_the_outbox(self) -> Self:
+        # A refusal holds the event longer than the in-memory retries wait: it goes to the outbox.
+        if self.publish_refused_hold_seconds <= self.publish_backoff_max_seconds:
+            raise ValueError(
+                "PUBLISH_REFUSED_HOLD_SECONDS must exceed PUBLISH_BACKOFF_MAX_SECONDS "
+                f"({self.publish_refused_hold_seconds:g} <= {self.publish_backoff_max_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _redis_mode_is_complete(self) -> Self:

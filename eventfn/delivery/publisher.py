@@ -177,10 +177,28 @@ class Publisher:
         status = response.status_code
         if 200 <= status < 300:
             return Attempt(True, False, status)
+        text = response.text[:1024]
+        if status in (401, 403):
+            return self._refused(status, text)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         retryable = status in RETRYABLE or status >= 500
-        text = response.text[:1024]
         return Attempt(False, retryable, status, retry_after, f"HTTP {status}: {text}")
+
+    def _refused(self, status: int, text: str) -> Attempt:
+        """A 401/403: the sink refused the function's identity (no OIDC token, an expired one, an
+        EventPolicy that does not let it in). Fixed outside the event, so neither retried at once
+        nor dead-lettered: the event waits in the outbox, `PUBLISH_REFUSED_HOLD_SECONDS` between
+        tries, with the sink's answer as its error, counted and logged."""
+        if self.metrics is not None:
+            self.metrics.sink_unauthorized += 1
+        log.error(
+            "publish_unauthorized",
+            sink=self.sink,
+            status=status,
+            identity="no token file" if self.token.missing else "token sent",
+        )
+        hold = self._settings.publish_refused_hold_seconds
+        return Attempt(False, True, status, hold, f"HTTP {status} (identity refused): {text}")
 
     async def publish(self, event: Event, *, written: bool = False) -> str:
         """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected".
@@ -285,22 +303,9 @@ class Publisher:
         log.warning("publish_parked", id=event.id, type=event.type, error=result.error)
 
     async def reject(self, event: Event, result: Attempt) -> None:
-        """A permanent 4xx: retrying cannot help; keep the event as a dead letter.
-
-        A 401/403 is the sink refusing the function's identity (no OIDC token, an expired one, an
-        EventPolicy that does not let it in): counted apart and logged with the token's state; the
-        dead letter keeps the event for a replay once the identity is fixed.
-        """
-        unauthorized = result.status in (401, 403)
-        if unauthorized and self.metrics is not None:
-            self.metrics.sink_unauthorized += 1
+        """A permanent 4xx: retrying cannot help; keep the event as a dead letter."""
         log.error(
-            "publish_unauthorized" if unauthorized else "publish_rejected",
-            id=event.id,
-            type=event.type,
-            sink=self.sink,
-            error=result.error,
-            identity="no token file" if unauthorized and self.token.missing else None,
+            "publish_rejected", id=event.id, type=event.type, sink=self.sink, error=result.error
         )
         if self.deadletters is not None:
             letter = DeadLetter(

@@ -199,7 +199,7 @@ def _simple(m: Metrics) -> Iterator[Any]:
         ("function_publish_failures", "Failed attempts to deliver to K_SINK.", m.publish_failures),
         (
             "function_publish_unauthorized",
-            "Events K_SINK refused with 401/403 (the function's OIDC identity), dead-lettered.",
+            "Attempts K_SINK refused with 401/403 (the function's OIDC identity); the event waits.",
             m.sink_unauthorized,
         ),
         ("function_dead_letters_stored", "Dead letters stored by the inbox.", m.dead_letters),
