@@ -9,10 +9,9 @@ queued claim) and a replica dying mid-event are both survived within the broker'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,18 @@ import yaml
 
 from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 from eventfn.dispatch.budget import run_within
-from eventfn.dispatch.registry import Registry
 from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from schemas import QueryRequest, QueryResponse
 from tests import support
 from tests.faults import own_redis
 from tests.support import (
-    QUERY_CATALOGUE,
     ROOT,
     binary_headers,
-    client_for,
     dumps,
-    make_app,
+    handler_client,
     new_id,
     query,
     test_settings,
@@ -69,14 +65,6 @@ class Handler:
         if self.work:
             await asyncio.sleep(self.work)
         return QueryResponse(result={"answer": request.query})
-
-
-@contextlib.asynccontextmanager
-async def function(handler: Handler, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(handler)
-    async with client_for(make_app(test_settings(**overrides), registry=registry)) as client:
-        yield client
 
 
 async def broker(client: httpx.AsyncClient, text: str, policy: BrokerDelivery) -> list[int]:
@@ -144,7 +132,7 @@ async def test_a_handler_working_past_its_lease_keeps_its_claim(store: str) -> N
     if store == "redis":
         extra.update(redis_url=support.redis_url(9), redis_timeout_seconds=0.1)
     event_id = new_id()
-    async with function(handler, **extra) as client:
+    async with handler_client(handler, **extra) as client:
 
         async def deliver() -> httpx.Response:
             body = dumps(query("long"))
@@ -186,7 +174,7 @@ async def test_a_replica_dying_mid_event_costs_retries_not_a_dead_letter() -> No
     dead = RedisDedupeStore(redis_client(url, 1.0), ttl=60, lease=lease)
     handler = Handler()
     settings = {"redis_url": url, "redis_timeout_seconds": 0.5, "dedupe_lease_seconds": lease}
-    async with function(handler, **settings) as client:
+    async with handler_client(handler, **settings) as client:
         # The first attempt reached a replica that claimed the event and died.
         event_id = new_id()
         assert (await dead.claim(event_key("/tests", event_id), "f")).state is State.CLAIMED
@@ -216,7 +204,7 @@ async def test_a_redis_freeze_longer_than_its_timeout_costs_retries_not_dead_let
     with own_redis() as redis:
         overrides = {"redis_url": redis.url, "redis_timeout_seconds": 0.3, "data_dir": tmp_path,
                      "dedupe_lease_seconds": FAST_BROKER.claim_lease()}  # fmt: skip
-        async with function(handler, **overrides) as client:
+        async with handler_client(handler, **overrides) as client:
 
             async def one(n: int) -> list[int]:
                 await asyncio.sleep(n * 0.05)  # spread over the freeze

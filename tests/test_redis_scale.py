@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,23 +18,19 @@ import pytest
 
 from eventfn.binding import Event
 from eventfn.core.config import Settings
-from eventfn.dispatch.registry import Registry
 from eventfn.observability.feed import LiveFeed
 from eventfn.runtime import build_feed_client
 from eventfn.stores.deadletters import RedisDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import build_client, shared_redis
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from schemas import QueryRequest, QueryResponse
 from tests import redis_servers, support
 from tests.support import (
-    QUERY_CATALOGUE,
     binary_headers,
-    client_for,
     dumps,
-    make_app,
+    handler_client,
     new_id,
     query,
-    test_settings,
 )
 
 pytestmark = pytest.mark.redis
@@ -83,14 +79,6 @@ class Handler:
         return QueryResponse(result={"answer": request.query})
 
 
-@contextlib.asynccontextmanager
-async def function(handler: Handler, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(handler)
-    async with client_for(make_app(test_settings(**overrides), registry=registry)) as client:
-        yield client
-
-
 async def deliver(client: httpx.AsyncClient, event_id: str, text: str = "q") -> httpx.Response:
     return await client.post("/", headers=binary_headers(id=event_id), content=dumps(query(text)))
 
@@ -100,7 +88,10 @@ async def test_a_redelivery_to_another_replica_replays_the_reply(
 ) -> None:
     """Dedupe across two replicas: the redelivery gets the first reply, the handler ran once."""
     handler, event_id = Handler(), new_id()
-    async with function(handler, **redis_settings) as a, function(handler, **redis_settings) as b:
+    async with (
+        handler_client(handler, **redis_settings) as a,
+        handler_client(handler, **redis_settings) as b,
+    ):
         first = await deliver(a, event_id, "once")
         again = await deliver(b, event_id, "once")
     assert first.status_code == again.status_code == 200
@@ -113,7 +104,7 @@ async def test_many_events_spread_over_the_slots_are_each_handled_once(
 ) -> None:
     """Fifty events at once (keys on every node of a Cluster): fifty 200s, fifty calls."""
     handler = Handler()
-    async with function(handler, **redis_settings) as client:
+    async with handler_client(handler, **redis_settings) as client:
         responses = await asyncio.gather(*(deliver(client, new_id(), f"e{n}") for n in range(50)))
     assert {r.status_code for r in responses} == {200}
     assert sorted(handler.calls) == sorted(f"e{n}" for n in range(50))
@@ -121,7 +112,7 @@ async def test_many_events_spread_over_the_slots_are_each_handled_once(
 
 async def test_readiness_is_200_on_a_usable_redis(redis_settings: dict[str, Any]) -> None:
     """Readiness checks Redis for real, in every mode."""
-    async with function(Handler(), **redis_settings) as client:
+    async with handler_client(Handler(), **redis_settings) as client:
         response = await client.get("/health/readiness")
     assert response.status_code == 200
 
@@ -200,7 +191,7 @@ async def test_a_cluster_node_reached_as_one_server_is_not_ready(
 ) -> None:
     """REDIS_URL of a Cluster node without REDIS_MODE=cluster: readiness 503, not 200."""
     url = f"redis://127.0.0.1:{cluster_ports[0]}/0"
-    async with function(Handler(), redis_url=url) as client:
+    async with handler_client(Handler(), redis_url=url) as client:
         response = await client.get("/health/readiness")
     assert response.status_code == 503
     assert response.json() == {"status": "redis-unavailable"}
@@ -209,7 +200,7 @@ async def test_a_cluster_node_reached_as_one_server_is_not_ready(
 async def test_an_unreachable_redis_is_not_ready() -> None:
     """Readiness turns 503 when Redis cannot be reached at all."""
     url = f"redis://127.0.0.1:{support.free_port()}/0"
-    async with function(Handler(), redis_url=url, redis_timeout_seconds=0.5) as client:
+    async with handler_client(Handler(), redis_url=url, redis_timeout_seconds=0.5) as client:
         response = await client.get("/health/readiness")
     assert response.status_code == 503
 
@@ -218,7 +209,7 @@ async def test_more_deliveries_than_connections_wait_instead_of_failing() -> Non
     """110 deliveries at once over a pool of 2 connections: every one 200, none 503."""
     handler = Handler()
     overrides = {"redis_url": support.redis_url(9), "redis_max_connections": 2}
-    async with function(handler, **overrides) as client:
+    async with handler_client(handler, **overrides) as client:
         responses = await asyncio.gather(*(deliver(client, new_id(), f"c{n}") for n in range(110)))
     assert [r.status_code for r in responses] == [200] * 110
     assert len(handler.calls) == 110
@@ -240,7 +231,7 @@ async def test_a_sentinel_failover_under_load_costs_only_retries(
     statuses: list[int] = []
     done: set[str] = set()
     ids = [f"f{n}-{new_id()}" for n in range(60)]
-    async with function(handler, **overrides) as client:
+    async with handler_client(handler, **overrides) as client:
 
         async def broker(event_id: str) -> None:
             """Deliver like the broker: retry a 5xx/409 until a 2xx (bounded)."""
