@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
+from typing import Any
 
 import httpx
 import pytest
@@ -137,26 +138,36 @@ async def test_byte_bound_evicts_the_oldest_replies() -> None:
     assert (await s.claim("d", "fp")).state is State.DONE
 
 
-async def test_the_byte_bound_holds_for_the_memory_really_taken() -> None:
-    """DEDUPE_MAX_BYTES bounds what the store takes, measured by tracemalloc, keys included,
-    in the steady state of a full store that evicts as fast as it adds."""
-    bound = 4 * 2**20
+@pytest.mark.parametrize(
+    ("ids", "bound", "count", "kept", "slack"),
+    [
+        (lambda n: f"bench-1-1764086400-{n}", 4 * 2**20, 80_000, 10_000, 1.02),  # ~7x what fits
+        (lambda n: "\U0001f600" * 100 + str(n), 2 * 2**20, 40_000, 1_000, 1.05),  # 4-byte chars
+    ],
+    ids=["ascii-ids", "emoji-ids"],
+)
+async def test_the_byte_bound_holds_for_the_memory_really_taken(
+    ids: Any, bound: int, count: int, kept: int, slack: float
+) -> None:
+    """DEDUPE_MAX_BYTES bounds what the store takes, measured by tracemalloc, keys included
+    (counted by the bytes their characters take), in the steady state of a full store that
+    evicts as fast as it adds."""
     store = MemoryDedupeStore(ttl=3600, lease=30, max_entries=10**7, max_bytes=bound)
     data = b'{"result":{"message":"Processed query: What is Knative?"},"metadata":{}}'
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for n in range(80_000):  # about seven times what fits
-            key = event_key("/bench/wrk", f"bench-1-1764086400-{n}")
+        for n in range(count):
+            key = event_key("/bench/wrk", ids(n))
             await store.claim(key, "f" * 32)
             await store.complete(key, Reply("2026-11-25T16:00:00.123Z", data, "f" * 32))
         gc.collect()
         taken = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert len(store) > 10_000  # full, not emptied
+    assert len(store) > kept  # full, not emptied
     assert store.bytes <= bound
-    assert taken <= bound * 1.02
+    assert taken <= bound * slack
 
 
 async def test_events_in_progress_are_never_evicted() -> None:
