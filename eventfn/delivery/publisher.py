@@ -91,11 +91,11 @@ class Publisher:
         self._transport = transport
         self._overrides = parse_overrides(settings.k_ce_overrides)
         # The OIDC identity SinkBinding mounts; expected when the function itself verifies
-        # OIDC tokens (the cluster has the feature on) or the file was named explicitly.
+        # OIDC tokens (the cluster has the feature on) or SinkBinding mounted the token's
+        # directory (the setting alone says nothing: the rendered ConfigMap always sets it).
+        token_file = settings.oidc_sink_token_file
         self.token = SinkToken(
-            settings.oidc_sink_token_file,
-            expected=bool(settings.oidc_audience)
-            or "oidc_sink_token_file" in settings.model_fields_set,
+            token_file, expected=bool(settings.oidc_audience) or token_file.parent.is_dir()
         )
         # Every wait and lease of every send, the redeliverer's too (it reads it from here).
         self.policy = RetryPolicy.from_settings(settings, rng)
