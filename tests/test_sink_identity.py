@@ -225,3 +225,28 @@ def test_a_missing_token_file_is_a_start_up_warning_not_a_crash(
     out = server.stop()
     assert '"event":"sink_token_missing"' in out
     assert str(cluster.token_file) in out
+
+
+@pytest.mark.parametrize(
+    ("mounted", "oidc_audience", "expected"),
+    [(False, None, False), (True, None, True), (False, "aud", True)],
+    ids=["laptop", "sinkbinding-mounted", "oidc-on"],
+)
+def test_a_token_is_expected_only_where_oidc_is_on_or_mounted(
+    tmp_path: Path, mounted: bool, oidc_audience: str | None, expected: bool
+) -> None:
+    """The token file setting alone (the ConfigMap always sets it) does not expect a token."""
+    from eventfn.delivery.publisher import Publisher
+    from eventfn.stores.outbox import SQLiteOutbox
+
+    directory = tmp_path / "oidc"
+    if mounted:
+        directory.mkdir()
+    settings = isolated_settings(
+        oidc_sink_token_file=directory / "token",
+        oidc_audience=oidc_audience,
+        oidc_jwks_url="http://127.0.0.1:9/keys" if oidc_audience else None,
+    )
+    outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
+    publisher = Publisher(settings, sink="http://127.0.0.1:9/", outbox=outbox)
+    assert publisher.token.expected is expected
