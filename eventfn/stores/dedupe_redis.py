@@ -13,14 +13,15 @@ that took over. Redis errors become `StoreUnavailable` (503 + Retry-After): the 
 and an unreachable store is never mistaken for "not a duplicate".
 
 Every command touches one key, so the keys need no hash tag on a Cluster. Claims and completions
-go through an `AutoPipeline`: those of all the requests the event loop reads in one turn share a
-round trip.
+go through an `AutoPipeline`: those of all the requests the event loop reads in one turn are
+written together, on one connection that every request shares.
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
+import itertools
+import os
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -90,9 +91,14 @@ class RedisDedupeStore:
         self._renew = client.register_script(_RENEW)
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
+        # Owner tokens: unique across replicas and restarts (16 random bytes of this store),
+        # then a counter: a uuid4 per claim cost ~8 µs of every event.
+        self._owner_prefix = os.urandom(16).hex()
+        self._owner_count = itertools.count()
 
     async def claim(self, key: str, fingerprint: str) -> ClaimResult:
-        mine = orjson.dumps({"s": "c", "f": fingerprint, "o": uuid.uuid4().hex})
+        owner = f"{self._owner_prefix}{next(self._owner_count):x}"
+        mine = orjson.dumps({"s": "c", "f": fingerprint, "o": owner})
         try:
             current = await self._pipeline.call(
                 "SET", self._prefix + key, mine, "NX", "PX", self._lease_ms, "GET"
@@ -140,4 +146,5 @@ class RedisDedupeStore:
         return await usable(self._redis, "dedupe")
 
     async def aclose(self) -> None:
+        await self._pipeline.aclose()
         await self._redis.aclose()

@@ -14,9 +14,9 @@ The pool is sized from `REDIS_MAX_CONNECTIONS` and, in standalone mode, blocks (
 `REDIS_TIMEOUT_SECONDS`) when every connection is taken instead of failing at once: a burst of
 deliveries waits for a connection, it is never answered as an outage.
 
-`AutoPipeline` sends the commands issued in one turn of the event loop as one pipeline: under
-load the dedupe claims (and completions) of every request the loop read in that turn share one
-round trip.
+`AutoPipeline` sends the commands issued in one turn of the event loop together, on one
+connection shared by all of them (multiplexed, `eventfn.stores.redis_mux`): under load the dedupe
+claims (and completions) of every request the loop read in that turn share one write.
 
 redis-py is imported on first use: it costs ~140 ms, paid only by replicas configured for Redis.
 """
@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from eventfn.core.errors import StoreUnavailable
 from eventfn.observability.logs import get_logger
+from eventfn.stores.redis_mux import Link
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -44,7 +44,7 @@ log = get_logger("eventfn.stores.redis")
 
 
 RETRY_AFTER = 1  # seconds: Redis blips are short; the broker's own backoff grows from there
-# Most commands in one automatic pipeline; more wait for the next one.
+# Most commands in one Cluster pipeline; more wait for the next one.
 MAX_PIPELINE = 512
 
 # The client every `redis_client` call shares while a runtime is being built (`shared_redis`).
@@ -222,58 +222,89 @@ async def usable(client: Any, what: str) -> bool:
 
 
 class AutoPipeline:
-    """Commands issued during one turn of the event loop, sent to Redis as one pipeline.
+    """Commands issued during one turn of the event loop, sent to Redis together.
 
     redis-py has no automatic pipelining, hence this. A command sent on its own through the
-    client costs ~60 µs of CPU here (pool checkout, pure-Python packing, the read, the response
-    callbacks); eight sent together on one connection ~11 µs each. On a standalone or Sentinel
-    client the batch is packed by hiredis and written on one pooled connection, and the raw
-    replies are read back in order; on a Cluster it goes through redis-py's cluster pipeline,
-    which routes each command to its slot's node and follows MOVED/ASK. Commands are raw
-    argument tuples and answer raw replies (`SET` answers b"OK", or the old value with `GET`).
-    A command's error reaches its own caller only; a failure of the batch as a whole (connection
-    lost, timeout) reaches every caller in it.
+    client costs ~100 µs of CPU here (pool checkout, pure-Python packing, the read, the response
+    callbacks). On a standalone or Sentinel client the commands are packed by hiredis as they
+    are issued and written at the end of the turn on one multiplexed connection
+    (`eventfn.stores.redis_mux`), which several turns' commands share while in flight: ~7 µs
+    a command. On a Cluster the turn's commands go through redis-py's cluster pipeline, which
+    routes each to its slot's node and follows MOVED/ASK. Commands are raw argument tuples and
+    answer raw replies (`SET` answers b"OK", or the old value with `GET`). A command's error
+    reaches its own caller only; a failure of the connection (lost, timed out) reaches every
+    caller waiting on it, and the next command connects again.
     """
 
     def __init__(self, client: Any) -> None:
+        from hiredis import pack_command  # comes with redis[hiredis], a dependency
+
         self._client = client
         self._pool = None if is_cluster(client) else client.connection_pool
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        kwargs = {} if self._pool is None else self._pool.connection_kwargs
+        self._timeout: float | None = kwargs.get("socket_timeout")
+        self._pack = pack_command
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
-        self._pack: Any = None
-        with contextlib.suppress(ImportError):  # hiredis comes with redis[hiredis]
-            from hiredis import pack_command
-
-            self._pack = pack_command
+        self._link: Link | None = None
+        self._connecting: asyncio.Task[None] | None = None
 
     def call(self, *command: Any) -> asyncio.Future[Any]:
-        """Queue `command` (e.g. `"SET", key, value, "PX", 1000`) for this turn's pipeline."""
+        """Queue `command` (e.g. `"SET", key, value, "PX", 1000`) for this turn's write."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((command, future))
+        if self._pool is None:
+            self._pending.append((command, future))
+        else:
+            self._pending.append((self._pack(command), future))
         return future
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending[:MAX_PIPELINE], self._pending[MAX_PIPELINE:]
-        if self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        task = asyncio.ensure_future(self._send(batch))
+        if not self._pending:
+            return
+        if self._pool is None:
+            batch, self._pending = self._pending[:MAX_PIPELINE], self._pending[MAX_PIPELINE:]
+            if self._pending:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._spawn(self._cluster(batch))
+            return
+        link = self._link
+        if link is not None and link.open and link.loop is asyncio.get_running_loop():
+            batch, self._pending = self._pending, []
+            link.send(batch)
+        elif self._connecting is None:  # the pending commands wait for the connection
+            self._connecting = self._spawn(self._connect())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+        return task
 
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _connect(self) -> None:
         try:
-            commands = [command for command, _ in batch]
-            if self._pool is None:
-                results = await self._cluster(commands)
-            else:
-                results = await self._raw(commands)
+            connection = await self._pool.get_connection()  # type: ignore[union-attr]
+        except BaseException as exc:  # handed to every command waiting for it
+            _fail(self._pending, exc)
+            self._pending = []
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        finally:
+            self._connecting = None
+        self._link = Link(self._pool, connection, self._timeout)
+        self._flush()
+
+    async def _cluster(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for command, _ in batch:
+                    pipe.execute_command(*command, **{"get": True} if "GET" in command else {})
+                results: list[Any] = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # handed to every caller of the batch
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(batch, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
@@ -285,40 +316,17 @@ class AutoPipeline:
             else:
                 future.set_result(result)
 
-    async def _raw(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        from redis.exceptions import ResponseError
+    async def aclose(self) -> None:
+        """Close the multiplexed connection (the client's pool is closed by its holders)."""
+        if self._link is not None:
+            await self._link.aclose()
+            self._link = None
 
-        pool = self._pool
-        assert pool is not None  # noqa: S101 - _send only comes here with a pool
-        connection = await pool.get_connection()
-        try:
-            if self._pack is not None:
-                packed: Any = b"".join([self._pack(command) for command in commands])
-            else:  # pragma: no cover
-                packed = connection.pack_commands(commands)
-            await connection.send_packed_command(packed)
-            results: list[Any] = []
-            # One deadline for the whole batch instead of one timeout context per reply
-            # (`math.inf` turns the per-read one off).
-            async with asyncio.timeout(connection.socket_timeout):
-                for _ in commands:
-                    try:
-                        results.append(await connection.read_response(timeout=math.inf))
-                    except ResponseError as error:  # this command's error; the rest still come
-                        results.append(error)
-        except BaseException:
-            await connection.disconnect()  # replies may be left unread: never reuse it
-            raise
-        finally:
-            await pool.release(connection)
-        return results
 
-    async def _cluster(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command, **{"get": True} if "GET" in command else {})
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def database_of(url: str | None) -> str:

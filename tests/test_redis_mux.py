@@ -1,0 +1,176 @@
+"""The multiplexed Redis connection under the dedupe store (`eventfn.stores.redis_mux`).
+
+Every request of a process shares one connection: each caller gets its own command's answer,
+however many are in flight, and a failure of the connection reaches the callers waiting on it
+as a transient error (a 503 upstream), after which the next command connects again. Faults run
+against a `redis-server` of the test's own (kill, freeze, made a replica), never the shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from eventfn.stores.redis import AutoPipeline, build_client, transient_errors
+from tests import support
+from tests.faults import own_redis
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return support.redis_url(11)
+
+
+@pytest.fixture
+async def pipeline(redis_url: str) -> AsyncIterator[AutoPipeline]:
+    client = build_client(support.test_settings(redis_url=redis_url, redis_timeout_seconds=2.0))
+    pipe = AutoPipeline(client)
+    yield pipe
+    await pipe.aclose()
+    await client.aclose()
+
+
+async def connections_named(url: str, name: str) -> int:
+    """How many connections of `url`'s server have the client name `name`."""
+    observer = aioredis.Redis.from_url(url)
+    try:
+        return sum(1 for c in await observer.client_list() if c.get("name") == name)
+    finally:
+        await observer.aclose()
+
+
+async def test_every_caller_gets_its_own_answer_over_one_connection(redis_url: str) -> None:
+    """2,000 commands from 500 concurrent callers, in several turns: one connection, no mix-up."""
+    name = "knfn-mux-test"
+    client = build_client(support.test_settings(redis_url=redis_url + f"?client_name={name}"))
+    pipe = AutoPipeline(client)
+
+    async def caller(n: int) -> None:
+        for round_ in range(4):
+            value = f"{n}:{round_}".encode()
+            assert await pipe.call("SET", f"mux:{n}", value, "GET") == (
+                None if round_ == 0 else f"{n}:{round_ - 1}".encode()
+            )
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.gather(*(caller(n) for n in range(500)))
+        assert await connections_named(redis_url, name) == 1
+    finally:
+        await pipe.aclose()
+        await client.aclose()
+
+
+async def test_an_error_answer_reaches_its_own_caller_only(pipeline: AutoPipeline) -> None:
+    await pipeline.call("SET", "mux:text", b"not a number")
+    results = await asyncio.gather(
+        pipeline.call("SET", "mux:a", b"1"),
+        pipeline.call("INCR", "mux:text"),
+        pipeline.call("INCR", "mux:a"),
+        return_exceptions=True,
+    )
+    assert results[0] == b"OK"
+    assert isinstance(results[1], ResponseError)
+    assert results[2] == 2
+
+
+async def test_a_caller_that_gave_up_does_not_shift_the_answers_of_the_others(
+    pipeline: AutoPipeline,
+) -> None:
+    await pipeline.call("SET", "mux:x", b"x")
+    await pipeline.call("SET", "mux:y", b"y")
+    abandoned = pipeline.call("GET", "mux:x")
+    kept = pipeline.call("GET", "mux:y")
+    abandoned.cancel()
+    assert await kept == b"y"
+    assert await pipeline.call("GET", "mux:x") == b"x"
+
+
+async def test_redis_killed_fails_the_waiting_callers_then_the_next_command_reconnects() -> None:
+    with own_redis() as server:
+        client = build_client(
+            support.test_settings(redis_url=server.url, redis_timeout_seconds=2.0)
+        )
+        pipe = AutoPipeline(client)
+        try:
+            assert await pipe.call("SET", "k", b"1") == b"OK"
+            server.freeze()  # the command below is sent and waits; then the server dies
+            waiting = pipe.call("GET", "k")
+            await asyncio.sleep(0.05)
+            server.kill()
+            with pytest.raises(RedisConnectionError):
+                await waiting
+            with pytest.raises(transient_errors()):  # nothing listens: refused, a 503 upstream
+                await pipe.call("GET", "k")
+            server.start()  # the same port, empty
+            assert await pipe.call("GET", "k") is None
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+
+async def test_a_frozen_redis_is_a_timeout_and_the_link_recovers_once_it_thaws() -> None:
+    with own_redis() as server:
+        client = build_client(
+            support.test_settings(redis_url=server.url, redis_timeout_seconds=0.3)
+        )
+        pipe = AutoPipeline(client)
+        try:
+            assert await pipe.call("SET", "k", b"1") == b"OK"
+            server.freeze()
+            with pytest.raises(RedisTimeoutError):
+                await pipe.call("GET", "k")
+            server.thaw()
+            assert await pipe.call("GET", "k") == b"1"
+        finally:
+            server.thaw()
+            await pipe.aclose()
+            await client.aclose()
+
+
+async def test_a_readonly_answer_drops_the_link_so_the_next_command_finds_a_master() -> None:
+    """After a failover the old master is a replica: READONLY, then a fresh connection."""
+    with own_redis() as server, own_redis() as other:
+        client = build_client(
+            support.test_settings(redis_url=server.url, redis_timeout_seconds=2.0)
+        )
+        pipe = AutoPipeline(client)
+        admin = aioredis.Redis.from_url(server.url)
+        try:
+            assert await pipe.call("SET", "k", b"1") == b"OK"
+            await admin.execute_command("REPLICAOF", "127.0.0.1", other.port)
+            with pytest.raises(ResponseError, match="READONLY"):
+                await pipe.call("SET", "k", b"2")
+            await admin.execute_command("REPLICAOF", "NO", "ONE")
+            assert await pipe.call("SET", "k", b"3") == b"OK"
+        finally:
+            await admin.aclose()
+            await pipe.aclose()
+            await client.aclose()
+
+
+async def test_closing_hands_the_commands_still_waiting_an_error() -> None:
+    with own_redis() as server:
+        client = build_client(
+            support.test_settings(redis_url=server.url, redis_timeout_seconds=2.0)
+        )
+        pipe = AutoPipeline(client)
+        try:
+            assert await pipe.call("PING") == b"PONG"
+            server.freeze()
+            waiting = pipe.call("GET", "k")
+            await asyncio.sleep(0.05)
+            await pipe.aclose()
+            with pytest.raises(RedisConnectionError):
+                await waiting
+        finally:
+            server.thaw()
+            await client.aclose()
