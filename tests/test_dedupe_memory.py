@@ -170,6 +170,42 @@ async def test_the_byte_bound_holds_for_the_memory_really_taken(
     assert taken <= bound * slack
 
 
+async def test_without_a_count_bound_every_reply_lives_out_its_window() -> None:
+    """The default store has no entry count: whatever the rate, a reply is replayed for the
+    whole TTL while the memory bound allows it, and the window it holds is the TTL."""
+    clock = Clock()
+    s = MemoryDedupeStore(ttl=420, lease=4, max_bytes=64 * 2**20, clock=clock)
+    for n in range(200_000):  # 100 s at 2,000 events/s: twice the old 100,000-entry bound
+        key = f"e{n}"
+        await s.claim(key, "fp")
+        await s.complete(key, REPLY)
+        clock.now += 0.0005
+    assert (await s.claim("e0", "fp")).state is State.DONE
+    assert s.window() == 420
+    assert s.evicted_early == 0
+    clock.now += 420
+    assert (await s.claim("e0", "fp")).state is State.CLAIMED  # the window ended
+
+
+async def test_when_memory_cuts_the_window_short_the_store_says_how_short(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Past the byte bound the oldest replies go before their TTL: counted, logged once per TTL
+    period, and `window()` is the age of the oldest reply held, until a TTL passes without."""
+    clock = Clock()
+    big = Reply("t", b"x" * 1000, "fp")
+    s = MemoryDedupeStore(ttl=100, lease=10, max_bytes=3600, clock=clock)
+    for key in "abcdef":  # three fit; one a second
+        await s.claim(key, "fp")
+        await s.complete(key, big)
+        clock.now += 1
+    assert s.evicted_early == 3
+    assert s.window() == pytest.approx(3)  # d, e and f are held: d completed 3 s ago
+    assert capsys.readouterr().out.count("dedupe_window_short") == 1
+    clock.now += 100
+    assert s.window() == 100  # a whole TTL without an early eviction
+
+
 async def test_events_in_progress_are_never_evicted() -> None:
     """The size bounds drop replies, never a claim: a claim holds until its lease ends."""
     s = store(Clock(), max_entries=2)

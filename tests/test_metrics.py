@@ -101,6 +101,8 @@ async def test_metrics_is_prometheus_text() -> None:
         "function_feed_events_dropped",
         "function_feed_subscribers_dropped",
         "function_websocket_progress_dropped",
+        "function_dedupe_window_seconds",
+        "function_dedupe_evicted_early",
     } <= names
 
 
@@ -252,6 +254,19 @@ async def test_outbox_depth_is_read_at_scrape_time(tmp_path: Path) -> None:
         await publisher.outbox.park(event, attempts=1, delay=3600, error="test")
         samples = await scrape(client)
     assert samples[("function_outbox_depth", ())] == 1
+
+
+async def test_the_dedupe_window_shows_how_far_back_redeliveries_are_recognised() -> None:
+    """The TTL while the store holds it; shorter, and the early evictions counted, once the
+    in-memory store's memory bound drops replies before their time."""
+    settings = test_settings(dedupe_ttl_seconds=420, dedupe_max_bytes=4096)
+    async with client_for(make_app(settings)) as client:
+        assert (await scrape(client))[("function_dedupe_window_seconds", ())] == 420
+        for _ in range(30):
+            assert (await post_query(client)).status_code == 200
+        samples = await scrape(client)
+    assert samples[("function_dedupe_evicted_early_total", ())] > 0
+    assert samples[("function_dedupe_window_seconds", ())] < 420
 
 
 @pytest.mark.server

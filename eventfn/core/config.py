@@ -92,13 +92,21 @@ class Settings(BaseSettings):
             "retry interval, so an orphaned claim never outlives the retries."
         ),
     )
-    dedupe_max_entries: int = Field(
-        default=100_000, ge=1, description="Replies the in-memory dedupe store keeps at most."
+    dedupe_max_entries: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Replies the in-memory dedupe store keeps at most; unset, none: it keeps each for "
+            "DEDUPE_TTL_SECONDS, within DEDUPE_MAX_BYTES."
+        ),
     )
     dedupe_max_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=4096,
-        description="Memory the in-memory dedupe store's replies may take (oldest go first).",
+        description=(
+            "Memory the in-memory dedupe store's replies may take; when full, the oldest go "
+            "before their TTL (function_dedupe_window_seconds shows the window left)."
+        ),
     )
 
     # Stores and sinks

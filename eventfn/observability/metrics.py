@@ -82,6 +82,8 @@ class Metrics:
         self.feed_events_dropped = 0
         self.feed_subscribers_dropped = 0
         self.websocket_progress_dropped = 0
+        self.dedupe_window_seconds = 0.0  # and the dedupe store's
+        self.dedupe_evicted_early = 0
         self._registry: Any = None
 
     # -- the hot path ---------------------------------------------------------------------------
@@ -224,6 +226,12 @@ def _simple(m: Metrics) -> Iterator[Any]:
             m.feed_subscribers_dropped,
         ),
         (
+            "function_dedupe_evicted_early",
+            "Replies the in-memory dedupe store dropped before their TTL (memory bound): "
+            "redeliveries of those events count as new.",
+            m.dedupe_evicted_early,
+        ),
+        (
             "function_websocket_progress_dropped",
             "WebSocket progress messages not delivered because the client read too slowly.",
             m.websocket_progress_dropped,
@@ -235,6 +243,12 @@ def _simple(m: Metrics) -> Iterator[Any]:
         ("function_requests_in_flight", "Ingress requests being handled now.", m.in_flight),
         ("function_outbox_depth", "Events in the outbox waiting for K_SINK.", m.outbox_depth),
         ("function_websocket_connections", "Open WebSocket connections.", m.websocket_connections),
+        (
+            "function_dedupe_window_seconds",
+            "How far back a redelivery is recognised now: DEDUPE_TTL_SECONDS, unless the "
+            "in-memory store's memory bound cut it short.",
+            m.dedupe_window_seconds,
+        ),
     )
     for name, doc, value in gauges:
         yield GaugeMetricFamily(name, doc, value=value)
@@ -278,11 +292,14 @@ class MetricsEndpoint:
 
 
 def sampler(runtime: Any) -> Callable[[Metrics], Awaitable[None]]:
-    """Reads the feed and outbox numbers, and those of the components that sample themselves."""
+    """Reads the dedupe, feed and outbox numbers, and those of components that sample themselves."""
 
     async def sample(metrics: Metrics) -> None:
         for own in runtime.samples:  # attached components (the WebSocket sessions)
             await own(metrics)
+        dedupe = runtime.dedupe
+        metrics.dedupe_window_seconds = dedupe.window()
+        metrics.dedupe_evicted_early = dedupe.evicted_early
         feed = runtime.feed
         if feed is not None:
             metrics.feed_events_dropped = feed.overflows

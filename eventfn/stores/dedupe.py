@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from eventfn.observability.logs import get_logger
+
+log = get_logger("eventfn.stores.dedupe")
+
 
 @dataclass(slots=True)  # not frozen: see eventfn.binding.Event
 class Reply:
@@ -57,6 +61,8 @@ class ClaimResult:
 class DedupeStore(Protocol):
     """Where claims and replies live: in memory for one process, Redis across replicas."""
 
+    evicted_early: int  # replies dropped before their TTL to stay within a memory bound
+
     async def claim(self, key: str, fingerprint: str) -> ClaimResult: ...
 
     async def complete(self, key: str, reply: Reply) -> None: ...
@@ -66,6 +72,10 @@ class DedupeStore(Protocol):
     async def renew(self, key: str) -> bool: ...
 
     async def ping(self) -> bool: ...
+
+    def window(self) -> float:
+        """Seconds back a redelivery is recognised now (the TTL unless memory cut it short)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -114,13 +124,18 @@ def _unpack(record: bytes) -> Reply:
 
 
 class MemoryDedupeStore:
-    """The embedded store: one process, bounded in time (TTL), entries and bytes.
+    """The embedded store: one process, bounded by the window (TTL) and by the memory it takes.
 
     Built for the memory it holds: a completed event is one packed bytes record under its key
     (ENTRY_OVERHEAD bytes plus the key, fingerprint, time and reply data), kept in completion order
     so that expiry and eviction pop from the front. Events in progress are kept apart, in a
     dict as small as the concurrency, and never evicted: a claim holds until its lease ends.
-    When `max_entries` or `max_bytes` is reached, the oldest replies go first.
+
+    A reply is kept for the window (`ttl`), however many there are; `max_bytes` (and
+    `max_entries`, when set) only bound the memory: when reached, the oldest replies go before
+    their time. That shortens the window the store holds: `window()` says how long it is
+    now, `evicted_early` counts the replies that went early, and the first such eviction of
+    each TTL period is logged with the window left.
     """
 
     def __init__(
@@ -128,7 +143,7 @@ class MemoryDedupeStore:
         *,
         ttl: float,
         lease: float,
-        max_entries: int,
+        max_entries: int | None = None,
         max_bytes: int | None = None,
         clock: Any = time.monotonic,
     ) -> None:
@@ -141,6 +156,8 @@ class MemoryDedupeStore:
         self._order: deque[str] = deque()  # the keys of _done, oldest completion first
         self._bytes = 0
         self._claims: dict[str, tuple[float, str]] = {}  # key -> (lease end, fingerprint)
+        self.evicted_early = 0
+        self._last_early: float | None = None  # when a reply last went before its TTL ended
 
     def __len__(self) -> int:
         return len(self._done) + len(self._claims)
@@ -203,11 +220,34 @@ class MemoryDedupeStore:
             self._drop_oldest()
 
     def _evict(self) -> None:
-        order = self._order
-        while len(order) > self._max or (
-            self._max_bytes is not None and self._bytes > self._max_bytes and order
+        order, limit, max_bytes = self._order, self._max, self._max_bytes
+        while order and (
+            (limit is not None and len(order) > limit)
+            or (max_bytes is not None and self._bytes > max_bytes)
         ):
             self._drop_oldest()
+            self.evicted_early += 1
+            now = self._clock()
+            if self._last_early is None or now - self._last_early >= self._ttl:
+                log.warning(
+                    "dedupe_window_short",
+                    window_seconds=round(self.window(now), 1),
+                    ttl_seconds=self._ttl,
+                    detail="the in-memory store is full (DEDUPE_MAX_BYTES): older replies went "
+                    "early, their redeliveries count as new; use REDIS_URL, or more memory",
+                )
+            self._last_early = now
+
+    def window(self, now: float | None = None) -> float:
+        """Seconds back the store recognises a redelivery: the TTL, unless replies went early
+        within the last TTL (then the age of the oldest reply it holds)."""
+        now = self._clock() if now is None else now
+        if self._last_early is None or now - self._last_early >= self._ttl:
+            return self._ttl
+        if not self._order:
+            return 0.0
+        oldest_expiry = _RECORD.unpack_from(self._done[self._order[0]])[0]
+        return max(0.0, min(self._ttl, now - (oldest_expiry - self._ttl)))
 
     def _drop_oldest(self) -> None:
         key = self._order.popleft()

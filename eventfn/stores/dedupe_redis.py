@@ -82,6 +82,8 @@ class RedisDedupeStore:
         prefix: str = KEY_PREFIX,
     ) -> None:
         self._redis = client
+        self._ttl = ttl
+        self.evicted_early = 0  # Redis keeps each record its TTL (see `window`)
         self._ttl_ms = max(1, int(ttl * 1000))
         self._lease_ms = max(1, int(lease * 1000))
         self._prefix = prefix
@@ -140,6 +142,10 @@ class RedisDedupeStore:
         except self._errors as exc:
             raise unavailable("dedupe", exc) from None
         return bool(renewed)
+
+    def window(self) -> float:
+        """The TTL: Redis keeps every record for it (size its memory by the README's rule)."""
+        return self._ttl
 
     async def ping(self) -> bool:
         """True while Redis can serve claims (reachable, writable, of the configured mode)."""
