@@ -239,7 +239,7 @@ def _simple(m: Metrics) -> Iterator[Any]:
     )
     for name, doc, value in counters:
         yield CounterMetricFamily(name, doc, value=value)
-    gauges = (
+    gauges: tuple[tuple[str, str, float], ...] = (
         ("function_requests_in_flight", "Ingress requests being handled now.", m.in_flight),
         ("function_outbox_depth", "Events in the outbox waiting for K_SINK.", m.outbox_depth),
         ("function_websocket_connections", "Open WebSocket connections.", m.websocket_connections),
@@ -250,8 +250,8 @@ def _simple(m: Metrics) -> Iterator[Any]:
             m.dedupe_window_seconds,
         ),
     )
-    for name, doc, value in gauges:
-        yield GaugeMetricFamily(name, doc, value=value)
+    for name, doc, level in gauges:
+        yield GaugeMetricFamily(name, doc, value=level)
 
 
 class MetricsEndpoint:

@@ -246,7 +246,7 @@ class MemoryDedupeStore:
             return self._ttl
         if not self._order:
             return 0.0
-        oldest_expiry = _RECORD.unpack_from(self._done[self._order[0]])[0]
+        oldest_expiry: float = _RECORD.unpack_from(self._done[self._order[0]])[0]
         return max(0.0, min(self._ttl, now - (oldest_expiry - self._ttl)))
 
     def _drop_oldest(self) -> None:
