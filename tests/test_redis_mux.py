@@ -105,7 +105,9 @@ async def test_redis_killed_fails_the_waiting_callers_then_the_next_command_reco
             server.freeze()  # the command below is sent and waits; then the server dies
             waiting = pipe.call("GET", "k")
             await asyncio.sleep(0.05)
-            server.kill()
+            assert server.proc is not None
+            server.proc.kill()  # SIGKILL while stopped: it never answers (no SIGCONT first)
+            server.proc.wait(10)
             with pytest.raises(RedisConnectionError):
                 await waiting
             with pytest.raises(transient_errors()):  # nothing listens: refused, a 503 upstream
