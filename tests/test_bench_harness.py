@@ -59,7 +59,7 @@ async def test_hello_world_answers() -> None:
 def test_wrk_script_sends_unique_ids_of_the_consumed_type() -> None:
     """The wrk script sets a fresh ce-id per request and the query event type."""
     script = run.LUA.read_text()
-    assert 'headers["ce-id"] = prefix .. counter' in script
+    assert "return before .. prefix .. counter .. after" in script  # formatted once, id per request
     assert QUERY in script
     assert "BENCH_JSON" in script
 
