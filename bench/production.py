@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import cpus
+
 AUDIENCE = "knative-python-backend.default.svc"
 ISSUER = "https://kubernetes.default.svc"
 SUBJECT = "system:serviceaccount:knative-eventing:mt-broker-ingress-oidc"
@@ -67,7 +69,12 @@ def redis_server() -> Iterator[str]:
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
     argv += ["no", "--daemonize", "no"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    proc = subprocess.Popen(  # noqa: S603
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=cpus.preexec("others"),  # noqa: PLW1509 - no threads here
+    )
     try:
         _wait_for_port(port, proc, "redis-server")
         yield f"redis://127.0.0.1:{port}/0"
@@ -127,7 +134,11 @@ def issuer() -> Iterator[Issuer]:
         argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
         argv += ["--directory", folder]
         proc = subprocess.Popen(  # noqa: S603 - our interpreter, the stdlib's server
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ),
+            preexec_fn=cpus.preexec("others"),  # noqa: PLW1509 - no threads here
         )
         try:
             _wait_for_port(port, proc, "the JWKS server")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import cpus
 from bench.report import NAMES, TARGETS, ratios, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,7 +172,12 @@ def running(
         env.pop(name, None)
     started = time.perf_counter()
     proc = subprocess.Popen(  # noqa: S603 - our interpreter, our modules
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=cpus.preexec("server"),  # noqa: PLW1509 - no threads here
     )
     try:
         while not probe(port, server.probe, token=token_for(server)):
@@ -236,6 +242,7 @@ def wrk(
         check=True,
         capture_output=True,
         text=True,
+        preexec_fn=cpus.preexec("others"),
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     raw = json.loads(line.removeprefix("BENCH_JSON "))
@@ -356,7 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-production", action="store_true", help="skip the Redis and Redis + OIDC rows"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers on the last CPU, wrk and the services on the others (bench/cpus.py)",
+    )
     args = parser.parse_args(argv)
+    if args.pin:
+        cpus.pin()
     if args.cold_start_only or args.as_is:
         return cold_starts(args)
     binary = ensure_wrk()
@@ -365,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         with environment([args.only]):
             print(json.dumps(load(args.only, args, binary)))
         return 0
-    print(f"load: wrk -t{args.threads} -c{args.connections} -d{args.duration}s", file=sys.stderr)
+    pinned = f", pinned: servers on CPU {cpus.ROLES['server']}" if cpus.ROLES else ""
+    command = f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s"
+    print(f"load: {command}{pinned}", file=sys.stderr)
     load_before = os.getloadavg()
     keys = ["bare", "hello", "tutorial", "function"]
     keys += [] if args.no_production else ["function-redis", "function-oidc"]
@@ -381,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
+        "pinned": {role: sorted(found) for role, found in cpus.ROLES.items()},
         "args": vars(args),
     }
     report = {"meta": meta, "results": results, "ratios": r, "targets": TARGETS}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from bench import apps, bare, instructions, report, run
+from bench import apps, bare, cpus, instructions, report, run
 from eventfn.binding import decode
 from tests.support import (
     QUERY,
@@ -141,3 +145,22 @@ async def test_instruction_counter_drives_redis_and_oidc_events(tmp_path: Path) 
             **{name.lower(): value for name, value in issuer.env().items()},
         )
         assert await instructions.drive(5, settings, issuer.token) == instructions.WARMUP + 5
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs 2 CPUs")
+def test_pinned_servers_run_on_a_cpu_of_their_own() -> None:
+    """`--pin`: a server under test on the last CPU, wrk and the services on the others."""
+    show = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+    allowed = sorted(os.sched_getaffinity(0))
+    try:
+        cpus.pin()
+        seen = {
+            role: subprocess.run(
+                show, capture_output=True, text=True, check=True, preexec_fn=cpus.preexec(role)
+            ).stdout.strip()
+            for role in ("server", "others")
+        }
+    finally:
+        cpus.ROLES.clear()
+    assert seen == {"server": str(allowed[-1:]), "others": str(allowed[:-1])}
+    assert cpus.preexec("server") is None  # not pinned: the scheduler's choice
