@@ -9,6 +9,7 @@ against a `redis-server` of the test's own (kill, freeze, made a replica), never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -29,13 +30,22 @@ def redis_url() -> str:
     return support.redis_url(11)
 
 
+@contextlib.asynccontextmanager
+async def pipeline_to(url: str, redis_timeout: float = 2.0) -> AsyncIterator[AutoPipeline]:
+    """An AutoPipeline on a client of `url` (REDIS_TIMEOUT_SECONDS: `redis_timeout`), closed."""
+    client = build_client(support.test_settings(redis_url=url, redis_timeout_seconds=redis_timeout))
+    pipe = AutoPipeline(client)
+    try:
+        yield pipe
+    finally:
+        await pipe.aclose()
+        await client.aclose()
+
+
 @pytest.fixture
 async def pipeline(redis_url: str) -> AsyncIterator[AutoPipeline]:
-    client = build_client(support.test_settings(redis_url=redis_url, redis_timeout_seconds=2.0))
-    pipe = AutoPipeline(client)
-    yield pipe
-    await pipe.aclose()
-    await client.aclose()
+    async with pipeline_to(redis_url) as pipe:
+        yield pipe
 
 
 async def connections_named(url: str, name: str) -> int:
@@ -50,8 +60,6 @@ async def connections_named(url: str, name: str) -> int:
 async def test_every_caller_gets_its_own_answer_over_one_connection(redis_url: str) -> None:
     """2,000 commands from 500 concurrent callers, in several turns: one connection, no mix-up."""
     name = "knfn-mux-test"
-    client = build_client(support.test_settings(redis_url=redis_url + f"?client_name={name}"))
-    pipe = AutoPipeline(client)
 
     async def caller(n: int) -> None:
         for round_ in range(4):
@@ -61,12 +69,9 @@ async def test_every_caller_gets_its_own_answer_over_one_connection(redis_url: s
             )
             await asyncio.sleep(0)
 
-    try:
+    async with pipeline_to(redis_url + f"?client_name={name}") as pipe:
         await asyncio.gather(*(caller(n) for n in range(500)))
         assert await connections_named(redis_url, name) == 1
-    finally:
-        await pipe.aclose()
-        await client.aclose()
 
 
 async def test_an_error_answer_reaches_its_own_caller_only(pipeline: AutoPipeline) -> None:
@@ -96,11 +101,7 @@ async def test_a_caller_that_gave_up_does_not_shift_the_answers_of_the_others(
 
 async def test_redis_killed_fails_the_waiting_callers_then_the_next_command_reconnects() -> None:
     with own_redis() as server:
-        client = build_client(
-            support.test_settings(redis_url=server.url, redis_timeout_seconds=2.0)
-        )
-        pipe = AutoPipeline(client)
-        try:
+        async with pipeline_to(server.url) as pipe:
             assert await pipe.call("SET", "k", b"1") == b"OK"
             server.freeze()  # the command below is sent and waits; then the server dies
             waiting = pipe.call("GET", "k")
@@ -114,65 +115,47 @@ async def test_redis_killed_fails_the_waiting_callers_then_the_next_command_reco
                 await pipe.call("GET", "k")
             server.start()  # the same port, empty
             assert await pipe.call("GET", "k") is None
-        finally:
-            await pipe.aclose()
-            await client.aclose()
 
 
 async def test_a_frozen_redis_is_a_timeout_and_the_link_recovers_once_it_thaws() -> None:
     with own_redis() as server:
-        client = build_client(
-            support.test_settings(redis_url=server.url, redis_timeout_seconds=0.3)
-        )
-        pipe = AutoPipeline(client)
-        try:
+        async with pipeline_to(server.url, redis_timeout=0.3) as pipe:
             assert await pipe.call("SET", "k", b"1") == b"OK"
             server.freeze()
-            with pytest.raises(RedisTimeoutError):
-                await pipe.call("GET", "k")
-            server.thaw()
+            try:
+                with pytest.raises(RedisTimeoutError):
+                    await pipe.call("GET", "k")
+            finally:
+                server.thaw()
             assert await pipe.call("GET", "k") == b"1"
-        finally:
-            server.thaw()
-            await pipe.aclose()
-            await client.aclose()
 
 
 async def test_a_readonly_answer_drops_the_link_so_the_next_command_finds_a_master() -> None:
     """After a failover the old master is a replica: READONLY, then a fresh connection."""
     with own_redis() as server, own_redis() as other:
-        client = build_client(
-            support.test_settings(redis_url=server.url, redis_timeout_seconds=2.0)
-        )
-        pipe = AutoPipeline(client)
         admin = aioredis.Redis.from_url(server.url)
         try:
-            assert await pipe.call("SET", "k", b"1") == b"OK"
-            await admin.execute_command("REPLICAOF", "127.0.0.1", other.port)
-            with pytest.raises(ResponseError, match="READONLY"):
-                await pipe.call("SET", "k", b"2")
-            await admin.execute_command("REPLICAOF", "NO", "ONE")
-            assert await pipe.call("SET", "k", b"3") == b"OK"
+            async with pipeline_to(server.url) as pipe:
+                assert await pipe.call("SET", "k", b"1") == b"OK"
+                await admin.execute_command("REPLICAOF", "127.0.0.1", other.port)
+                with pytest.raises(ResponseError, match="READONLY"):
+                    await pipe.call("SET", "k", b"2")
+                await admin.execute_command("REPLICAOF", "NO", "ONE")
+                assert await pipe.call("SET", "k", b"3") == b"OK"
         finally:
             await admin.aclose()
-            await pipe.aclose()
-            await client.aclose()
 
 
 async def test_closing_hands_the_commands_still_waiting_an_error() -> None:
     with own_redis() as server:
-        client = build_client(
-            support.test_settings(redis_url=server.url, redis_timeout_seconds=2.0)
-        )
-        pipe = AutoPipeline(client)
-        try:
+        async with pipeline_to(server.url) as pipe:
             assert await pipe.call("PING") == b"PONG"
             server.freeze()
-            waiting = pipe.call("GET", "k")
-            await asyncio.sleep(0.05)
-            await pipe.aclose()
-            with pytest.raises(RedisConnectionError):
-                await waiting
-        finally:
-            server.thaw()
-            await client.aclose()
+            try:
+                waiting = pipe.call("GET", "k")
+                await asyncio.sleep(0.05)
+                await pipe.aclose()
+                with pytest.raises(RedisConnectionError):
+                    await waiting
+            finally:
+                server.thaw()
