@@ -225,11 +225,11 @@ class AutoPipeline:
     """Commands issued during one turn of the event loop, sent to Redis together.
 
     redis-py has no automatic pipelining, hence this. A command sent on its own through the
-    client costs ~100 µs of CPU here (pool checkout, pure-Python packing, the read, the response
-    callbacks). On a standalone or Sentinel client the commands are packed by hiredis as they
-    are issued and written at the end of the turn on one multiplexed connection
-    (`eventfn.stores.redis_mux`), which several turns' commands share while in flight: ~7 µs
-    a command. On a Cluster the turn's commands go through redis-py's cluster pipeline, which
+    client (pool checkout, pure-Python packing, the read, the response callbacks) costs about
+    ten times the CPU of one sent here. On a standalone or Sentinel client the commands are
+    packed by hiredis as they are issued and written at the end of the turn on one multiplexed
+    connection (`eventfn.stores.redis_mux`), which several turns' commands share while in
+    flight. On a Cluster the turn's commands go through redis-py's cluster pipeline, which
     routes each to its slot's node and follows MOVED/ASK. Commands are raw argument tuples and
     answer raw replies (`SET` answers b"OK", or the old value with `GET`). A command's error
     reaches its own caller only; a failure of the connection (lost, timed out) reaches every
