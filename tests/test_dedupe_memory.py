@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 
 from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State
 from eventfn.stores.records import event_key
@@ -187,21 +188,22 @@ async def test_without_a_count_bound_every_reply_lives_out_its_window() -> None:
     assert (await s.claim("e0", "fp")).state is State.CLAIMED  # the window ended
 
 
-async def test_when_memory_cuts_the_window_short_the_store_says_how_short(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+async def test_when_memory_cuts_the_window_short_the_store_says_how_short() -> None:
     """Past the byte bound the oldest replies go before their TTL: counted, logged once per TTL
     period, and `window()` is the age of the oldest reply held, until a TTL passes without."""
     clock = Clock()
     big = Reply("t", b"x" * 1000, "fp")
     s = MemoryDedupeStore(ttl=100, lease=10, max_bytes=3600, clock=clock)
-    for key in "abcdef":  # three fit; one a second
-        await s.claim(key, "fp")
-        await s.complete(key, big)
-        clock.now += 1
+    with structlog.testing.capture_logs() as logged:
+        for key in "abcdef":  # three fit; one a second
+            await s.claim(key, "fp")
+            await s.complete(key, big)
+            clock.now += 1
     assert s.evicted_early == 3
     assert s.window() == pytest.approx(3)  # d, e and f are held: d completed 3 s ago
-    assert capsys.readouterr().out.count("dedupe_window_short") == 1
+    warnings = [line for line in logged if line["event"] == "dedupe_window_short"]
+    assert len(warnings) == 1
+    assert warnings[0]["ttl_seconds"] == 100
     clock.now += 100
     assert s.window() == 100  # a whole TTL without an early eviction
 
