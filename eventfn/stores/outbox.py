@@ -25,7 +25,7 @@ import orjson
 from eventfn.binding import Event
 from eventfn.observability.logs import get_logger
 from eventfn.stores.records import dump_event, event_key, load_event
-from eventfn.stores.redis import hash_tagged, redis_errors, unavailable
+from eventfn.stores.redis import hash_tagged, transient_errors, unavailable
 from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
@@ -181,6 +181,7 @@ class RedisOutbox:
         self._clock = clock
         self._take = client.register_script(_TAKE_DUE)
         self._reschedule = client.register_script(_RESCHEDULE)
+        self._errors = transient_errors()
 
     async def start(self) -> None:
         return None  # connects lazily; an unreachable Redis shows in the first call
@@ -194,7 +195,7 @@ class RedisOutbox:
                 pipe.hset(self._docs, key, orjson.dumps(doc))
                 pipe.zadd(self._due, {key: self._clock() + delay})
                 await pipe.execute()
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("outbox", exc) from None
 
     async def park(self, event: Event, *, attempts: int, delay: float, error: str) -> None:
@@ -206,7 +207,7 @@ class RedisOutbox:
             flat = await self._take(
                 keys=[self._due, self._docs], args=[self._clock(), lease, limit]
             )
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("outbox", exc) from None
         parked = []
         for raw_key, raw_doc in zip(flat[::2], flat[1::2], strict=True):
@@ -218,7 +219,7 @@ class RedisOutbox:
     async def reschedule(self, key: str, *, attempts: int, delay: float, error: str) -> None:
         try:
             raw = await self._redis.hget(self._docs, key)
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("outbox", exc) from None
         if raw is None:
             return
@@ -229,7 +230,7 @@ class RedisOutbox:
                 keys=[self._docs, self._due],
                 args=[key, raw, orjson.dumps(doc), self._clock() + delay],
             )
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("outbox", exc) from None
 
     async def remove(self, key: str) -> None:
@@ -238,11 +239,11 @@ class RedisOutbox:
                 pipe.zrem(self._due, key)
                 pipe.hdel(self._docs, key)
                 await pipe.execute()
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("outbox", exc) from None
 
     async def depth(self) -> int:
         try:
             return int(await self._redis.zcard(self._due))
-        except redis_errors() as exc:
+        except self._errors as exc:
             raise unavailable("outbox", exc) from None

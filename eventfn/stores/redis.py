@@ -51,13 +51,6 @@ MAX_PIPELINE = 512
 _SHARED: ContextVar[tuple[str, Any] | None] = ContextVar("eventfn_shared_redis", default=None)
 
 
-def redis_errors() -> type[Exception]:
-    """redis' base exception class, imported on first use (see the TYPE_CHECKING import)."""
-    from redis.exceptions import RedisError
-
-    return RedisError
-
-
 def transient_errors() -> tuple[type[Exception], ...]:
     """What an unreachable, failing-over or overloaded Redis raises: a 503, never a 500."""
     from redis.exceptions import RedisError
