@@ -221,22 +221,29 @@ class MemoryDedupeStore:
 
     def _evict(self) -> None:
         order, limit, max_bytes = self._order, self._max, self._max_bytes
+        evicted = 0
         while order and (
             (limit is not None and len(order) > limit)
             or (max_bytes is not None and self._bytes > max_bytes)
         ):
             self._drop_oldest()
-            self.evicted_early += 1
-            now = self._clock()
-            if self._last_early is None or now - self._last_early >= self._ttl:
-                log.warning(
-                    "dedupe_window_short",
-                    window_seconds=round(self.window(now), 1),
-                    ttl_seconds=self._ttl,
-                    detail="the in-memory store is full (DEDUPE_MAX_BYTES): older replies went "
-                    "early, their redeliveries count as new; use REDIS_URL, or more memory",
-                )
-            self._last_early = now
+            evicted += 1
+        if evicted:
+            self._went_early(evicted)
+
+    def _went_early(self, count: int) -> None:
+        """Count replies dropped before their TTL; say so once per TTL period."""
+        self.evicted_early += count
+        now = self._clock()
+        if self._last_early is None or now - self._last_early >= self._ttl:
+            log.warning(
+                "dedupe_window_short",
+                window_seconds=round(self.window(now), 1),
+                ttl_seconds=self._ttl,
+                detail="the in-memory store is full (DEDUPE_MAX_BYTES): older replies went "
+                "early, their redeliveries count as new; use REDIS_URL, or more memory",
+            )
+        self._last_early = now
 
     def window(self, now: float | None = None) -> float:
         """Seconds back the store recognises a redelivery: the TTL, unless replies went early
