@@ -24,8 +24,8 @@ import orjson
 import pytest
 
 from tests.faults import OwnRedis, own_redis, recording_sink
-from tests.support import ServerProcess, binary_headers, dumps, new_id, query
-from tests.test_claims import FAST_BROKER, RETRYABLE
+from tests.support import ServerProcess, new_id, query
+from tests.test_claims import FAST_BROKER, broker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server, pytest.mark.redis]
 
@@ -39,26 +39,6 @@ def handled_ids(log: str) -> Counter[str]:
             if isinstance(doc, dict) and doc.get("event") == "event" and doc.get("outcome") == "ok":
                 runs[doc["id"]] += 1
     return runs
-
-
-async def broker(server: ServerProcess, event_id: str, text: str) -> list[int]:
-    """The broker's delivery of one event: retries on 409/429/5xx and errors, then gives up."""
-    statuses: list[int] = []
-    async with httpx.AsyncClient(base_url=server.url, timeout=5.0) as client:
-        for n in range(FAST_BROKER.retry + 1):
-            try:
-                response = await client.post(
-                    "/", headers=binary_headers(id=event_id), content=dumps(query(text))
-                )
-                status = response.status_code
-            except httpx.HTTPError:
-                status = 599
-            statuses.append(status)
-            if status < 300 or not (status in RETRYABLE or status >= 500):
-                return statuses
-            if n < FAST_BROKER.retry:
-                await asyncio.sleep(FAST_BROKER.backoff_delay * 2**n)
-    return statuses
 
 
 @contextlib.contextmanager
@@ -85,7 +65,8 @@ async def test_broker_traffic_through_a_frozen_then_restarted_redis(tmp_path: Pa
 
         async def deliver(n: int) -> list[int]:
             await asyncio.sleep(n * 0.05)  # spread over both faults
-            return await broker(server, ids[n], f"q{n}")
+            async with httpx.AsyncClient(base_url=server.url, timeout=5.0) as client:
+                return await broker(client, f"q{n}", FAST_BROKER, event_id=ids[n])
 
         deliveries = asyncio.gather(*(deliver(n) for n in range(len(ids))))
         await asyncio.sleep(0.5)

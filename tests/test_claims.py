@@ -67,9 +67,11 @@ class Handler:
         return QueryResponse(result={"answer": request.query})
 
 
-async def broker(client: httpx.AsyncClient, text: str, policy: BrokerDelivery) -> list[int]:
+async def broker(
+    client: httpx.AsyncClient, text: str, policy: BrokerDelivery, event_id: str | None = None
+) -> list[int]:
     """Deliver one event the way the broker does: retry 409/429/5xx on the policy's backoff."""
-    event_id, statuses = new_id(), []
+    event_id, statuses = event_id or new_id(), []
     for n in range(policy.retry + 1):
         try:
             response = await client.post(
