@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 # The targets, as ratios to the bare app (throughput, p99) or FastAPI hello (cold, RSS); the
@@ -20,14 +21,24 @@ NAMES = {
 DEPLOYED = "function-oidc"
 
 
+def paired(row: dict[str, Any], base: dict[str, Any], field: str) -> float:
+    """`row`'s `field` over `base`'s: the median of the ratios round by round, when both rows
+    kept the same rounds (`bench.run.rounds` loads the servers in turn, so round i of each saw
+    the same machine), else the ratio of the two rows."""
+    mine, theirs = row.get("rounds"), base.get("rounds")
+    if not mine or not theirs or len(mine) != len(theirs):
+        return float(row[field] / base[field])
+    return statistics.median(a[field] / b[field] for a, b in zip(mine, theirs, strict=True))
+
+
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
     bare, fn, hello = results["bare"], results["function"], results["hello"]
     out = {
-        "throughput": round(fn["rps"] / bare["rps"], 3),
-        "tutorial_throughput": round(results["tutorial"]["rps"] / bare["rps"], 3),
+        "throughput": round(paired(fn, bare, "rps"), 3),
+        "tutorial_throughput": round(paired(results["tutorial"], bare, "rps"), 3),
         # Capacity from CPU time per request: what req/s would be with a core to itself.
-        "cpu_capacity": round(bare["cpu_us"] / fn["cpu_us"], 3),
-        "p99": round(fn["p99_ms"] / bare["p99_ms"], 2),
+        "cpu_capacity": round(1 / paired(fn, bare, "cpu_us"), 3),
+        "p99": round(paired(fn, bare, "p99_ms"), 2),
         "cold_start": round(fn["cold_start_ms"] / hello["cold_start_ms"], 3),
         "rss": round(fn["rss_mb"] / hello["rss_mb"], 3),
     }
@@ -42,10 +53,10 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         if key in results:
             row = results[key]
             out[key] = {
-                "throughput": round(row["rps"] / bare["rps"], 3),
-                "vs_memory": round(row["rps"] / fn["rps"], 3),
-                "cpu_vs_memory": round(row["cpu_us"] / fn["cpu_us"], 3),
-                "p99": round(row["p99_ms"] / bare["p99_ms"], 2),
+                "throughput": round(paired(row, bare, "rps"), 3),
+                "vs_memory": round(paired(row, fn, "rps"), 3),
+                "cpu_vs_memory": round(paired(row, fn, "cpu_us"), 3),
+                "p99": round(paired(row, bare, "p99_ms"), 2),
             }
     if DEPLOYED in results:
         row, deployed = results[DEPLOYED], out[DEPLOYED]
@@ -70,8 +81,8 @@ def table(results: dict[str, Any], r: dict[str, Any]) -> str:
         x = results[key]
         cold = f"{x['cold_start_ms']:.0f}" if "cold_start_ms" in x else "-"
         rows.append(
-            f"| {NAMES[key]} | {x['rps']} | {x['rps'] / bare['rps']:.2f}x | {x['cpu_us']} | "
-            f"{x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['p99_ms'] / bare['p99_ms']:.2f}x | "
+            f"| {NAMES[key]} | {x['rps']} | {paired(x, bare, 'rps'):.2f}x | {x['cpu_us']} | "
+            f"{x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {paired(x, bare, 'p99_ms'):.2f}x | "
             f"{x['non2xx'] + x['socket_errors']} | {x['rss_mb']:.1f} | {cold} |"
         )
     met, t = r["met"], TARGETS
@@ -106,7 +117,11 @@ def table(results: dict[str, Any], r: dict[str, Any]) -> str:
     rows += ["", "| target | measured | |", "|---|---:|---|"]
     rows += [f"| {name} | {value} | {'met' if ok else 'NOT met'} |" for name, value, ok in checks]
     rows.append(
-        f"\nCPU-time capacity vs bare (bare's CPU µs per request / the function's): "
+        "\nreq/s, CPU and p99 columns: each server's median round; ratios: the median of the "
+        "ratios round by round"
+    )
+    rows.append(
+        f"CPU-time capacity vs bare (bare's CPU µs per request / the function's): "
         f"{r['cpu_capacity']:.2f}x"
     )
     hello = results["hello"]

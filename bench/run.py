@@ -264,42 +264,67 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(key: str, args: argparse.Namespace, binary: str) -> dict[str, Any]:
-    """Warm up, measure, then read the server's RSS while it is still up.
+def measure(
+    key: str, proc: subprocess.Popen[bytes], port: int, args: argparse.Namespace, binary: str
+) -> dict[str, Any]:
+    """One round of load on a running server: req/s, latency, and its CPU time per request.
 
-    Also the server's CPU time per request: unlike req/s, it hardly depends on what else the
-    machine is doing, so it shows the cost of the code even on a busy shared machine.
+    CPU time per request hardly depends on what else the machine is doing, unlike req/s, so it
+    shows the cost of the code even on a busy shared machine.
     """
-    from bench import production
-
     server = SERVERS[key]
     get, token = server.probe == "get", token_for(server)
-    if server.redis:
-        production.flush(PRODUCTION["REDIS_URL"])
-    with running(server) as (proc, port, _):
-        wrk(binary, port, args.warmup, args.connections, args.threads, get=get, token=token)
-        cpu = cpu_seconds(proc.pid)
-        result = wrk(
-            binary, port, args.duration, args.connections, args.threads, get=get, token=token
-        )
-        result["cpu_us"] = round((cpu_seconds(proc.pid) - cpu) / result["requests"] * 1e6, 1)
-        result["rss_mb"] = round(rss_mb(proc.pid), 1)
-        result["loadavg"] = os.getloadavg()[0]  # the 1-minute figure of /proc/loadavg
+    cpu = cpu_seconds(proc.pid)
+    result = wrk(binary, port, args.duration, args.connections, args.threads, get=get, token=token)
+    result["cpu_us"] = round((cpu_seconds(proc.pid) - cpu) / result["requests"] * 1e6, 1)
+    result["loadavg"] = os.getloadavg()[0]  # the 1-minute figure of /proc/loadavg
     print(f"  {key:<14} {result['rps']:>7} req/s  p99 {result['p99_ms']:.2f} ms", file=sys.stderr)
     return result
 
 
-def rounds(keys: list[str], args: argparse.Namespace, binary: str) -> dict[str, Any]:
-    """Load every server `args.rounds` times, interleaved; keep the median round of each.
+def warm(key: str, port: int, args: argparse.Namespace, binary: str) -> None:
+    server = SERVERS[key]
+    get, token = server.probe == "get", token_for(server)
+    wrk(binary, port, args.warmup, args.connections, args.threads, get=get, token=token)
 
-    Interleaving spreads a burst of background load over all servers instead of one, so the
-    ratios stay meaningful on a shared machine; the rounds are kept in the results.
+
+def load(key: str, args: argparse.Namespace, binary: str) -> dict[str, Any]:
+    """`--only`: start one server, warm it up, load it once, read its RSS while it is up."""
+    from bench import production
+
+    if SERVERS[key].redis:
+        production.flush(PRODUCTION["REDIS_URL"])
+    with running(SERVERS[key]) as (proc, port, _):
+        warm(key, port, args, binary)
+        result = measure(key, proc, port, args, binary)
+        result["rss_mb"] = round(rss_mb(proc.pid), 1)
+    return result
+
+
+def rounds(keys: list[str], args: argparse.Namespace, binary: str) -> dict[str, Any]:
+    """Start every server once, then load them in turn, `args.rounds` short rounds each.
+
+    On a shared VM the machine's speed drifts by half within a minute (bare ASGI alone was
+    measured at 15,000 to 27,000 req/s a few seconds apart). So the servers stay up for the
+    whole run and take turns in short rounds, the order reversed every other round, and each
+    ratio is taken round by round (`report.ratios`): two servers measured seconds apart saw
+    the same machine. Each server's row is its median round; RSS is read after the last.
     """
+    from bench import production
+
+    if PRODUCTION.get("REDIS_URL"):
+        production.flush(PRODUCTION["REDIS_URL"])
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
-    for number in range(args.rounds):
-        print(f"round {number + 1}/{args.rounds}", file=sys.stderr)
-        for key in keys if number % 2 == 0 else reversed(keys):
-            runs[key].append(load(key, args, binary))
+    with contextlib.ExitStack() as stack:
+        up = {key: stack.enter_context(running(SERVERS[key])) for key in keys}
+        for key, (_, port, _) in up.items():
+            warm(key, port, args, binary)
+        for number in range(args.rounds):
+            print(f"round {number + 1}/{args.rounds}", file=sys.stderr)
+            for key in keys if number % 2 == 0 else reversed(keys):
+                proc, port, _ = up[key]
+                runs[key].append(measure(key, proc, port, args, binary))
+        rss = {key: round(rss_mb(proc.pid), 1) for key, (proc, _, _) in up.items()}
     results = {}
     for key, found in runs.items():
         median = sorted(found, key=lambda r: r["rps"])[len(found) // 2]
@@ -307,7 +332,7 @@ def rounds(keys: list[str], args: argparse.Namespace, binary: str) -> dict[str, 
             **median,
             "non2xx": sum(r["non2xx"] for r in found),
             "socket_errors": sum(r["socket_errors"] for r in found),
-            "rss_mb": max(r["rss_mb"] for r in found),
+            "rss_mb": rss[key],
             "cpu_us": statistics.median(r["cpu_us"] for r in found),
             "rounds": [
                 {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_us", "loadavg")} for r in found
@@ -347,8 +372,8 @@ def cold_starts(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds measured per round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per server")
+    parser.add_argument("--duration", type=int, default=4, help="seconds measured per round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per server")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")

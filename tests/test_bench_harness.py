@@ -97,6 +97,28 @@ def test_ratios_judge_each_target() -> None:
     assert not slow["met"]["p99"]
 
 
+def test_ratios_are_taken_round_by_round_when_the_rows_kept_their_rounds() -> None:
+    """A machine that slows down halfway slows both servers of a round: the ratio of each round
+    is what counts, not the ratio of two medians taken at different moments."""
+    results = fake_results(function_rps=5000, function_p99=4.0)
+    fast, slow = {"p99_ms": 2.0, "cpu_us": 50.0}, {"p99_ms": 4.0, "cpu_us": 100.0}
+    results["bare"]["rounds"] = [
+        {**fast, "rps": 20000},
+        {**slow, "rps": 10000},
+        {**slow, "rps": 10000},
+    ]
+    results["function"]["rounds"] = [
+        {"rps": 9000, "p99_ms": 5.0, "cpu_us": 110.0},  # 0.45x of the bare round beside it
+        {"rps": 4500, "p99_ms": 10.0, "cpu_us": 220.0},  # 0.45x
+        {"rps": 4000, "p99_ms": 12.0, "cpu_us": 250.0},  # 0.40x
+    ]
+    r = report.ratios(results)
+    assert r["throughput"] == 0.45  # the median round ratio; the rows' medians give 0.5
+    assert r["p99"] == 2.5
+    assert r["cpu_capacity"] == round(1 / 2.2, 3)
+    assert report.paired(results["hello"], results["bare"], "rps") == 0.4  # no rounds: the rows
+
+
 def test_table_prints_every_server_and_target() -> None:
     """The Markdown table has a row per server and a verdict per target."""
     results = fake_results(function_rps=5000, function_p99=4.0)
