@@ -21,7 +21,7 @@ import orjson
 
 from eventfn.binding import Event
 from eventfn.stores.records import dump_event, event_key, load_event
-from eventfn.stores.redis import hash_tagged, transient_errors, unavailable
+from eventfn.stores.redis import Outage, hash_tagged
 from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
@@ -199,7 +199,7 @@ class RedisDeadLetterStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "knfn:deadletters:") -> None:
         self._redis = client
         prefix = hash_tagged(client, prefix)  # one slot on a Cluster: `add` is a transaction
-        self._errors = transient_errors()
+        self._outage = Outage("dead-letter")
         self._seq = prefix + "seq"
         self._index = prefix + "index"
         self._docs = prefix + "docs"
@@ -211,42 +211,34 @@ class RedisDeadLetterStore:
         await self._redis.aclose()
 
     async def add(self, letter: DeadLetter) -> None:
-        try:
+        with self._outage:
             seq = await self._redis.incr(self._seq)
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._docs, letter.id, orjson.dumps(letter.to_doc()))
                 pipe.zadd(self._index, {letter.id: seq})
                 await pipe.execute()
-        except self._errors as exc:
-            raise unavailable("dead-letter", exc) from None
 
     async def page(self, limit: int, cursor: str | None) -> tuple[list[DeadLetter], str | None]:
         before = _cursor(cursor)
         top = "+inf" if before is None else f"({before}"
-        try:
+        with self._outage:
             found: list[Any] = await self._redis.zrevrangebyscore(
                 self._index, top, "-inf", start=0, num=limit + 1, withscores=True
             )
             ids = [pair[0] for pair in found[:limit]]
             docs = await self._redis.hmget(self._docs, ids) if ids else []
-        except self._errors as exc:
-            raise unavailable("dead-letter", exc) from None
         letters = [DeadLetter.from_doc(orjson.loads(doc)) for doc in docs if doc is not None]
         return letters, (str(int(found[limit - 1][1])) if len(found) > limit else None)
 
     async def get(self, letter_id: str) -> DeadLetter | None:
-        try:
+        with self._outage:
             doc = await self._redis.hget(self._docs, letter_id)
-        except self._errors as exc:
-            raise unavailable("dead-letter", exc) from None
         return None if doc is None else DeadLetter.from_doc(orjson.loads(doc))
 
     async def delete(self, letter_id: str) -> bool:
-        try:
+        with self._outage:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(self._index, letter_id)
                 pipe.hdel(self._docs, letter_id)
                 results = await pipe.execute()
-        except self._errors as exc:
-            raise unavailable("dead-letter", exc) from None
         return bool(results[0])

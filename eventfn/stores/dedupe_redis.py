@@ -28,7 +28,7 @@ import orjson
 
 from eventfn.observability.logs import get_logger
 from eventfn.stores.dedupe import ClaimResult, Reply, State
-from eventfn.stores.redis import AutoPipeline, transient_errors, unavailable, usable
+from eventfn.stores.redis import AutoPipeline, Outage, transient_errors, usable
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis
@@ -90,6 +90,7 @@ class RedisDedupeStore:
         self._release = client.register_script(_RELEASE)
         self._pipeline = AutoPipeline(client)
         self._errors = transient_errors()
+        self._outage = Outage("dedupe")
         self._renew = client.register_script(_RENEW)
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
@@ -106,7 +107,9 @@ class RedisDedupeStore:
                 "SET", self._prefix + key, mine, "NX", "PX", self._lease_ms, "GET"
             )
         except self._errors as exc:
-            raise unavailable("dedupe", exc) from None
+            raise self._outage.failed(exc) from None
+        if self._outage.since is not None:  # the first answer after an outage
+            self._outage.ok()
         if current is None:
             self._owned[key] = mine
             return ClaimResult(State.CLAIMED)
@@ -119,7 +122,7 @@ class RedisDedupeStore:
                 "SET", self._prefix + key, _encode_reply(reply), "PX", self._ttl_ms
             )
         except self._errors as exc:
-            raise unavailable("dedupe", exc) from None
+            raise self._outage.failed(exc) from None
 
     async def release(self, key: str) -> None:
         mine = self._owned.pop(key, None)
@@ -140,7 +143,7 @@ class RedisDedupeStore:
         try:
             renewed = await self._renew(keys=[self._prefix + key], args=[mine, self._lease_ms])
         except self._errors as exc:
-            raise unavailable("dedupe", exc) from None
+            raise self._outage.failed(exc) from None
         return bool(renewed)
 
     def window(self) -> float:

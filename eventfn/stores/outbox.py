@@ -25,7 +25,7 @@ import orjson
 from eventfn.binding import Event
 from eventfn.observability.logs import get_logger
 from eventfn.stores.records import dump_event, event_key, load_event
-from eventfn.stores.redis import hash_tagged, transient_errors, unavailable
+from eventfn.stores.redis import Outage, hash_tagged
 from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
@@ -181,7 +181,7 @@ class RedisOutbox:
         self._clock = clock
         self._take = client.register_script(_TAKE_DUE)
         self._reschedule = client.register_script(_RESCHEDULE)
-        self._errors = transient_errors()
+        self._outage = Outage("outbox")
 
     async def start(self) -> None:
         return None  # connects lazily; an unreachable Redis shows in the first call
@@ -190,25 +190,21 @@ class RedisOutbox:
         await self._redis.aclose()
 
     async def _write(self, key: str, doc: dict[str, Any], delay: float) -> None:
-        try:
+        with self._outage:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._docs, key, orjson.dumps(doc))
                 pipe.zadd(self._due, {key: self._clock() + delay})
                 await pipe.execute()
-        except self._errors as exc:
-            raise unavailable("outbox", exc) from None
 
     async def park(self, event: Event, *, attempts: int, delay: float, error: str) -> None:
         doc = {"event": dump_event(event), "attempts": attempts, "error": error}
         await self._write(event_key(event.source, event.id), doc, delay)
 
     async def take_due(self, limit: int, lease: float) -> list[Parked]:
-        try:
+        with self._outage:
             flat = await self._take(
                 keys=[self._due, self._docs], args=[self._clock(), lease, limit]
             )
-        except self._errors as exc:
-            raise unavailable("outbox", exc) from None
         parked = []
         for raw_key, raw_doc in zip(flat[::2], flat[1::2], strict=True):
             doc = orjson.loads(raw_doc)
@@ -217,33 +213,25 @@ class RedisOutbox:
         return parked
 
     async def reschedule(self, key: str, *, attempts: int, delay: float, error: str) -> None:
-        try:
+        with self._outage:
             raw = await self._redis.hget(self._docs, key)
-        except self._errors as exc:
-            raise unavailable("outbox", exc) from None
         if raw is None:
             return
         doc = orjson.loads(raw)
         doc.update(attempts=attempts, error=error)
-        try:
+        with self._outage:
             await self._reschedule(
                 keys=[self._docs, self._due],
                 args=[key, raw, orjson.dumps(doc), self._clock() + delay],
             )
-        except self._errors as exc:
-            raise unavailable("outbox", exc) from None
 
     async def remove(self, key: str) -> None:
-        try:
+        with self._outage:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(self._due, key)
                 pipe.hdel(self._docs, key)
                 await pipe.execute()
-        except self._errors as exc:
-            raise unavailable("outbox", exc) from None
 
     async def depth(self) -> int:
-        try:
+        with self._outage:
             return int(await self._redis.zcard(self._due))
-        except self._errors as exc:
-            raise unavailable("outbox", exc) from None

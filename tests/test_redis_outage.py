@@ -1,0 +1,130 @@
+"""A Redis outage, as the stores report it: a 503 for every call, one log line for the outage.
+
+Every call that fails during an outage is answered 503 + Retry-After (the broker retries it),
+but the logs say it once when it begins, then at most once per interval with the failures
+counted, and once more when Redis answers again: an operator reads when it began, how long it
+lasted and how many calls it cost. The faults run against a `redis-server` of the test's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from structlog.testing import capture_logs
+
+from eventfn.core.errors import StoreUnavailable
+from eventfn.stores import redis as redis_stores
+from eventfn.stores.dedupe_redis import RedisDedupeStore
+from eventfn.stores.outbox import RedisOutbox
+from eventfn.stores.redis import Outage, redis_client
+from tests.faults import own_redis
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def structlog_defaults(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """structlog as it comes, for `capture_logs` to see every line: an earlier test of the suite
+    may have configured a level filter and used (so cached) the module's logger."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    monkeypatch.setattr(redis_stores, "log", structlog.get_logger(component="eventfn.stores.redis"))
+    yield
+    structlog.configure(**saved)
+
+
+def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [line for line in logs if line["event"] == event]
+
+
+def test_an_outage_is_logged_when_it_begins_then_once_per_interval_then_when_it_ends() -> None:
+    clock = Clock()
+    outage = Outage("dedupe", every=10.0, clock=clock)
+    with capture_logs() as logs:
+        for n in range(50):
+            clock.now = 100.0 + n * 0.1  # 50 failures in 5 s: within the first interval
+            error = outage.failed(RedisConnectionError("Connection refused"))
+        assert isinstance(error, StoreUnavailable)
+        assert error.retry_after == 1
+        clock.now = 110.0
+        outage.failed(RedisConnectionError("Connection refused"))  # 10 s in: one more line
+        clock.now = 112.5
+        outage.ok()
+        outage.ok()  # no outage any more: nothing to say
+    began = lines(logs, "redis_unavailable")
+    assert len(began) == 1
+    assert began[0]["store"] == "dedupe"
+    assert began[0]["error"] == "ConnectionError"
+    assert began[0]["log_level"] == "warning"
+    lasting = lines(logs, "redis_still_unavailable")
+    assert [(x["failures"], x["seconds"]) for x in lasting] == [(51, 10.0)]
+    ended = lines(logs, "redis_recovered")
+    assert [(x["failures"], x["seconds"], x["log_level"]) for x in ended] == [(51, 12.5, "info")]
+    assert outage.since is None
+    assert outage.failures == 0
+
+
+def test_the_context_turns_redis_errors_into_503s_and_passes_our_own_bugs_on() -> None:
+    outage = Outage("outbox")
+    with capture_logs() as logs:
+        with pytest.raises(StoreUnavailable) as raised, outage:
+            raise TimeoutError("no answer")
+        assert raised.value.retry_after == 1
+        assert "outbox store is unreachable" in raised.value.detail
+        with pytest.raises(KeyError), outage:  # not Redis' fault: not a 503
+            raise KeyError("bug")
+        assert outage.failures == 1
+        with outage:
+            pass  # a call that worked
+    assert [line["event"] for line in logs] == ["redis_unavailable", "redis_recovered"]
+    assert outage.since is None
+
+
+@pytest.mark.redis
+async def test_a_killed_redis_logs_one_outage_per_store_and_its_end_after_the_restart() -> None:
+    with own_redis() as server:
+        dedupe = RedisDedupeStore(redis_client(server.url, 0.5), ttl=60, lease=5)
+        outbox = RedisOutbox(redis_client(server.url, 0.5))
+        try:
+            await dedupe.claim("warm", "f")  # connected before the fault
+            with capture_logs() as logs:
+                server.kill()
+                for n in range(20):
+                    with pytest.raises(StoreUnavailable):
+                        await dedupe.claim(f"during-{n}", "f")
+                with pytest.raises(StoreUnavailable):
+                    await outbox.depth()
+                server.start()
+                claimed = None
+                for n in range(50):  # the first calls may meet a connection the kill closed
+                    try:
+                        claimed = await dedupe.claim(f"after-{n}", "f")
+                        break
+                    except StoreUnavailable:
+                        continue
+                assert claimed is not None
+                for _ in range(50):
+                    try:
+                        assert await outbox.depth() == 0
+                        break
+                    except StoreUnavailable:
+                        continue
+        finally:
+            await dedupe.aclose()
+            await outbox.stop()
+    began = lines(logs, "redis_unavailable")
+    assert sorted(x["store"] for x in began) == ["dedupe", "outbox"]
+    ended = {x["store"]: x for x in lines(logs, "redis_recovered")}
+    assert sorted(ended) == ["dedupe", "outbox"]
+    assert ended["dedupe"]["failures"] >= 20
+    assert ended["outbox"]["failures"] >= 1
