@@ -81,8 +81,9 @@ def table(results: dict[str, Any], r: dict[str, Any]) -> str:
         x = results[key]
         cold = f"{x['cold_start_ms']:.0f}" if "cold_start_ms" in x else "-"
         rows.append(
-            f"| {NAMES[key]} | {x['rps']} | {paired(x, bare, 'rps'):.2f}x | {x['cpu_us']} | "
-            f"{x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {paired(x, bare, 'p99_ms'):.2f}x | "
+            f"| {NAMES[key]} | {x['rps']} | {round(paired(x, bare, 'rps'), 3):.2f}x | "
+            f"{x['cpu_us']} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | "
+            f"{round(paired(x, bare, 'p99_ms'), 2):.2f}x | "
             f"{x['non2xx'] + x['socket_errors']} | {x['rss_mb']:.1f} | {cold} |"
         )
     met, t = r["met"], TARGETS

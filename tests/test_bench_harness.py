@@ -128,6 +128,15 @@ def test_table_prints_every_server_and_target() -> None:
     assert text.count("| met |") == 5
 
 
+def test_the_table_and_the_verdicts_round_a_ratio_alike() -> None:
+    """0.315x is one figure in the row and in its verdict, not 0.31x beside 0.32x."""
+    results = fake_results(function_rps=3150, function_p99=4.0)
+    text = report.table(results, report.ratios(results))
+    row = next(line for line in text.splitlines() if line.startswith("| this function |"))
+    verdict = next(line for line in text.splitlines() if line.startswith("| throughput"))
+    assert row.split(" | ")[2] == verdict.split(" | ")[1]
+
+
 async def test_instruction_counter_drives_events_the_function_answers(tmp_path: Path) -> None:
     """The in-process driver that callgrind runs gets a 200 for every event it sends."""
     settings = test_settings(data_dir=tmp_path)
