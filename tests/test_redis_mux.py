@@ -159,3 +159,24 @@ async def test_closing_hands_the_commands_still_waiting_an_error() -> None:
                     await waiting
             finally:
                 server.thaw()
+
+
+async def test_closing_while_the_link_is_made_abandons_it_and_fails_its_commands() -> None:
+    """A shutdown while Redis is slow to accept: the half-made connection is not kept."""
+    name = "knfn-mux-abandoned"
+    with own_redis() as server:
+        server.freeze()  # the kernel accepts the connection; redis-py's handshake waits
+        try:
+            async with pipeline_to(server.url + f"?client_name={name}", redis_timeout=2) as pipe:
+                waiting = pipe.call("GET", "k")
+                await asyncio.sleep(0.1)
+                await pipe.aclose()
+                with pytest.raises(RedisConnectionError):
+                    await waiting
+        finally:
+            server.thaw()
+        for _ in range(50):  # Redis reads the close once it runs again
+            if await connections_named(server.url, name) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await connections_named(server.url, name) == 0

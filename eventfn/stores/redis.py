@@ -278,12 +278,18 @@ class AutoPipeline:
         return task
 
     async def _connect(self) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         try:
             connection = await self._pool.get_connection()  # type: ignore[union-attr]
         except BaseException as exc:  # handed to every command waiting for it
-            _fail(self._pending, exc)
+            closed = isinstance(exc, asyncio.CancelledError)  # by aclose: a closed link's error
+            _fail(
+                self._pending,
+                RedisConnectionError("the Redis connection was closed") if closed else exc,
+            )
             self._pending = []
-            if isinstance(exc, asyncio.CancelledError):
+            if closed:
                 raise
             return
         finally:
@@ -311,7 +317,16 @@ class AutoPipeline:
                 future.set_result(result)
 
     async def aclose(self) -> None:
-        """Close the multiplexed connection (the client's pool is closed by its holders)."""
+        """Close the multiplexed connection (the client's pool is closed by its holders).
+
+        A connection still being made is abandoned: its commands get the cancellation, and
+        redis-py's pool disconnects what it had begun.
+        """
+        connecting = self._connecting
+        if connecting is not None:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
         if self._link is not None:
             await self._link.aclose()
             self._link = None
