@@ -54,6 +54,10 @@ ui: venv ## serve the Streamlit UI on :8501 (BACKEND_URL, default http://localho
 chromium: ## apt-install Debian's chromium for the optional browser end-to-end test
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+.PHONY: wrk
+wrk: ## apt-install wrk, the load generator of `make bench` (tests run the bench's script with it)
+	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
 .PHONY: redis-servers
 redis-servers: ## apt-install redis-server, redis-cli and redis-sentinel (the Cluster and Sentinel tests start their own)
 	command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-sentinel >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools redis-sentinel >/dev/null; }
