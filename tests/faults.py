@@ -117,9 +117,15 @@ def recording_sink(mode: str = "ok", **options: Any) -> Iterator[RecordingSink]:
 
 
 class OwnRedis:
-    """A `redis-server` of the test's own on a free loopback port: freeze, thaw, kill, restart."""
+    """A `redis-server` of the test's own on a free loopback port: freeze, thaw, kill, restart.
 
-    def __init__(self) -> None:
+    With `tls` (its certificate, key and the CA it trusts for clients) it listens for TLS only
+    (`rediss://`), and `auth_clients="yes"` makes it demand a client certificate.
+    """
+
+    def __init__(
+        self, tls: tuple[Path, Path, Path] | None = None, auth_clients: str = "no"
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             if os.environ.get("REQUIRE_REDIS"):
@@ -127,13 +133,20 @@ class OwnRedis:
             pytest.skip("redis-server is not installed")
         self.binary = binary
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.tls = tls
+        self.auth_clients = auth_clients
+        self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
         self.dir = Path(tempfile.mkdtemp(prefix="own-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OwnRedis:
         args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
                 "--appendonly", "no", "--dir", str(self.dir)]  # fmt: skip
+        if self.tls is not None:
+            cert, key, ca = self.tls
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                     "--tls-auth-clients", self.auth_clients]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -172,8 +185,10 @@ class OwnRedis:
 
 
 @contextlib.contextmanager
-def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis().start()
+def own_redis(
+    tls: tuple[Path, Path, Path] | None = None, auth_clients: str = "no"
+) -> Iterator[OwnRedis]:
+    server = OwnRedis(tls, auth_clients).start()
     try:
         yield server
     finally:
