@@ -319,8 +319,8 @@ class AutoPipeline:
     async def aclose(self) -> None:
         """Close the multiplexed connection (the client's pool is closed by its holders).
 
-        A connection still being made is abandoned: its commands get the cancellation, and
-        redis-py's pool disconnects what it had begun.
+        A connection still being made is abandoned: the commands waiting for it get
+        `ConnectionError` (a 503 upstream), and redis-py's pool disconnects what it had begun.
         """
         connecting = self._connecting
         if connecting is not None:
