@@ -120,11 +120,15 @@ class OwnRedis:
     """A `redis-server` of the test's own on a free loopback port: freeze, thaw, kill, restart.
 
     With `tls` (its certificate, key and the CA it trusts for clients) it listens for TLS only
-    (`rediss://`), and `auth_clients="yes"` makes it demand a client certificate.
+    (`rediss://`), and `auth_clients="yes"` makes it demand a client certificate; with
+    `password` it demands that (`requirepass`; `url` does not carry it).
     """
 
     def __init__(
-        self, tls: tuple[Path, Path, Path] | None = None, auth_clients: str = "no"
+        self,
+        tls: tuple[Path, Path, Path] | None = None,
+        auth_clients: str = "no",
+        password: str | None = None,
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -135,6 +139,7 @@ class OwnRedis:
         self.port = free_port()
         self.tls = tls
         self.auth_clients = auth_clients
+        self.password = password
         self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
         self.dir = Path(tempfile.mkdtemp(prefix="own-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -147,6 +152,8 @@ class OwnRedis:
             args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
                      "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
                      "--tls-auth-clients", self.auth_clients]  # fmt: skip
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -186,9 +193,11 @@ class OwnRedis:
 
 @contextlib.contextmanager
 def own_redis(
-    tls: tuple[Path, Path, Path] | None = None, auth_clients: str = "no"
+    tls: tuple[Path, Path, Path] | None = None,
+    auth_clients: str = "no",
+    password: str | None = None,
 ) -> Iterator[OwnRedis]:
-    server = OwnRedis(tls, auth_clients).start()
+    server = OwnRedis(tls, auth_clients, password).start()
     try:
         yield server
     finally:

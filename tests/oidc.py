@@ -1,13 +1,16 @@
 """A real, local OIDC issuer for tests: generated keys, real tokens, discovery + JWKS over HTTP.
 
 Nothing is mocked: the function fetches `/.well-known/openid-configuration` and the JWKS from a
-stdlib HTTP server on a free loopback port, and verifies tokens signed with keys made here.
+stdlib HTTP server on a free loopback port, and verifies tokens signed with keys made here. With
+a CA (`Issuer(ca)`) it serves HTTPS with a certificate that CA issued for 127.0.0.1, as the
+cluster's API server does with the service CA.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
+import trustme
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
@@ -27,7 +31,8 @@ SUBJECT = "system:serviceaccount:knative-eventing:mt-broker-ingress-oidc"
 class Issuer:
     """Signing keys by `kid`, of which `published` appear in the JWKS the server hands out."""
 
-    def __init__(self) -> None:
+    def __init__(self, ca: trustme.CA | None = None) -> None:
+        self.ca = ca
         self.keys: dict[str, tuple[Any, str]] = {
             "rsa-1": (rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
             "rsa-2": (rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
@@ -40,7 +45,7 @@ class Issuer:
         self.jwks_authorization: str | None = None  # what the last JWKS request sent
         self.claimed_issuer: str | None = None  # a discovery document naming someone else
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
 
     def jwks(self) -> dict[str, Any]:
         keys = []
@@ -111,6 +116,10 @@ class Issuer:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.ca is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ca.issue_cert("127.0.0.1").configure_cert(context)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:

@@ -195,6 +195,13 @@ class ServerProcess:
 
     def wait_ready(self, timeout: float = 15.0) -> ServerProcess:
         """Wait for readiness; RuntimeError with the output if it exits or takes too long."""
+        return self._wait_for("/health/readiness", timeout)
+
+    def wait_alive(self, timeout: float = 15.0) -> ServerProcess:
+        """Wait until it serves at all (liveness), ready or not (a Redis it cannot use)."""
+        return self._wait_for("/health/liveness", timeout)
+
+    def _wait_for(self, probe: str, timeout: float) -> ServerProcess:
         assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -202,11 +209,11 @@ class ServerProcess:
                 out = self.proc.stdout.read().decode() if self.proc.stdout else ""
                 raise RuntimeError(f"server exited early:\n{out}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health/readiness", timeout=0.5).status_code == 200:
+                if httpx.get(f"{self.url}{probe}", timeout=0.5).status_code == 200:
                     return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server did not answer 200 at {probe}")
 
     def kill(self) -> str:
         """Kill the process if it still runs (no drain); returns what it printed."""

@@ -1,17 +1,18 @@
-"""Broker deliveries with Knative Eventing OIDC: real tokens, a real JWKS served over HTTP."""
+"""Broker deliveries with Knative Eventing OIDC: real tokens, a real JWKS served over HTTP(S)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+import trustme
 
 from eventfn.dispatch.registry import Registry
 from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
@@ -351,3 +352,50 @@ async def test_old_keys_are_refetched_and_kept_if_the_issuer_is_down(issuer: Iss
         assert (
             await deliver(client, issuer.token(kid="rsa-1", sub=SUBJECT + "-2"))
         ).status_code == 200
+
+
+@pytest.fixture
+def https_issuer() -> Iterator[Issuer]:
+    """An issuer served over HTTPS, its certificate from a CA of the test's own."""
+    with Issuer(trustme.CA()).serving() as issuer:
+        yield issuer
+
+
+async def test_the_in_cluster_configuration_fetches_keys_over_https_trusting_the_ca_file(
+    https_issuer: Issuer, tmp_path: Path
+) -> None:
+    """What eventing/configmap.yaml sets: an https issuer, its CA (OIDC_CA_FILE, the service
+    CA in a pod) and the service-account token for the JWKS request (OIDC_JWKS_TOKEN_FILE)."""
+    assert https_issuer.ca is not None
+    ca_file = tmp_path / "ca.crt"
+    https_issuer.ca.cert_pem.write_to_path(str(ca_file))
+    token_file = tmp_path / "token"
+    token_file.write_text("sa-token-for-jwks\n")
+    overrides = {"oidc_ca_file": ca_file, "oidc_jwks_token_file": token_file}
+    async with oidc_client(https_issuer, **overrides) as client:
+        accepted = await deliver(client, https_issuer.token())
+        refused = await deliver(client, https_issuer.token(aud="someone-else"))
+    assert accepted.status_code == 200
+    assert accepted.headers["ce-type"] == RESPONSE
+    assert_refused(refused, 401)
+    assert https_issuer.jwks_authorization == "Bearer sa-token-for-jwks"
+
+
+@pytest.mark.parametrize("ca", ["none", "another"])
+async def test_an_issuer_certificate_the_function_cannot_verify_is_503_never_open(
+    https_issuer: Issuer, tmp_path: Path, ca: str
+) -> None:
+    """Without OIDC_CA_FILE (the system's CAs) or with the wrong one, the JWKS cannot be
+    fetched: 503 + Retry-After (the broker retries), no event handled, no key trusted."""
+    overrides: dict[str, Any] = {}
+    if ca == "another":
+        ca_file = tmp_path / "other-ca.crt"
+        trustme.CA().cert_pem.write_to_path(str(ca_file))
+        overrides["oidc_ca_file"] = ca_file
+    recorder = Recorder()
+    async with oidc_client(https_issuer, recorder, **overrides) as client:
+        response = await deliver(client, https_issuer.token())
+    assert_refused(response, 503)
+    assert response.headers["retry-after"]
+    assert recorder.calls == []
+    assert https_issuer.jwks_requests == 0

@@ -24,6 +24,7 @@ from eventfn.stores.redis import redis_client
 from tests.faults import OwnRedis, own_redis
 from tests.support import (
     RESPONSE,
+    ServerProcess,
     binary_headers,
     client_for,
     dumps,
@@ -152,3 +153,33 @@ async def test_a_redis_demanding_a_client_certificate_gets_the_one_the_url_names
     assert refused.status_code == 503
     assert accepted.status_code == 200
     assert ready.status_code == 200
+
+
+def test_a_managed_redis_with_tls_and_a_password_and_the_password_stays_out_of_the_logs(
+    certificates: Certificates,
+) -> None:
+    """`rediss://:PASSWORD@…` as managed services hand it out, to a real `python -m eventfn`:
+    the right password is served, a wrong one is an outage (503, not ready), and neither
+    appears in what the process prints."""
+    secret, wrong = "s3cret-of-the-redis", "not-the-password"
+    with own_redis(tls=certificates.server, password=secret) as server:
+        outputs = {}
+        for password in (secret, wrong):
+            url = certificates.url(server).replace("rediss://", f"rediss://:{password}@")
+            function = ServerProcess({"REDIS_URL": url}).spawn().wait_alive()
+            try:
+                delivered = httpx.post(
+                    function.url + "/",
+                    headers={**binary_headers(id=new_id()), "prefer": "reply"},
+                    content=dumps(query("over TLS")),
+                    timeout=5,
+                )
+                ready = httpx.get(function.url + "/health/readiness", timeout=5)
+            finally:
+                outputs[password] = function.stop()
+            expected = 200 if password == secret else 503
+            assert (delivered.status_code, ready.status_code) == (expected, expected)
+    assert "redis_unavailable" in outputs[wrong]
+    for output in outputs.values():
+        assert secret not in output
+        assert wrong not in output
