@@ -1,0 +1,156 @@
+"""The function as `eventing/` deploys it: the ConfigMap's settings, the Secret's, SinkBinding's.
+
+A real `python -m eventfn` gets every setting of `eventing/configmap.yaml` as it is, and the keys
+of `eventing/secret.example.yaml`. Only what a pod mounts or what names the cluster's services
+is moved to the test's own: the service CA and the tokens under the test's folder, the issuer
+(HTTPS, a CA of the test's own), a TLS Redis with a password, a sink that demands TLS and the
+SinkBinding's token. So OIDC on deliveries, API keys on the facade, Redis dedupe over TLS and
+publishing with an identity all run together, with the limits and timeouts that ship.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+import yaml
+
+from tests.faults import own_redis
+from tests.oidc import Issuer
+from tests.sink import Sink
+from tests.support import RESPONSE, ROOT, ServerProcess, binary_headers, dumps, new_id, query
+
+pytestmark = [pytest.mark.server, pytest.mark.redis]
+
+EVENTING = ROOT / "eventing"
+API_KEY = "a-facade-key-of-the-test"
+SINK_TOKEN = "eyJhbGciOiJSUzI1NiJ9.the-sinkbinding-token.sig"
+REDIS_PASSWORD = "s3cret-of-the-redis"
+# What a pod mounts or what names the cluster: moved to the test's own, nothing else.
+MOVED = {
+    "DATA_DIR",
+    "KNATIVE_CUSTOM_CERTS_DIR",
+    "OIDC_CA_FILE",
+    "OIDC_ISSUER",
+    "OIDC_JWKS_TOKEN_FILE",
+    "OIDC_SINK_TOKEN_FILE",
+}
+
+
+def shipped(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((EVENTING / name).read_text())
+    return document
+
+
+def test_the_shipped_configmap_turns_oidc_on_and_the_secret_holds_redis_and_the_keys() -> None:
+    config = shipped("configmap.yaml")["data"]
+    assert config["OIDC_AUDIENCE"], "the shipped ConfigMap turns OIDC on"
+    assert config.keys() >= MOVED
+    assert {"REDIS_URL", "API_KEYS"} <= shipped("secret.example.yaml")["stringData"].keys()
+
+
+def test_the_function_serves_as_eventing_deploys_it(tmp_path: Path) -> None:
+    config: dict[str, str] = {k: str(v) for k, v in shipped("configmap.yaml")["data"].items()}
+    audience = config["OIDC_AUDIENCE"]
+    issuer_ca, sink_ca, redis_ca = trustme.CA(), trustme.CA(), trustme.CA()
+    files = tmp_path / "mounted"
+    files.mkdir()
+    (files / "service-ca.crt").write_bytes(issuer_ca.cert_pem.bytes())
+    (files / "sa-token").write_text("sa-token-for-jwks\n")
+    (files / "sink-token").write_text(SINK_TOKEN + "\n")
+    (files / "knative-custom-certs").mkdir()
+    redis_cert = redis_ca.issue_cert("127.0.0.1")
+    (files / "redis.pem").write_bytes(b"".join(b.bytes() for b in redis_cert.cert_chain_pems))
+    (files / "redis.key").write_bytes(redis_cert.private_key_pem.bytes())
+    (files / "redis-ca.pem").write_bytes(redis_ca.cert_pem.bytes())
+    sink_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    sink_ca.issue_cert("127.0.0.1").configure_cert(sink_context)
+    sink = Sink(tls=sink_context, token=SINK_TOKEN).start()
+    issuer = Issuer(issuer_ca)
+    with (
+        issuer.serving(),
+        own_redis(
+            tls=(files / "redis.pem", files / "redis.key", files / "redis-ca.pem"),
+            password=REDIS_PASSWORD,
+        ) as redis,
+    ):
+        redis_url = redis.url.replace("rediss://", f"rediss://:{REDIS_PASSWORD}@")
+        env = {
+            **config,
+            # moved: what the pod mounts, and the issuer the cluster names
+            "DATA_DIR": str(tmp_path / "data"),
+            "KNATIVE_CUSTOM_CERTS_DIR": str(files / "knative-custom-certs"),
+            "OIDC_CA_FILE": str(files / "service-ca.crt"),
+            "OIDC_ISSUER": issuer.url,
+            "OIDC_JWKS_TOKEN_FILE": str(files / "sa-token"),
+            "OIDC_SINK_TOKEN_FILE": str(files / "sink-token"),
+            # the Secret's keys
+            "REDIS_URL": f"{redis_url}?ssl_ca_certs={files / 'redis-ca.pem'}",
+            "API_KEYS": API_KEY,
+            # what the SinkBinding injects
+            "K_SINK": sink.url,
+            "K_CA_CERTS": sink_ca.cert_pem.bytes().decode(),
+        }
+        changed = {name for name, value in config.items() if env[name] != value}
+        assert changed == MOVED  # every other setting exactly as it ships
+        server = ServerProcess(env).start()
+        try:
+            results = exercise(server.url, issuer.token(aud=audience))
+            published = wait_for_sink(sink, 1)
+        finally:
+            output = server.stop()
+            sink.stop()
+    assert server.proc is not None
+    assert server.proc.returncode == 0, output[-2000:]
+    assert results["ready"] == 200
+    assert results["reply"] == (200, RESPONSE)
+    assert results["redelivered_same_id"]
+    assert results["without_token"] == 401
+    assert results["unrequested"] == 202
+    assert results["facade"] == (200, 401)
+    assert results["metrics"] == 200
+    assert published[0].headers["authorization"] == f"Bearer {SINK_TOKEN}"
+    assert published[0].headers["ce-type"] == RESPONSE
+    assert issuer.jwks_authorization == "Bearer sa-token-for-jwks"
+    assert REDIS_PASSWORD not in output
+    assert '"level":"error"' not in output, output[-2000:]
+
+
+def exercise(url: str, token: str) -> dict[str, Any]:
+    """Broker deliveries (with a reply, a redelivery, none requested, no token), the facade
+    with and without its key, readiness and metrics."""
+    bearer = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        event = {**binary_headers(id=new_id()), **bearer, "prefer": "reply"}
+        first = client.post("/", headers=event, content=dumps(query("shipped")))
+        again = client.post("/", headers=event, content=dumps(query("shipped")))
+        unrequested = client.post(
+            "/", headers={**binary_headers(id=new_id()), **bearer}, content=dumps(query())
+        )
+        without = client.post("/", headers=binary_headers(id=new_id()), content=dumps(query()))
+        facade = client.post("/api/v1/query", json=query(), headers={"x-api-key": API_KEY})
+        no_key = client.post("/api/v1/query", json=query())
+        return {
+            "ready": client.get("/health/readiness").status_code,
+            "reply": (first.status_code, first.headers.get("ce-type")),
+            "redelivered_same_id": again.headers.get("ce-id") == first.headers.get("ce-id"),
+            "unrequested": unrequested.status_code,
+            "without_token": without.status_code,
+            "facade": (facade.status_code, no_key.status_code),
+            "metrics": client.get("/metrics").status_code,
+        }
+
+
+def wait_for_sink(sink: Sink, count: int, within: float = 15.0) -> list[Any]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        accepted = [r for r in sink.received if r.headers.get("authorization")]
+        if len(accepted) >= count:
+            return accepted
+        time.sleep(0.05)
+    raise AssertionError(f"the sink got {len(sink.received)} requests, not {count}")
