@@ -146,17 +146,22 @@ async def test_a_readonly_answer_drops_the_link_so_the_next_command_finds_a_mast
             await admin.aclose()
 
 
+async def close_while_a_command_waits(pipe: AutoPipeline) -> None:
+    """Issue a command, close the pipeline while it waits: the command gets ConnectionError."""
+    waiting = pipe.call("GET", "k")
+    await asyncio.sleep(0.1)
+    await pipe.aclose()
+    with pytest.raises(RedisConnectionError):
+        await waiting
+
+
 async def test_closing_hands_the_commands_still_waiting_an_error() -> None:
     with own_redis() as server:
         async with pipeline_to(server.url) as pipe:
             assert await pipe.call("PING") == b"PONG"
             server.freeze()
             try:
-                waiting = pipe.call("GET", "k")
-                await asyncio.sleep(0.05)
-                await pipe.aclose()
-                with pytest.raises(RedisConnectionError):
-                    await waiting
+                await close_while_a_command_waits(pipe)
             finally:
                 server.thaw()
 
@@ -168,11 +173,7 @@ async def test_closing_while_the_link_is_made_abandons_it_and_fails_its_commands
         server.freeze()  # the kernel accepts the connection; redis-py's handshake waits
         try:
             async with pipeline_to(server.url + f"?client_name={name}", redis_timeout=2) as pipe:
-                waiting = pipe.call("GET", "k")
-                await asyncio.sleep(0.1)
-                await pipe.aclose()
-                with pytest.raises(RedisConnectionError):
-                    await waiting
+                await close_while_a_command_waits(pipe)
         finally:
             server.thaw()
         for _ in range(50):  # Redis reads the close once it runs again
