@@ -272,20 +272,25 @@ def measure(
     CPU time per request hardly depends on what else the machine is doing, unlike req/s, so it
     shows the cost of the code even on a busy shared machine.
     """
-    server = SERVERS[key]
-    get, token = server.probe == "get", token_for(server)
     cpu = cpu_seconds(proc.pid)
-    result = wrk(binary, port, args.duration, args.connections, args.threads, get=get, token=token)
+    result = load_for(key, port, args.duration, args, binary)
     result["cpu_us"] = round((cpu_seconds(proc.pid) - cpu) / result["requests"] * 1e6, 1)
     result["loadavg"] = os.getloadavg()[0]  # the 1-minute figure of /proc/loadavg
     print(f"  {key:<14} {result['rps']:>7} req/s  p99 {result['p99_ms']:.2f} ms", file=sys.stderr)
     return result
 
 
-def warm(key: str, port: int, args: argparse.Namespace, binary: str) -> None:
+def load_for(
+    key: str, port: int, seconds: int, args: argparse.Namespace, binary: str
+) -> dict[str, Any]:
+    """`seconds` of the run's wrk load on server `key`: its requests, token included."""
     server = SERVERS[key]
     get, token = server.probe == "get", token_for(server)
-    wrk(binary, port, args.warmup, args.connections, args.threads, get=get, token=token)
+    return wrk(binary, port, seconds, args.connections, args.threads, get=get, token=token)
+
+
+def warm(key: str, port: int, args: argparse.Namespace, binary: str) -> None:
+    load_for(key, port, args.warmup, args, binary)
 
 
 def load(key: str, args: argparse.Namespace, binary: str) -> dict[str, Any]:

@@ -284,3 +284,28 @@ class Counting:
         if self.gate is not None:
             await self.gate.wait()
         return QueryResponse(result={"message": request.query})
+
+
+@contextlib.contextmanager
+def captured_logs(*modules: Any) -> Iterator[list[dict[str, Any]]]:
+    """Every structlog event that `modules` log meanwhile, as dicts (`structlog.testing`).
+
+    structlog as it comes, for the capture to see every line: an earlier test of the suite may
+    have configured a level filter, and a module's logger caches its processors on first use,
+    so each module's `log` is a fresh one meanwhile (same component). Restored after.
+    """
+    import structlog
+    from structlog.testing import capture_logs
+
+    saved = structlog.get_config()
+    loggers = [(module, module.log) for module in modules]
+    structlog.reset_defaults()
+    for module, _ in loggers:
+        module.log = structlog.get_logger(component=module.__name__)
+    try:
+        with capture_logs() as logged:
+            yield logged
+    finally:
+        for module, logger in loggers:
+            module.log = logger
+        structlog.configure(**saved)

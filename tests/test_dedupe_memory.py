@@ -9,14 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog.testing
 
+from eventfn.stores import dedupe as dedupe_module
 from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State
 from eventfn.stores.records import event_key
 from tests.support import (
     STRUCTURED,
     Counting,
     binary_headers,
+    captured_logs,
     dumps,
     event_json,
     query,
@@ -194,7 +195,7 @@ async def test_when_memory_cuts_the_window_short_the_store_says_how_short() -> N
     clock = Clock()
     big = Reply("t", b"x" * 1000, "fp")
     s = MemoryDedupeStore(ttl=100, lease=10, max_bytes=3600, clock=clock)
-    with structlog.testing.capture_logs() as logged:
+    with captured_logs(dedupe_module) as logged:
         for key in "abcdef":  # three fit; one a second
             await s.claim(key, "fp")
             await s.complete(key, big)

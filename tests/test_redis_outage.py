@@ -8,20 +8,20 @@ lasted and how many calls it cost. The faults run against a `redis-server` of th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
-from structlog.testing import capture_logs
 
 from eventfn.core.errors import StoreUnavailable
 from eventfn.stores import redis as redis_stores
+from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import Outage, redis_client
 from tests.faults import own_redis
+from tests.support import captured_logs
 
 
 class Clock:
@@ -32,15 +32,14 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(autouse=True)
-def structlog_defaults(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """structlog as it comes, for `capture_logs` to see every line: an earlier test of the suite
-    may have configured a level filter and used (so cached) the module's logger."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    monkeypatch.setattr(redis_stores, "log", structlog.get_logger(component="eventfn.stores.redis"))
-    yield
-    structlog.configure(**saved)
+async def first_success(call: Callable[[], Awaitable[Any]], attempts: int = 50) -> Any:
+    """What `call` answers once Redis serves it again (a few calls may still fail)."""
+    for _ in range(attempts - 1):
+        try:
+            return await call()
+        except StoreUnavailable:
+            continue
+    return await call()
 
 
 def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
@@ -50,7 +49,7 @@ def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 def test_an_outage_is_logged_when_it_begins_then_once_per_interval_then_when_it_ends() -> None:
     clock = Clock()
     outage = Outage("dedupe", every=10.0, clock=clock)
-    with capture_logs() as logs:
+    with captured_logs(redis_stores) as logs:
         for n in range(50):
             clock.now = 100.0 + n * 0.1  # 50 failures in 5 s: within the first interval
             error = outage.failed(RedisConnectionError("Connection refused"))
@@ -76,7 +75,7 @@ def test_an_outage_is_logged_when_it_begins_then_once_per_interval_then_when_it_
 
 def test_the_context_turns_redis_errors_into_503s_and_passes_our_own_bugs_on() -> None:
     outage = Outage("outbox")
-    with capture_logs() as logs:
+    with captured_logs(redis_stores) as logs:
         with pytest.raises(StoreUnavailable) as raised, outage:
             raise TimeoutError("no answer")
         assert raised.value.retry_after == 1
@@ -97,7 +96,7 @@ async def test_a_killed_redis_logs_one_outage_per_store_and_its_end_after_the_re
         outbox = RedisOutbox(redis_client(server.url, 0.5))
         try:
             await dedupe.claim("warm", "f")  # connected before the fault
-            with capture_logs() as logs:
+            with captured_logs(redis_stores) as logs:
                 server.kill()
                 for n in range(20):
                     with pytest.raises(StoreUnavailable):
@@ -105,20 +104,10 @@ async def test_a_killed_redis_logs_one_outage_per_store_and_its_end_after_the_re
                 with pytest.raises(StoreUnavailable):
                     await outbox.depth()
                 server.start()
-                claimed = None
-                for n in range(50):  # the first calls may meet a connection the kill closed
-                    try:
-                        claimed = await dedupe.claim(f"after-{n}", "f")
-                        break
-                    except StoreUnavailable:
-                        continue
-                assert claimed is not None
-                for _ in range(50):
-                    try:
-                        assert await outbox.depth() == 0
-                        break
-                    except StoreUnavailable:
-                        continue
+                # the first calls may meet a connection the kill closed
+                claimed = await first_success(lambda: dedupe.claim("after", "f"))
+                assert claimed.state is State.CLAIMED
+                assert await first_success(outbox.depth) == 0
         finally:
             await dedupe.aclose()
             await outbox.stop()
@@ -128,3 +117,26 @@ async def test_a_killed_redis_logs_one_outage_per_store_and_its_end_after_the_re
     assert sorted(ended) == ["dedupe", "outbox"]
     assert ended["dedupe"]["failures"] >= 20
     assert ended["outbox"]["failures"] >= 1
+
+
+@pytest.mark.redis
+async def test_a_passing_readiness_probe_ends_the_outage_of_a_replica_without_deliveries() -> None:
+    """A replica whose Redis failed is out of the Service's endpoints, so no delivery comes to
+    succeed: its readiness probe, once Redis answers it, ends the outage in the logs."""
+    with own_redis() as server:
+        dedupe = RedisDedupeStore(redis_client(server.url, 0.5), ttl=60, lease=5)
+        try:
+            with captured_logs(redis_stores) as logs:
+                server.kill()
+                with pytest.raises(StoreUnavailable):
+                    await dedupe.claim("during", "f")
+                assert not await dedupe.ping()
+                server.start()
+                for _ in range(50):  # a pooled connection the kill closed may fail first
+                    if await dedupe.ping():
+                        break
+                else:
+                    pytest.fail("readiness never passed again")
+        finally:
+            await dedupe.aclose()
+    assert [(x["store"], x["failures"]) for x in lines(logs, "redis_recovered")] == [("dedupe", 1)]

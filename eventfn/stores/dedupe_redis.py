@@ -28,7 +28,7 @@ import orjson
 
 from eventfn.observability.logs import get_logger
 from eventfn.stores.dedupe import ClaimResult, Reply, State
-from eventfn.stores.redis import AutoPipeline, Outage, transient_errors, usable
+from eventfn.stores.redis import AutoPipeline, Outage, usable
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis
@@ -89,8 +89,8 @@ class RedisDedupeStore:
         self._prefix = prefix
         self._release = client.register_script(_RELEASE)
         self._pipeline = AutoPipeline(client)
-        self._errors = transient_errors()
         self._outage = Outage("dedupe")
+        self._errors = self._outage.errors  # what the calls below catch
         self._renew = client.register_script(_RENEW)
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
@@ -151,8 +151,15 @@ class RedisDedupeStore:
         return self._ttl
 
     async def ping(self) -> bool:
-        """True while Redis can serve claims (reachable, writable, of the configured mode)."""
-        return await usable(self._redis, "dedupe")
+        """True while Redis can serve claims (reachable, writable, of the configured mode).
+
+        A replica out of the Service's endpoints gets no delivery to end an outage with: its
+        readiness probe, succeeding again, does.
+        """
+        if not await usable(self._redis, "dedupe"):
+            return False
+        self._outage.ok()
+        return True
 
     async def aclose(self) -> None:
         await self._pipeline.aclose()

@@ -356,14 +356,17 @@ class Outage:
     The first failure of an outage logs `redis_unavailable`; while it lasts, at most one
     `redis_still_unavailable` line every `every` seconds counts the failures since it began;
     the first success after it logs `redis_recovered` with how long it lasted. Logged per
-    failure, a Redis down under 5,000 deliveries/s wrote 5,000 warnings a second, beside each
-    delivery's own 503 line, and nothing said when it was back.
+    failed call instead, a Redis down under 5,000 deliveries/s means 5,000 warnings a second,
+    beside each delivery's own 503 line, and nothing says when it is back.
+
+    Built by a Redis store (so redis is imported already): `errors` is what it catches.
     """
 
-    __slots__ = ("_clock", "_every", "_logged", "failures", "since", "what")
+    __slots__ = ("_clock", "_every", "_logged", "errors", "failures", "since", "what")
 
     def __init__(self, what: str, *, every: float = 10.0, clock: Any = time.monotonic) -> None:
         self.what = what
+        self.errors = transient_errors()
         self._every = every
         self._clock = clock
         self.since: float | None = None  # when the outage began; None while Redis answers
@@ -410,5 +413,5 @@ class Outage:
         if exc is None:
             if self.since is not None:
                 self.ok()
-        elif isinstance(exc, transient_errors()):
+        elif isinstance(exc, self.errors):
             raise self.failed(exc) from None
