@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from tests.sink import serve_posts
 from tests.support import free_port
@@ -189,6 +190,48 @@ class OwnRedis:
     def stop(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisCertificates:
+    """For a TLS `OwnRedis`: a CA, a certificate for the server at 127.0.0.1 and one for the
+    function (a client certificate), as files, and the `REDIS_URL` that names them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = trustme.CA()
+        self.ca_file = directory / "redis-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.server_cert, self.server_key = self._issue(directory, "redis-server", "127.0.0.1")
+        self.client_cert, self.client_key = self._issue(
+            directory, "redis-client", "knative-python-backend"
+        )
+
+    def _issue(self, directory: Path, name: str, identity: str) -> tuple[Path, Path]:
+        issued = self.ca.issue_cert(identity)
+        cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+        cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        issued.private_key_pem.write_to_path(str(key))
+        return cert, key
+
+    @property
+    def server(self) -> tuple[Path, Path, Path]:
+        """What `OwnRedis(tls=...)` takes: its certificate, its key, the CA of its clients."""
+        return self.server_cert, self.server_key, self.ca_file
+
+    def url(
+        self,
+        server: OwnRedis,
+        *,
+        client_cert: bool = False,
+        trusted: bool = True,
+        password: str | None = None,
+    ) -> str:
+        """`server`'s `rediss://` URL with redis-py's TLS options (the CA unless not `trusted`,
+        the client certificate) and `password`, as a Secret would hold it."""
+        url = server.url if password is None else server.url.replace("://", f"://:{password}@")
+        options = [f"ssl_ca_certs={self.ca_file}"] if trusted else []
+        if client_cert:
+            options += [f"ssl_certfile={self.client_cert}", f"ssl_keyfile={self.client_key}"]
+        return url + ("?" + "&".join(options) if options else "")
 
 
 @contextlib.contextmanager

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import trustme
+
 from tests.support import free_port
 
 
@@ -125,3 +127,11 @@ def running_sink() -> Iterator[Sink]:
         yield sink
     finally:
         sink.stop()
+
+
+def https_sink(ca: trustme.CA, token: str | None) -> Sink:
+    """A started sink serving HTTPS with a certificate `ca` issued for 127.0.0.1 (a secured
+    cluster's Broker), demanding `Bearer <token>` when a token is given."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return Sink(tls=context, token=token).start()

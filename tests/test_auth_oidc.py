@@ -396,6 +396,6 @@ async def test_an_issuer_certificate_the_function_cannot_verify_is_503_never_ope
     async with oidc_client(https_issuer, recorder, **overrides) as client:
         response = await deliver(client, https_issuer.token())
     assert_refused(response, 503)
-    assert response.headers["retry-after"]
+    assert response.headers["retry-after"] == "5"
     assert recorder.calls == []
     assert https_issuer.jwks_requests == 0

@@ -173,8 +173,9 @@ def test_table_prints_every_server_and_target() -> None:
 
 
 def test_the_table_and_the_verdicts_round_a_ratio_alike() -> None:
-    """0.315x is one figure in the row and in its verdict, not 0.31x beside 0.32x."""
-    results = fake_results(function_rps=3150, function_p99=4.0)
+    """0.3149x is one figure in the row and in its verdict (both of 0.315), not 0.31x in the
+    row beside 0.32x in the verdict."""
+    results = fake_results(function_rps=3149, function_p99=4.0)
     text = report.table(results, report.ratios(results))
     row = next(line for line in text.splitlines() if line.startswith("| this function |"))
     verdict = next(line for line in text.splitlines() if line.startswith("| throughput"))

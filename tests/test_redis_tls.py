@@ -10,81 +10,40 @@ Each test runs a TLS-only `redis-server` of its own (Debian's is built with TLS)
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import trustme
 
+from eventfn.binding import Event
+from eventfn.stores.deadletters import RedisDeadLetterStore
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
-from tests.faults import OwnRedis, own_redis
+from tests.faults import OwnRedis, RedisCertificates, own_redis
 from tests.support import (
+    QUERY,
     RESPONSE,
     ServerProcess,
     binary_headers,
-    client_for,
     dumps,
-    make_app,
+    function_client,
     new_id,
     query,
-    test_settings,
 )
 
 pytestmark = pytest.mark.redis
 
 
-class Certificates:
-    """A CA, a certificate for the server at 127.0.0.1 and one for the function, as files."""
-
-    def __init__(self, directory: Path) -> None:
-        self.ca = trustme.CA()
-        self.ca_file = directory / "ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-        self.server_cert, self.server_key = self._issue(directory, "server", "127.0.0.1")
-        self.client_cert, self.client_key = self._issue(
-            directory, "client", "knative-python-backend"
-        )
-
-    def _issue(self, directory: Path, name: str, identity: str) -> tuple[Path, Path]:
-        issued = self.ca.issue_cert(identity)
-        cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-        for blob in issued.cert_chain_pems:
-            with cert.open("ab") as out:
-                out.write(blob.bytes())
-        issued.private_key_pem.write_to_path(str(key))
-        return cert, key
-
-    @property
-    def server(self) -> tuple[Path, Path, Path]:
-        return self.server_cert, self.server_key, self.ca_file
-
-    def url(self, server: OwnRedis, *, client_cert: bool = False, trusted: bool = True) -> str:
-        options = [f"ssl_ca_certs={self.ca_file}"] if trusted else []
-        if client_cert:
-            options += [f"ssl_certfile={self.client_cert}", f"ssl_keyfile={self.client_key}"]
-        return server.url + ("?" + "&".join(options) if options else "")
+@pytest.fixture
+def certificates(tmp_path: Path) -> RedisCertificates:
+    return RedisCertificates(tmp_path)
 
 
 @pytest.fixture
-def certificates(tmp_path: Path) -> Certificates:
-    return Certificates(tmp_path)
-
-
-@pytest.fixture
-def tls_redis(certificates: Certificates) -> Iterator[OwnRedis]:
+def tls_redis(certificates: RedisCertificates) -> Iterator[OwnRedis]:
     with own_redis(tls=certificates.server) as server:
         yield server
-
-
-@contextlib.asynccontextmanager
-async def function_on(url: str, tmp: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    settings = test_settings(redis_url=url, data_dir=tmp, **overrides)
-    async with client_for(make_app(settings)) as client:
-        yield client
 
 
 async def deliver(client: httpx.AsyncClient, event_id: str) -> httpx.Response:
@@ -93,12 +52,15 @@ async def deliver(client: httpx.AsyncClient, event_id: str) -> httpx.Response:
 
 
 async def test_two_replicas_share_their_dedupe_over_tls(
-    tls_redis: OwnRedis, certificates: Certificates, tmp_path: Path
+    tls_redis: OwnRedis, certificates: RedisCertificates, tmp_path: Path
 ) -> None:
     """The second replica replays the first one's reply, read from Redis over TLS."""
     url = certificates.url(tls_redis)
     event_id = new_id()
-    async with function_on(url, tmp_path / "a") as a, function_on(url, tmp_path / "b") as b:
+    async with (
+        function_client(redis_url=url, data_dir=tmp_path / "a") as a,
+        function_client(redis_url=url, data_dir=tmp_path / "b") as b,
+    ):
         assert (await a.get("/health/readiness")).status_code == 200
         first = await deliver(a, event_id)
         second = await deliver(b, event_id)
@@ -109,28 +71,40 @@ async def test_two_replicas_share_their_dedupe_over_tls(
 
 
 async def test_the_dead_letters_and_the_outbox_live_in_redis_over_tls(
-    tls_redis: OwnRedis, certificates: Certificates, tmp_path: Path
+    tls_redis: OwnRedis, certificates: RedisCertificates, tmp_path: Path
 ) -> None:
+    """A dead letter the function stores is read back from Redis by a store of our own, and an
+    event parked in the outbox over the same URL comes back due."""
     url = certificates.url(tls_redis)
-    async with function_on(url, tmp_path) as client:
+    async with function_client(redis_url=url, data_dir=tmp_path) as client:
         letter = {**binary_headers(id=new_id()), "ce-knativeerrorcode": "500"}
         stored = await client.post("/deadletter", headers=letter, content=dumps(query()))
         listed = await client.get("/api/v1/deadletters")
     assert stored.status_code == 202
-    assert [x["event"]["id"] for x in listed.json()["items"]] == [letter["ce-id"]]
+    [item] = listed.json()["items"]
+    assert item["event"]["id"] == letter["ce-id"]
+    deadletters = RedisDeadLetterStore(redis_client(url, 1.0))
     outbox = RedisOutbox(redis_client(url, 1.0))
     try:
-        assert await outbox.depth() == 0  # reachable, over the same TLS options
+        found = await deadletters.get(item["id"])
+        assert found is not None
+        assert found.event.id == letter["ce-id"]
+        event = Event({"specversion": "1.0", "id": new_id(), "source": "/tls", "type": QUERY})
+        await outbox.park(event, attempts=1, delay=0, error="test")
+        [parked] = await outbox.take_due(10, lease=5)
+        assert parked.event.id == event.id
     finally:
+        await deadletters.stop()
         await outbox.stop()
 
 
 async def test_a_server_certificate_the_function_cannot_verify_is_an_outage(
-    tls_redis: OwnRedis, certificates: Certificates, tmp_path: Path
+    tls_redis: OwnRedis, certificates: RedisCertificates, tmp_path: Path
 ) -> None:
     """Without the CA that signed Redis' certificate: 503 + Retry-After and not ready, never a
     connection that skips verification."""
-    async with function_on(certificates.url(tls_redis, trusted=False), tmp_path) as client:
+    untrusted = certificates.url(tls_redis, trusted=False)
+    async with function_client(redis_url=untrusted, data_dir=tmp_path) as client:
         delivered = await deliver(client, new_id())
         ready = await client.get("/health/readiness")
     assert delivered.status_code == 503
@@ -140,14 +114,14 @@ async def test_a_server_certificate_the_function_cannot_verify_is_an_outage(
 
 
 async def test_a_redis_demanding_a_client_certificate_gets_the_one_the_url_names(
-    certificates: Certificates, tmp_path: Path
+    certificates: RedisCertificates, tmp_path: Path
 ) -> None:
     with own_redis(tls=certificates.server, auth_clients="yes") as server:
         anonymous = certificates.url(server)
-        async with function_on(anonymous, tmp_path / "anonymous") as client:
+        async with function_client(redis_url=anonymous, data_dir=tmp_path / "anonymous") as client:
             refused = await deliver(client, new_id())
         with_cert = certificates.url(server, client_cert=True)
-        async with function_on(with_cert, tmp_path / "client") as client:
+        async with function_client(redis_url=with_cert, data_dir=tmp_path / "client") as client:
             accepted = await deliver(client, new_id())
             ready = await client.get("/health/readiness")
     assert refused.status_code == 503
@@ -156,7 +130,7 @@ async def test_a_redis_demanding_a_client_certificate_gets_the_one_the_url_names
 
 
 def test_a_managed_redis_with_tls_and_a_password_and_the_password_stays_out_of_the_logs(
-    certificates: Certificates,
+    certificates: RedisCertificates,
 ) -> None:
     """`rediss://:PASSWORD@…` as managed services hand it out, to a real `python -m eventfn`:
     the right password is served, a wrong one is an outage (503, not ready), and neither
@@ -165,7 +139,7 @@ def test_a_managed_redis_with_tls_and_a_password_and_the_password_stays_out_of_t
     with own_redis(tls=certificates.server, password=secret) as server:
         outputs = {}
         for password in (secret, wrong):
-            url = certificates.url(server).replace("rediss://", f"rediss://:{password}@")
+            url = certificates.url(server, password=password)
             function = ServerProcess({"REDIS_URL": url}).spawn().wait_alive()
             try:
                 delivered = httpx.post(

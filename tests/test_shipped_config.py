@@ -10,8 +10,7 @@ publishing with an identity all run together, with the limits and timeouts that 
 
 from __future__ import annotations
 
-import ssl
-import time
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ import pytest
 import trustme
 import yaml
 
-from tests.faults import own_redis
+from eventfn.dispatch.replies import reply_id
+from tests.faults import RedisCertificates, own_redis
 from tests.oidc import Issuer
-from tests.sink import Sink
+from tests.sink import https_sink
 from tests.support import RESPONSE, ROOT, ServerProcess, binary_headers, dumps, new_id, query
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
@@ -57,29 +57,17 @@ def test_the_shipped_configmap_turns_oidc_on_and_the_secret_holds_redis_and_the_
 def test_the_function_serves_as_eventing_deploys_it(tmp_path: Path) -> None:
     config: dict[str, str] = {k: str(v) for k, v in shipped("configmap.yaml")["data"].items()}
     audience = config["OIDC_AUDIENCE"]
-    issuer_ca, sink_ca, redis_ca = trustme.CA(), trustme.CA(), trustme.CA()
+    issuer_ca, sink_ca = trustme.CA(), trustme.CA()
     files = tmp_path / "mounted"
     files.mkdir()
     (files / "service-ca.crt").write_bytes(issuer_ca.cert_pem.bytes())
     (files / "sa-token").write_text("sa-token-for-jwks\n")
     (files / "sink-token").write_text(SINK_TOKEN + "\n")
     (files / "knative-custom-certs").mkdir()
-    redis_cert = redis_ca.issue_cert("127.0.0.1")
-    (files / "redis.pem").write_bytes(b"".join(b.bytes() for b in redis_cert.cert_chain_pems))
-    (files / "redis.key").write_bytes(redis_cert.private_key_pem.bytes())
-    (files / "redis-ca.pem").write_bytes(redis_ca.cert_pem.bytes())
-    sink_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    sink_ca.issue_cert("127.0.0.1").configure_cert(sink_context)
-    sink = Sink(tls=sink_context, token=SINK_TOKEN).start()
+    certificates = RedisCertificates(files)
+    sink = https_sink(sink_ca, SINK_TOKEN)
     issuer = Issuer(issuer_ca)
-    with (
-        issuer.serving(),
-        own_redis(
-            tls=(files / "redis.pem", files / "redis.key", files / "redis-ca.pem"),
-            password=REDIS_PASSWORD,
-        ) as redis,
-    ):
-        redis_url = redis.url.replace("rediss://", f"rediss://:{REDIS_PASSWORD}@")
+    with issuer.serving(), own_redis(tls=certificates.server, password=REDIS_PASSWORD) as redis:
         env = {
             **config,
             # moved: what the pod mounts, and the issuer the cluster names
@@ -90,7 +78,7 @@ def test_the_function_serves_as_eventing_deploys_it(tmp_path: Path) -> None:
             "OIDC_JWKS_TOKEN_FILE": str(files / "sa-token"),
             "OIDC_SINK_TOKEN_FILE": str(files / "sink-token"),
             # the Secret's keys
-            "REDIS_URL": f"{redis_url}?ssl_ca_certs={files / 'redis-ca.pem'}",
+            "REDIS_URL": certificates.url(redis, password=REDIS_PASSWORD),
             "API_KEYS": API_KEY,
             # what the SinkBinding injects
             "K_SINK": sink.url,
@@ -101,7 +89,8 @@ def test_the_function_serves_as_eventing_deploys_it(tmp_path: Path) -> None:
         server = ServerProcess(env).start()
         try:
             results = exercise(server.url, issuer.token(aud=audience))
-            published = wait_for_sink(sink, 1)
+            # the facade's answer and the reply nobody asked for
+            published = asyncio.run(sink.wait_for(2, within=15))
         finally:
             output = server.stop()
             sink.stop()
@@ -114,8 +103,10 @@ def test_the_function_serves_as_eventing_deploys_it(tmp_path: Path) -> None:
     assert results["unrequested"] == 202
     assert results["facade"] == (200, 401)
     assert results["metrics"] == 200
-    assert published[0].headers["authorization"] == f"Bearer {SINK_TOKEN}"
-    assert published[0].headers["ce-type"] == RESPONSE
+    assert reply_id("/tests", results["unrequested_id"]) in {r.id for r in published}
+    for request in published:
+        assert request.headers["authorization"] == f"Bearer {SINK_TOKEN}"
+        assert request.headers["ce-type"] == RESPONSE
     assert issuer.jwks_authorization == "Bearer sa-token-for-jwks"
     assert REDIS_PASSWORD not in output
     assert '"level":"error"' not in output, output[-2000:]
@@ -129,8 +120,9 @@ def exercise(url: str, token: str) -> dict[str, Any]:
         event = {**binary_headers(id=new_id()), **bearer, "prefer": "reply"}
         first = client.post("/", headers=event, content=dumps(query("shipped")))
         again = client.post("/", headers=event, content=dumps(query("shipped")))
+        unrequested_id = new_id()
         unrequested = client.post(
-            "/", headers={**binary_headers(id=new_id()), **bearer}, content=dumps(query())
+            "/", headers={**binary_headers(id=unrequested_id), **bearer}, content=dumps(query())
         )
         without = client.post("/", headers=binary_headers(id=new_id()), content=dumps(query()))
         facade = client.post("/api/v1/query", json=query(), headers={"x-api-key": API_KEY})
@@ -140,17 +132,8 @@ def exercise(url: str, token: str) -> dict[str, Any]:
             "reply": (first.status_code, first.headers.get("ce-type")),
             "redelivered_same_id": again.headers.get("ce-id") == first.headers.get("ce-id"),
             "unrequested": unrequested.status_code,
+            "unrequested_id": unrequested_id,
             "without_token": without.status_code,
             "facade": (facade.status_code, no_key.status_code),
             "metrics": client.get("/metrics").status_code,
         }
-
-
-def wait_for_sink(sink: Sink, count: int, within: float = 15.0) -> list[Any]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        accepted = [r for r in sink.received if r.headers.get("authorization")]
-        if len(accepted) >= count:
-            return accepted
-        time.sleep(0.05)
-    raise AssertionError(f"the sink got {len(sink.received)} requests, not {count}")

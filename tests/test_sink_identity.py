@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import trustme
 
 from eventfn.delivery import identity
 from eventfn.testing import isolated_settings
-from tests.sink import Sink
+from tests.sink import Sink, https_sink
 from tests.support import RESPONSE, ServerProcess, binary_headers, dumps, function_client, query
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.the-sinkbinding-token.sig"
@@ -56,17 +55,11 @@ class SinkBinding:
         os.replace(fresh, self.token_file)
 
 
-def https_sink(ca: trustme.CA, token: str | None = TOKEN) -> Sink:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return Sink(tls=context, token=token).start()
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[SinkBinding]:
     """A sink demanding TLS (its CA in K_CA_CERTS) and the token (in the mounted file)."""
     ca = trustme.CA()
-    sink = https_sink(ca)
+    sink = https_sink(ca, TOKEN)
     oidc = tmp_path / "oidc"
     oidc.mkdir()
     (oidc / "token").write_text(TOKEN + "\n")
