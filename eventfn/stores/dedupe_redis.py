@@ -151,15 +151,8 @@ class RedisDedupeStore:
         return self._ttl
 
     async def ping(self) -> bool:
-        """True while Redis can serve claims (reachable, writable, of the configured mode).
-
-        A replica out of the Service's endpoints gets no delivery to end an outage with: its
-        readiness probe, succeeding again, does.
-        """
-        if not await usable(self._redis, "dedupe"):
-            return False
-        self._outage.ok()
-        return True
+        """True while Redis can serve claims (reachable, writable, of the configured mode)."""
+        return await usable(self._redis, self._outage)
 
     async def aclose(self) -> None:
         await self._pipeline.aclose()

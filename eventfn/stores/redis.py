@@ -196,22 +196,30 @@ def hash_tagged(client: Any, prefix: str) -> str:
     return f"{head}:{{{rest}}}:" if rest else f"{{{head}}}:"
 
 
-async def usable(client: Any, what: str) -> bool:
+class WrongMode(Exception):
+    """The Redis reached is not of the mode configured: a Cluster node without REDIS_MODE."""
+
+
+async def usable(client: Any, outage: Outage) -> bool:
     """True when `client` can serve the stores: reachable, writable, and of the right mode.
 
     A cluster node reached as a standalone server answers PING but MOVED to most keys, and a
     replica left behind by a failover is read-only: both are a Redis the function cannot use.
+    A failed check is a failure of `outage` (a readiness probe every few seconds logs no line
+    of its own), a passing one its end: a replica out of the Service's endpoints gets no
+    delivery to end it with.
     """
+    errors: tuple[type[Exception], ...] = (WrongMode, *outage.errors)
     try:
         if not is_cluster(client):
             info = await client.info("cluster")
             if info.get("cluster_enabled"):
-                log.warning("redis_unusable", store=what, reason="a cluster node: set REDIS_MODE")
-                return False
+                raise WrongMode("a Cluster node, reached as one server: set REDIS_MODE=cluster")
         await client.set(f"knfn:ready:{os.getpid()}", b"1", px=5000)
-    except transient_errors() as exc:
-        log.warning("redis_unusable", store=what, error=type(exc).__name__, detail=str(exc))
+    except errors as exc:
+        outage.failed(exc)
         return False
+    outage.ok()
     return True
 
 
