@@ -12,8 +12,14 @@ authentication; `REDIS_URL` (a real `redis-server` of its own on loopback: the c
 work is counted, Redis' own is another process); and `REDIS_URL` + OIDC (every event carries the
 same RS256 token, as Knative's dispatcher sends a cached one; see `bench/production.py`).
 
+`--served` counts the same configurations through the HTTP layer the server runs (the protocol
+`python -m eventfn` gives uvicorn, parsing bytes and writing bytes, over an in-memory transport:
+no sockets, no kernel), and bare ASGI (`bench/bare.py`) through uvicorn's own protocol as
+`make bench` serves it: what the server's Python layer costs per request, beside the app's.
+
     python -m bench.instructions            count (needs valgrind; apt-get install valgrind)
     python -m bench.instructions --config redis-oidc   one configuration only
+    python -m bench.instructions --served   through the server's HTTP layer, bare ASGI too
     python -m bench.instructions --drive N  drive N events without counting (what valgrind runs)
 """
 
@@ -49,6 +55,10 @@ WARMUP = 200
 CONCURRENCY = 32
 # The configurations counted, by name: what each needs (Redis, the issuer's token).
 CONFIGS = {"memory": (False, False), "redis": (True, False), "redis-oidc": (True, True)}
+# The request `make bench`'s wrk script sends, as bytes on the wire (`%d`: its ce-id).
+_WIRE_HEAD = b"POST / HTTP/1.1\r\n" + b"".join(
+    b"%s: %s\r\n" % (name, value) for name, value in _HEADERS
+)
 
 
 def _scope(number: int, token: bytes | None = None) -> dict[str, Any]:
@@ -104,6 +114,114 @@ async def drive(events: int, settings: Settings | None = None, token: str | None
     return statuses.count(200)
 
 
+class MemoryTransport(asyncio.Transport):
+    """A connection's transport without a socket: it counts the responses written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.protocol: Any = None
+        self.statuses: list[bytes] = []
+        self.closing = False
+        self.answered = asyncio.Event()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        data = bytes(data)
+        # Each response here is written whole in one call (held writes) or as head and body.
+        if data.startswith(b"HTTP/1.1 "):
+            self.statuses.append(data[9:12])
+            self.answered.set()
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        peers = {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}
+        return peers.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+
+async def drive_served(events: int, app: Any, config: Any, token: str | None = None) -> int:
+    """`drive`, through the HTTP protocol of uvicorn `config` over 32 in-memory connections.
+
+    Each connection gets one request at a time (keep-alive, as wrk sends them); the number of
+    200s answered.
+    """
+    from uvicorn.server import ServerState
+
+    config.load()
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    auth = b"" if token is None else b"authorization: Bearer " + token.encode() + b"\r\n"
+    connections = []
+    for _ in range(CONCURRENCY):
+        transport = MemoryTransport()
+        protocol = config.http_protocol_class(
+            config=config, server_state=state, app_state={}, _loop=loop
+        )
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        connections.append(transport)
+    total = WARMUP + events
+    for start in range(0, total, CONCURRENCY):
+        batch = connections[: min(CONCURRENCY, total - start)]
+        for number, transport in enumerate(batch, start):
+            transport.answered.clear()
+            request = _WIRE_HEAD + b"ce-id: event-%d\r\n" % number + auth + b"\r\n" + BODY
+            transport.protocol.data_received(request)
+        for transport in batch:
+            await transport.answered.wait()
+    for transport in connections:
+        transport.protocol.connection_lost(None)
+    return sum(transport.statuses.count(b"200") for transport in connections)
+
+
+async def drive_server(
+    events: int,
+    settings: Settings | None = None,
+    *,
+    bare: bool = False,
+    token: str | None = None,
+) -> int:
+    """`drive_served` with the function as `python -m eventfn` serves it (`settings` default to
+    production's, as in `drive`), or with bare ASGI as `make bench` serves it (uvicorn's own
+    httptools protocol)."""
+    import uvicorn
+
+    if bare:
+        from bench.bare import app as bare_app
+
+        config = uvicorn.Config(bare_app, http="httptools", log_config=None, access_log=False)
+        return await drive_served(events, bare_app, config)
+    from eventfn.app import create_app
+    from eventfn.core.config import Settings
+    from eventfn.server.serve import server_config
+
+    settings = settings or Settings(log_format="json", log_level="info")
+    app = create_app(settings)
+    async with app.lifespan_context():
+        return await drive_served(events, app, server_config(app, settings), token)
+
+
 @contextlib.contextmanager
 def environment(config: str) -> Iterator[dict[str, str]]:
     """The environment variables of `config`, with its Redis and issuer running meanwhile."""
@@ -118,13 +236,15 @@ def environment(config: str) -> Iterator[dict[str, str]]:
         yield env
 
 
-def count(events: int, env: dict[str, str]) -> int:
-    """Instructions callgrind counts for a run of `python -m bench.instructions --drive N`."""
+def count(events: int, env: dict[str, str], through: str = "app") -> int:
+    """Instructions callgrind counts for a run of `python -m bench.instructions --drive N`
+    (`--through`: the app alone, the server's HTTP layer, or bare ASGI's)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind not found: apt-get install -y valgrind")
     argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
     argv += [sys.executable, "-m", "bench.instructions", "--drive", str(events)]
+    argv += ["--through", through]
     if "REDIS_URL" in env:
         production.flush(env["REDIS_URL"])
     done = subprocess.run(  # noqa: S603 - valgrind on our interpreter and module
@@ -136,29 +256,61 @@ def count(events: int, env: dict[str, str]) -> int:
     return int(found.group(1))
 
 
+def run_drive(events: int, through: str) -> int:
+    """`--drive`: the events answered 200 (the server's layers run on uvloop, as it serves)."""
+    token = os.environ.get("BENCH_TOKEN") or None
+    if through == "app":
+        return asyncio.run(drive(events, token=token))
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(drive_server(events, bare=through == "bare", token=token))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--drive", type=int, help="drive N events and exit (no counting)")
+    parser.add_argument("--through", choices=["app", "server", "bare"], default="app")
     parser.add_argument("--events", type=int, default=1600, help="events between the two runs")
     parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all")
+    parser.add_argument("--served", action="store_true", help="through the server's HTTP layer")
     args = parser.parse_args(argv)
     if args.drive is not None:
-        answered = asyncio.run(drive(args.drive, token=os.environ.get("BENCH_TOKEN") or None))
+        answered = run_drive(args.drive, args.through)
         if answered != WARMUP + args.drive:
             print(f"only {answered} of {WARMUP + args.drive} events answered 200", file=sys.stderr)
             return 1
         return 0
     small, large = 400, 400 + args.events
+    through = "server" if args.served else "app"
     counted = {}
+    if args.served:
+        with environment("memory") as env:
+            counted["bare"] = (count(large, env, "bare") - count(small, env, "bare")) // args.events
+        print(f"{'bare':<11} {counted['bare']:>9} instructions per request", file=sys.stderr)
     for config in CONFIGS if args.config == "all" else [args.config]:
         with environment(config) as env:
-            counted[config] = (count(large, env) - count(small, env)) // args.events
+            per_event = count(large, env, through) - count(small, env, through)
+            counted[config] = per_event // args.events
         print(f"{config:<11} {counted[config]:>9} instructions per event", file=sys.stderr)
-    memory = counted.get("memory")
-    for config, per_event in counted.items():
-        versus = f" ({per_event / memory:.2f}x in-memory)" if memory and config != "memory" else ""
-        print(f"{per_event} instructions per event, {config}{versus} (callgrind, in-process)")
+    print(report_counts(counted, served=args.served))
     return 0
+
+
+def report_counts(counted: dict[str, int], *, served: bool) -> str:
+    """The counts' lines: each against the in-memory row, and against bare ASGI when served."""
+    where = "through the server's HTTP layer" if served else "in-process"
+    memory, bare = counted.get("memory"), counted.get("bare")
+    lines = []
+    for config, per_event in counted.items():
+        against = []
+        if memory and config not in ("memory", "bare"):
+            against.append(f"{per_event / memory:.2f}x in-memory")
+        if bare and config != "bare":
+            against.append(f"{per_event / bare:.2f}x bare ASGI")
+        versus = f" ({', '.join(against)})" if against else ""
+        lines.append(f"{per_event} instructions per event, {config}{versus} (callgrind, {where})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -80,9 +80,10 @@ def table(results: dict[str, Any], r: dict[str, Any]) -> str:
     for key in (k for k in NAMES if k in results):
         x = results[key]
         cold = f"{x['cold_start_ms']:.0f}" if "cold_start_ms" in x else "-"
+        cpu = f"{x['cpu_us']} ({x['user_us']} user)" if "user_us" in x else f"{x['cpu_us']}"
         rows.append(
             f"| {NAMES[key]} | {x['rps']} | {round(paired(x, bare, 'rps'), 3):.2f}x | "
-            f"{x['cpu_us']} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | "
+            f"{cpu} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | "
             f"{round(paired(x, bare, 'p99_ms'), 2):.2f}x | "
             f"{x['non2xx'] + x['socket_errors']} | {x['rss_mb']:.1f} | {cold} |"
         )

@@ -258,10 +258,11 @@ def wrk(
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time `pid` has used so far, from /proc/<pid>/stat."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """The user and the system CPU time `pid` has used so far, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def measure(
@@ -272,9 +273,12 @@ def measure(
     CPU time per request hardly depends on what else the machine is doing, unlike req/s, so it
     shows the cost of the code even on a busy shared machine.
     """
-    cpu = cpu_seconds(proc.pid)
+    user, system = cpu_seconds(proc.pid)
     result = load_for(key, port, args.duration, args, binary)
-    result["cpu_us"] = round((cpu_seconds(proc.pid) - cpu) / result["requests"] * 1e6, 1)
+    user_after, system_after = cpu_seconds(proc.pid)
+    per_request = 1e6 / result["requests"]
+    result["user_us"] = round((user_after - user) * per_request, 1)
+    result["cpu_us"] = round((user_after - user + system_after - system) * per_request, 1)
     result["loadavg"] = os.getloadavg()[0]  # the 1-minute figure of /proc/loadavg
     print(f"  {key:<14} {result['rps']:>7} req/s  p99 {result['p99_ms']:.2f} ms", file=sys.stderr)
     return result
@@ -339,8 +343,10 @@ def rounds(keys: list[str], args: argparse.Namespace, binary: str) -> dict[str, 
             "socket_errors": sum(r["socket_errors"] for r in found),
             "rss_mb": rss[key],
             "cpu_us": statistics.median(r["cpu_us"] for r in found),
+            "user_us": statistics.median(r["user_us"] for r in found),
             "rounds": [
-                {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_us", "loadavg")} for r in found
+                {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "cpu_us", "user_us", "loadavg")}
+                for r in found
             ],
         }
     return results

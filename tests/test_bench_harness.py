@@ -128,6 +128,18 @@ def fake_results(function_rps: int, function_p99: float) -> dict[str, Any]:
     }
 
 
+def test_the_table_shows_the_user_share_of_each_servers_cpu_time() -> None:
+    """CPU µs per request, and of it the interpreter's (user) time: the system's is the
+    kernel's network work, which every server pays alike."""
+    results = fake_results(function_rps=5000, function_p99=4.0)
+    results["function"].update(cpu_us=120.0, user_us=103.2)
+    rows = report.table(results, report.ratios(results)).splitlines()
+    function = next(line for line in rows if line.startswith("| this function |"))
+    assert function.split(" | ")[3] == "120.0 (103.2 user)"
+    bare = next(line for line in rows if line.startswith("| bare"))
+    assert bare.split(" | ")[3] == "100.0"  # a row measured without the split shows the total
+
+
 def test_ratios_judge_each_target() -> None:
     """Ratios are taken against bare (throughput, p99) and hello (cold start, RSS)."""
     good = report.ratios(fake_results(function_rps=5000, function_p99=4.0))
@@ -186,6 +198,25 @@ async def test_instruction_counter_drives_events_the_function_answers(tmp_path: 
     """The in-process driver that callgrind runs gets a 200 for every event it sends."""
     settings = test_settings(data_dir=tmp_path)
     assert await instructions.drive(5, settings) == instructions.WARMUP + 5
+
+
+async def test_the_served_driver_sends_wire_requests_the_server_answers(tmp_path: Path) -> None:
+    """`--served`: the function through the HTTP protocol `python -m eventfn` runs, and bare ASGI
+    through uvicorn's, each answer a 200 to every request (bytes in, bytes out, no socket)."""
+    settings = test_settings(data_dir=tmp_path)
+    assert await instructions.drive_server(5, settings) == instructions.WARMUP + 5
+    assert await instructions.drive_server(5, bare=True) == instructions.WARMUP + 5
+
+
+def test_the_counts_are_reported_against_in_memory_and_bare_asgi() -> None:
+    counted = {"bare": 150_000, "memory": 300_000, "redis-oidc": 450_000}
+    assert instructions.report_counts(counted, served=True).splitlines() == [
+        "150000 instructions per event, bare (callgrind, through the server's HTTP layer)",
+        "300000 instructions per event, memory (2.00x bare ASGI)"
+        " (callgrind, through the server's HTTP layer)",
+        "450000 instructions per event, redis-oidc (1.50x in-memory, 3.00x bare ASGI)"
+        " (callgrind, through the server's HTTP layer)",
+    ]
 
 
 def test_production_rows_are_judged_against_bare_and_the_in_memory_row() -> None:
