@@ -33,7 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from bench import production
@@ -55,6 +55,8 @@ WARMUP = 200
 CONCURRENCY = 32
 # The configurations counted, by name: what each needs (Redis, the issuer's token).
 CONFIGS = {"memory": (False, False), "redis": (True, False), "redis-oidc": (True, True)}
+# Seconds a round of requests may take before the served driver gives up (a request unanswered).
+ROUND_TIMEOUT = 60.0
 # The request `make bench`'s wrk script sends, as bytes on the wire (`%d`: its ce-id).
 _WIRE_HEAD = b"POST / HTTP/1.1\r\n" + b"".join(
     b"%s: %s\r\n" % (name, value) for name, value in _HEADERS
@@ -115,21 +117,23 @@ async def drive(events: int, settings: Settings | None = None, token: str | None
 
 
 class MemoryTransport(asyncio.Transport):
-    """A connection's transport without a socket: it counts the responses written to it."""
+    """A connection's transport without a socket: it keeps the status of each response.
 
-    def __init__(self) -> None:
+    A response is written whole in one call (the held writes) or as its head and its body; a
+    head ends the wait of `drive_served` for this connection's answer.
+    """
+
+    def __init__(self, answered: Callable[[], None]) -> None:
         super().__init__()
         self.protocol: Any = None
         self.statuses: list[bytes] = []
         self.closing = False
-        self.answered = asyncio.Event()
+        self._answered = answered
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        data = bytes(data)
-        # Each response here is written whole in one call (held writes) or as head and body.
-        if data.startswith(b"HTTP/1.1 "):
-            self.statuses.append(data[9:12])
-            self.answered.set()
+        if data[:9] == b"HTTP/1.1 ":
+            self.statuses.append(bytes(data[9:12]))
+            self._answered()
 
     def is_closing(self) -> bool:
         return self.closing
@@ -172,9 +176,19 @@ async def drive_served(events: int, app: Any, config: Any, token: str | None = N
     state = ServerState()
     loop = asyncio.get_running_loop()
     auth = b"" if token is None else b"authorization: Bearer " + token.encode() + b"\r\n"
+    # One future per round of requests, done when the last connection of the round answered:
+    # the driver's own cost per request is a counter, as little as the count can carry.
+    waiting = [0]
+    round_done: list[asyncio.Future[None]] = [loop.create_future()]
+
+    def answered() -> None:
+        waiting[0] -= 1
+        if waiting[0] == 0:
+            round_done[0].set_result(None)
+
     connections = []
     for _ in range(CONCURRENCY):
-        transport = MemoryTransport()
+        transport = MemoryTransport(answered)
         protocol = config.http_protocol_class(
             config=config, server_state=state, app_state={}, _loop=loop
         )
@@ -184,12 +198,11 @@ async def drive_served(events: int, app: Any, config: Any, token: str | None = N
     total = WARMUP + events
     for start in range(0, total, CONCURRENCY):
         batch = connections[: min(CONCURRENCY, total - start)]
+        waiting[0], round_done[0] = len(batch), loop.create_future()
         for number, transport in enumerate(batch, start):
-            transport.answered.clear()
             request = _WIRE_HEAD + b"ce-id: event-%d\r\n" % number + auth + b"\r\n" + BODY
             transport.protocol.data_received(request)
-        for transport in batch:
-            await transport.answered.wait()
+        await asyncio.wait_for(round_done[0], ROUND_TIMEOUT)  # a request left unanswered
     for transport in connections:
         transport.protocol.connection_lost(None)
     return sum(transport.statuses.count(b"200") for transport in connections)
