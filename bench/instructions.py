@@ -164,7 +164,7 @@ class MemoryTransport(asyncio.Transport):
         self.protocol = protocol
 
 
-async def drive_served(events: int, app: Any, config: Any, token: str | None = None) -> int:
+async def drive_served(events: int, config: Any, token: str | None = None) -> int:
     """`drive`, through the HTTP protocol of uvicorn `config` over 32 in-memory connections.
 
     Each connection gets one request at a time (keep-alive, as wrk sends them); the number of
@@ -224,7 +224,7 @@ async def drive_server(
         from bench.bare import app as bare_app
 
         config = uvicorn.Config(bare_app, http="httptools", log_config=None, access_log=False)
-        return await drive_served(events, bare_app, config)
+        return await drive_served(events, config)
     from eventfn.app import create_app
     from eventfn.core.config import Settings
     from eventfn.server.serve import server_config
@@ -232,7 +232,7 @@ async def drive_server(
     settings = settings or Settings(log_format="json", log_level="info")
     app = create_app(settings)
     async with app.lifespan_context():
-        return await drive_served(events, app, server_config(app, settings), token)
+        return await drive_served(events, server_config(app, settings), token)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import trustme
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.support import free_port
+from tests.support import free_port, tls_server_context
 
 AUDIENCE = "knative-python-backend.default.svc"
 SUBJECT = "system:serviceaccount:knative-eventing:mt-broker-ingress-oidc"
@@ -117,8 +117,7 @@ class Issuer:
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         if self.ca is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self.ca.issue_cert("127.0.0.1").configure_cert(context)
+            context = tls_server_context(self.ca)
             server.socket = context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

@@ -18,7 +18,7 @@ from typing import Any
 
 import trustme
 
-from tests.support import free_port
+from tests.support import free_port, tls_server_context
 
 
 def serve_posts(
@@ -132,6 +132,4 @@ def running_sink() -> Iterator[Sink]:
 def https_sink(ca: trustme.CA, token: str | None) -> Sink:
     """A started sink serving HTTPS with a certificate `ca` issued for 127.0.0.1 (a secured
     cluster's Broker), demanding `Bearer <token>` when a token is given."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return Sink(tls=context, token=token).start()
+    return Sink(tls=tls_server_context(ca, "127.0.0.1", "localhost"), token=token).start()

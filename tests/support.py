@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -157,6 +158,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def tls_server_context(ca: Any, *names: str) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate the trustme `ca` issued for `names`
+    (127.0.0.1 by default): what the test's HTTPS servers present."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*(names or ("127.0.0.1",))).configure_cert(context)
+    return context
 
 
 class ServerProcess:

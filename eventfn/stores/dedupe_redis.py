@@ -90,7 +90,6 @@ class RedisDedupeStore:
         self._release = client.register_script(_RELEASE)
         self._pipeline = AutoPipeline(client)
         self._outage = Outage("dedupe")
-        self._errors = self._outage.errors  # what the calls below catch
         self._renew = client.register_script(_RENEW)
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
@@ -106,7 +105,7 @@ class RedisDedupeStore:
             current = await self._pipeline.call(
                 "SET", self._prefix + key, mine, "NX", "PX", self._lease_ms, "GET"
             )
-        except self._errors as exc:
+        except self._outage.errors as exc:
             raise self._outage.failed(exc) from None
         if self._outage.since is not None:  # the first answer after an outage
             self._outage.ok()
@@ -121,7 +120,7 @@ class RedisDedupeStore:
             await self._pipeline.call(
                 "SET", self._prefix + key, _encode_reply(reply), "PX", self._ttl_ms
             )
-        except self._errors as exc:
+        except self._outage.errors as exc:
             raise self._outage.failed(exc) from None
 
     async def release(self, key: str) -> None:
@@ -130,7 +129,7 @@ class RedisDedupeStore:
             return
         try:
             await self._release(keys=[self._prefix + key], args=[mine])
-        except self._errors as exc:
+        except self._outage.errors as exc:
             # Not worth failing the request for: the lease expires on its own, after which the
             # broker's retry runs the handler. The original error is what the caller reports.
             log.warning("dedupe_release_failed", error=type(exc).__name__, detail=str(exc))
@@ -142,7 +141,7 @@ class RedisDedupeStore:
             return False
         try:
             renewed = await self._renew(keys=[self._prefix + key], args=[mine, self._lease_ms])
-        except self._errors as exc:
+        except self._outage.errors as exc:
             raise self._outage.failed(exc) from None
         return bool(renewed)
 

@@ -419,7 +419,6 @@ class Outage:
 
     def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> None:
         if exc is None:
-            if self.since is not None:
-                self.ok()
+            self.ok()
         elif isinstance(exc, self.errors):
             raise self.failed(exc) from None
