@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from eventfn import EventSpec
 from eventfn.core import policy
 from eventfn.core.config import Settings
+from manifests.deployment import DEPLOYMENT, Deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
-NAME = "knative-python-backend"
+NAME = "knative-python-backend"  # the same as manifests.deployment.NAME
 NAMESPACE = NAME
 BROKER = "default"
 IMAGE = NAME  # a placeholder the kustomization's `images:` entry replaces
@@ -32,13 +34,20 @@ LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": NAME}
 # Broker redelivery (eventfn.core.policy): the claim lease and the dedupe window derive from it.
 RETRY = policy.RETRY
 BACKOFF_DELAY = policy.backoff_delay()
-# Autoscaling as the user asked: always one warm replica, at most ten, 50 in flight per replica.
-MIN_SCALE, MAX_SCALE, TARGET = 1, 10, 50
-CONTAINER_CONCURRENCY = 2 * TARGET  # hard cap well above the soft target: bursts queue, not fail
-RESOURCES = {
-    "requests": {"cpu": "250m", "memory": "256Mi"},
-    "limits": {"cpu": "1", "memory": "512Mi"},
+# Scale and resources of the Service as `eventing/` ships them (manifests.deployment).
+MIN_SCALE, MAX_SCALE, TARGET = DEPLOYMENT.min_scale, DEPLOYMENT.max_scale, DEPLOYMENT.target
+CONTAINER_CONCURRENCY = DEPLOYMENT.container_concurrency
+RESOURCES = DEPLOYMENT.resources
+CONFIG_PREFIX = f"{NAME}-config"
+# What Argo CD must not delete when a sync no longer renders it: a ConfigMap an earlier Revision
+# still reads (so that Revision can start again: a rollback by traffic, a scale from zero), and
+# not count as drift either (IgnoreExtraneous), or every config change would leave the
+# Application OutOfSync. `python -m manifests.prune` deletes the ones no Revision reads.
+KEPT = {
+    "argocd.argoproj.io/sync-options": "Prune=false",
+    "argocd.argoproj.io/compare-options": "IgnoreExtraneous",
 }
+CONFIG_LABELS = {**LABELS, "app.kubernetes.io/component": "config"}
 
 # Settings Knative or the SinkBinding provide, or that make no sense in a cluster-wide ConfigMap.
 NOT_CONFIGURED = frozenset({"host", "port", "k_sink", "k_ce_overrides"})
@@ -100,22 +109,40 @@ def secret_keys(settings: Settings) -> list[str]:
     return sorted(f.upper() for f in type(settings).model_fields if _is_secret(f))
 
 
+def configmap_name(data: Mapping[str, str]) -> str:
+    """The ConfigMap's name: the prefix and a hash of its content.
+
+    Knative makes a Revision only when the Service's template changes, and a ConfigMap edited in
+    place changes nothing there: the pods keep the environment they started with, and an older
+    Revision started again (a rollback by traffic, a scale from zero) would read the newer
+    settings. Named after its content, the ConfigMap is immutable in effect: a changed setting is
+    a new name, the template's `configMapRef` follows, and that is a new Revision, each reading
+    its own. The renderer computes the hash (rather than kustomize's configMapGenerator) so the
+    committed files are what the cluster gets: the name shows in the diff of a config change,
+    `kubectl apply -f` works as `kubectl kustomize` does, and no kustomize name-reference
+    configuration for Knative's CRD is needed.
+    """
+    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{CONFIG_PREFIX}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
+
+
 def configmap(settings: Settings) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(f"{NAME}-config"),
-        "data": config_data(settings),
+    data = config_data(settings)
+    metadata = {
+        "name": configmap_name(data),
+        "labels": dict(CONFIG_LABELS),
+        "annotations": dict(KEPT),
     }
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
-def secret_example(settings: Settings) -> dict[str, Any]:
+def secret_example(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str, Any]:
     """A placeholder Secret: documents the keys; never applied by kustomize or Argo CD."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _meta(
-            f"{NAME}-secrets",
+            deployment.secret_name,
             annotations={"example": "placeholder values: create the real Secret out of band"},
         ),
         "type": "Opaque",
@@ -127,17 +154,28 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path}, "periodSeconds": period, "failureThreshold": failures}
 
 
-def service(settings: Settings) -> dict[str, Any]:
+def _autoscaling(deployment: Deployment) -> dict[str, str]:
+    """The Revision's KPA annotations; with scale to zero, min-scale 0 and the last pod's stay."""
+    annotations = {
+        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/metric": "concurrency",
+        "autoscaling.knative.dev/min-scale": str(deployment.rendered_min_scale),
+        "autoscaling.knative.dev/max-scale": str(deployment.max_scale),
+        "autoscaling.knative.dev/target": str(deployment.target),
+    }
+    if deployment.scale_to_zero:
+        retention = f"{deployment.scale_to_zero_retention_seconds}s"
+        annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] = retention
+    return annotations
+
+
+def service(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str, Any]:
     """The Knative Service: autoscaling, probes, limits, configuration from ConfigMap + Secret."""
     # The queue-proxy must outlast the handler's own budget, so a slow handler is answered by the
     # function (504 problem+json, retried by the broker) rather than cut off mid-response.
     timeout = math.ceil(settings.handler_timeout_seconds) + 30
     annotations = {
-        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
-        "autoscaling.knative.dev/metric": "concurrency",
-        "autoscaling.knative.dev/min-scale": str(MIN_SCALE),
-        "autoscaling.knative.dev/max-scale": str(MAX_SCALE),
-        "autoscaling.knative.dev/target": str(TARGET),
+        **_autoscaling(deployment),
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(settings.port),
         "prometheus.io/path": "/metrics",
@@ -146,11 +184,13 @@ def service(settings: Settings) -> dict[str, Any]:
         "name": "function",
         "image": IMAGE,
         "ports": [{"name": "http1", "containerPort": settings.port}],
+        # The ConfigMap by its content's name (configmap_name): a changed setting changes this
+        # template, so Knative makes a Revision and the new pods get the new environment.
         "envFrom": [
-            {"configMapRef": {"name": f"{NAME}-config"}},
-            {"secretRef": {"name": f"{NAME}-secrets"}},
+            {"configMapRef": {"name": configmap_name(config_data(settings))}},
+            {"secretRef": {"name": deployment.secret_name}},
         ],
-        "resources": RESOURCES,
+        "resources": deployment.resources,
         "livenessProbe": _probe("/health/liveness", period=10, failures=3),
         "readinessProbe": _probe("/health/readiness", period=2, failures=3),
         "securityContext": {
@@ -160,15 +200,20 @@ def service(settings: Settings) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+    metadata = _meta(NAME)
+    if deployment.rollout_duration_seconds:
+        # On the Service, not the template: how traffic moves between Revisions is the Route's.
+        duration = f"{deployment.rollout_duration_seconds}s"
+        metadata["annotations"] = {"serving.knative.dev/rollout-duration": duration}
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
-        "metadata": _meta(NAME),
+        "metadata": metadata,
         "spec": {
             "template": {
                 "metadata": {"labels": dict(LABELS), "annotations": annotations},
                 "spec": {
-                    "containerConcurrency": CONTAINER_CONCURRENCY,
+                    "containerConcurrency": deployment.container_concurrency,
                     "timeoutSeconds": timeout,
                     "containers": [container],
                 },

@@ -48,7 +48,8 @@ def test_func_yaml_declares_a_python_cloudevent_function_built_with_s2i() -> Non
 def test_func_yaml_takes_its_configuration_from_the_rendered_configmap_and_secret() -> None:
     """run.envs import the ConfigMap and Secret that eventing/ uses."""
     values = [env["value"] for env in func_yaml()["run"]["envs"]]
-    assert f"{{{{ configMap:{manifests.NAME}-config }}}}" in values
+    configmap = yaml.safe_load(manifests.render()["configmap.yaml"])["metadata"]["name"]
+    assert f"{{{{ configMap:{configmap} }}}}" in values
     assert f"{{{{ secret:{manifests.NAME}-secrets }}}}" in values
 
 

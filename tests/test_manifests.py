@@ -138,11 +138,34 @@ def test_main_check_fails_on_drift(
 ) -> None:
     """`python -m manifests --check` exits 1 and names the stale file."""
     monkeypatch.setattr(manifests, "OUT", tmp_path)
+    monkeypatch.setattr(manifests, "FUNC_YAML", tmp_path / "no-func.yaml")
     assert manifests.main([]) == 0
     assert manifests.main(["--check"]) == 0
     (tmp_path / "broker.yaml").write_text("edited\n")
     assert manifests.main(["--check"]) == 1
     assert "eventing/broker.yaml" in capsys.readouterr().err
+
+
+def test_make_manifests_keeps_func_yamls_configmap_import_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """func.yaml imports the ConfigMap by its content's name: --check fails on an old one,
+    `make manifests` rewrites that reference and nothing else of the file."""
+    func = tmp_path / "func.yaml"
+    current = manifests.func_yaml(manifests.FUNC_YAML.read_text(), FILES)
+    stale = current.replace(
+        load("configmap.yaml")["metadata"]["name"], f"{manifests.NAME}-config-0123456789"
+    )
+    assert stale != current
+    func.write_text(stale)
+    monkeypatch.setattr(manifests, "OUT", tmp_path / "eventing")
+    monkeypatch.setattr(manifests, "FUNC_YAML", func)
+    (tmp_path / "eventing").mkdir()
+    manifests.write(tmp_path / "eventing", FILES)
+    assert manifests.main(["--check"]) == 1
+    assert "func.yaml differs" in capsys.readouterr().err
+    assert manifests.main([]) == 0
+    assert func.read_text() == current
 
 
 @needs_crds
@@ -229,6 +252,36 @@ def test_service_autoscaling_uses_kebab_case_annotations() -> None:
     assert annotations["prometheus.io/path"] == "/metrics"
     assert template["spec"]["containerConcurrency"] >= 50
     assert template["spec"]["timeoutSeconds"] > test_settings().handler_timeout_seconds
+
+
+def test_scale_to_zero_is_off_by_default_and_renders_min_scale_0_with_a_retention() -> None:
+    """Default min-scale 1 and no retention; scale_to_zero: min-scale 0 and the last pod's stay."""
+    annotations = load("service.yaml")["spec"]["template"]["metadata"]["annotations"]
+    retention = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
+    assert annotations["autoscaling.knative.dev/min-scale"] == "1"
+    assert retention not in annotations
+    deployment = manifests.Deployment(scale_to_zero=True, scale_to_zero_retention_seconds=900)
+    service = manifests.resources(CATALOGUE, test_settings(), deployment)["service.yaml"]
+    annotations = service["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert annotations[retention] == "900s"
+
+
+def test_a_container_concurrency_below_the_target_is_refused() -> None:
+    """A hard cap under the soft target could never be reached: the Deployment refuses it."""
+    with pytest.raises(ValueError, match="below the target"):
+        manifests.Deployment(target=50, container_concurrency=40)
+
+
+def test_the_configmap_is_named_after_its_content_and_kept_by_argo_cd() -> None:
+    """ConfigMap name = prefix + content hash (the Service reads that name); Prune=false."""
+    configmap = load("configmap.yaml")
+    assert configmap["metadata"]["name"] == manifests.configmap_name(configmap["data"])
+    assert configmap["metadata"]["annotations"] == {
+        "argocd.argoproj.io/sync-options": "Prune=false",
+        "argocd.argoproj.io/compare-options": "IgnoreExtraneous",
+    }
+    assert configmap["metadata"]["labels"]["app.kubernetes.io/component"] == "config"
 
 
 def test_service_probes_resources_and_configuration() -> None:

@@ -23,7 +23,15 @@ import httpx
 import pytest
 
 from eventfn.core.config import Settings
-from tests.support import RESPONSE, ROOT, ServerProcess, binary_headers, dumps, query
+from tests.support import (
+    RESPONSE,
+    ROOT,
+    SUITE_REGISTRY,
+    ServerProcess,
+    binary_headers,
+    dumps,
+    query,
+)
 
 UV = ROOT / ".tools" / "bin" / "uv"
 POETRY = ROOT / ".tools" / "poetry" / "bin" / "poetry"
@@ -128,11 +136,13 @@ def test_poetry_install_then_poetry_run_pytest(poetry: list[str]) -> None:
 @pytest.fixture
 def asgi(tmp_path: Path) -> Iterator[ModuleType]:
     """`eventfn.asgi`, imported afresh in an environment that sets none of the function's
-    settings but where its files go: what a new user's shell has."""
+    settings but where its files go and which function it serves (the suite's own, whatever
+    `handler/` holds): what a new user's shell has."""
     with pytest.MonkeyPatch.context() as patch:
         for name in Settings.model_fields:
             patch.delenv(name.upper(), raising=False)
         patch.setenv("DATA_DIR", str(tmp_path))
+        patch.setenv("FUNCTION_REGISTRY", SUITE_REGISTRY)
         patch.setenv("LOG_LEVEL", "warning")
         patch.delitem(sys.modules, "eventfn.asgi", raising=False)
         yield importlib.import_module("eventfn.asgi")
@@ -198,8 +208,23 @@ def test_stock_uvicorn_serves_eventfn_asgi_app(tmp_path: Path) -> None:
 # Step 4: `make run` serves compiled bytecode
 
 
+def made_by_make_venv(prefix: Path) -> bool:
+    """Whether `prefix` is the project's .venv as `make venv` made it: uv wrote its pyvenv.cfg.
+
+    `make venv` promises compiled bytecode (`uv sync --compile-bytecode`); Poetry compiles only
+    when asked (`poetry install --compile`), and with `virtualenvs.in-project` its venv is a
+    `.venv` in the project root too, so the path alone does not tell them apart.
+    """
+    config = prefix / "pyvenv.cfg"
+    if prefix != ROOT / ".venv" or not config.is_file():
+        return False
+    keys = {line.partition("=")[0].strip() for line in config.read_text().splitlines()}
+    return "uv" in keys
+
+
 @pytest.mark.skipif(
-    Path(sys.prefix) != ROOT / ".venv", reason="checks the .venv `make venv` syncs, not this one"
+    not made_by_make_venv(Path(sys.prefix)),
+    reason="checks the .venv `make venv` syncs (uv, bytecode compiled), not this environment",
 )
 @pytest.mark.parametrize("package", ["uvicorn", "starlette", "pydantic", "httpx"])
 def test_synced_venv_has_bytecode_for_every_module(package: str) -> None:
