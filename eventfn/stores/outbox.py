@@ -13,12 +13,14 @@ event keeps its id, so the sink can drop a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import orjson
 
@@ -61,6 +63,29 @@ class Outbox(Protocol):
     async def remove(self, key: str) -> None: ...
 
     async def depth(self) -> int: ...
+
+    async def oldest(self) -> str | None: ...
+
+
+# How many of the next due events `oldest` reads: bounded, so a status check never scans an
+# outbox of thousands. With more waiting than that, the age it gives is a lower bound.
+_OLDEST_SAMPLE = 100
+
+
+def _earliest_time(docs: Any) -> str | None:
+    """The earliest `time` attribute of the event documents (RFC 3339), if any has one.
+
+    Every event the publisher sends carries one (replies are stamped when made); the outbox
+    keeps no parking time of its own, so this is how long its oldest event has been waiting.
+    """
+    earliest: tuple[datetime, str] | None = None
+    for doc in docs:
+        value = doc["attributes"].get("time")
+        with contextlib.suppress(TypeError, ValueError):
+            at = datetime.fromisoformat(value)
+            if at.tzinfo is not None and (earliest is None or at < earliest[0]):
+                earliest = (at, value)
+    return None if earliest is None else earliest[1]
 
 
 _OUTBOX_SCHEMA = """
@@ -133,6 +158,15 @@ class SQLiteOutbox:
     async def depth(self) -> int:
         row = await self._file.run(lambda db: db.execute("SELECT count(*) FROM outbox").fetchone())
         return int(row[0])
+
+    async def oldest(self) -> str | None:
+        """The earliest CloudEvents `time` among the next due events (see `_earliest_time`)."""
+        rows = await self._file.run(
+            lambda db: db.execute(
+                "SELECT event FROM outbox ORDER BY next_attempt LIMIT ?", (_OLDEST_SAMPLE,)
+            ).fetchall()
+        )
+        return _earliest_time(orjson.loads(row[0]) for row in rows)
 
 
 # KEYS: due zset, events hash. ARGV: now, lease, limit. Takes the due keys (moving their next
@@ -235,3 +269,10 @@ class RedisOutbox:
     async def depth(self) -> int:
         with self._outage:
             return int(await self._redis.zcard(self._due))
+
+    async def oldest(self) -> str | None:
+        """The earliest CloudEvents `time` among the next due events (see `_earliest_time`)."""
+        with self._outage:
+            keys = await self._redis.zrange(self._due, 0, _OLDEST_SAMPLE - 1)
+            docs = await self._redis.hmget(self._docs, cast(list[bytes], keys)) if keys else []
+        return _earliest_time(orjson.loads(doc)["event"] for doc in docs if doc is not None)
