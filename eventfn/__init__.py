@@ -1,6 +1,6 @@
 """eventfn: the runtime of a CloudEvents function on Knative. This module is its public API.
 
-    from eventfn import Catalogue, EventSpec, Registry
+    from eventfn import Catalogue, EventContext, EventSpec, Registry, Reject, Retry
 
     ORDER = EventSpec(type="com.example.order.placed", model=Order, description="...",
                       consumes=True, reply=ACCEPTED)
@@ -8,7 +8,13 @@
     registry = Registry(CATALOGUE)
 
     @registry.handles(ORDER)
-    async def place(order: Order) -> Accepted: ...
+    async def place(order: Order, ctx: EventContext) -> Accepted:
+        if not order.items:
+            raise Reject("an order needs items")             # 422: dead-lettered, not retried
+        if not pricing.up:
+            raise Retry("pricing is down", retry_after=5)    # 503 + Retry-After: redelivered
+        await ctx.publish(INVENTORY_RESERVE, Reserve(...))   # leaves only if this succeeds
+        return Accepted(order_id=ctx.idempotency_key)
 
     app = create_app(Settings(), registry=registry)      # the ASGI app (or `python -m eventfn`)
 
@@ -22,23 +28,41 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from eventfn.dispatch.catalogue import Catalogue, EventSpec
+from eventfn.dispatch.context import EventContext
 from eventfn.dispatch.registry import Handler, Progress, Registry
+from eventfn.routing.filters import CESQL, AllOf, AnyOf, Exact, Not, Prefix, Route, Suffix
 
 if TYPE_CHECKING:
     from eventfn.app import FunctionApp, create_app
     from eventfn.core.config import Settings
-    from eventfn.core.errors import FunctionError
+    from eventfn.core.errors import FunctionError, Reject, Retry
+    from eventfn.ingress.probes import readiness
+    from eventfn.loading import RegistryNotFound, load_registry
 
 __all__ = [
+    "CESQL",
+    "AllOf",
+    "AnyOf",
     "Catalogue",
+    "EventContext",
     "EventSpec",
+    "Exact",
     "FunctionApp",
     "FunctionError",
     "Handler",
+    "Not",
+    "Prefix",
     "Progress",
     "Registry",
+    "RegistryNotFound",
+    "Reject",
+    "Retry",
+    "Route",
     "Settings",
+    "Suffix",
     "create_app",
+    "load_registry",
+    "readiness",
 ]
 
 # Imported when first asked for: `schemas/` imports this package for EventSpec, and must not pay
@@ -48,6 +72,13 @@ _LAZY = {
     "create_app": "eventfn.app",
     "Settings": "eventfn.core.config",
     "FunctionError": "eventfn.core.errors",
+    "Reject": "eventfn.core.errors",
+    "Retry": "eventfn.core.errors",
+    # The entry points' resolver of `module:registry` strings, and the readiness answer, for
+    # the hosts that serve the function themselves (func's `function/`).
+    "load_registry": "eventfn.loading",
+    "RegistryNotFound": "eventfn.loading",
+    "readiness": "eventfn.ingress.probes",
 }
 
 

@@ -17,6 +17,7 @@ from eventfn.auth.checks import FacadeAuth, build_auth
 from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
 from eventfn.delivery.build import build_delivery
+from eventfn.delivery.outgoing import OutgoingHTTP
 from eventfn.delivery.publisher import Publisher
 from eventfn.dispatch.catalogue import Catalogue
 from eventfn.dispatch.dispatcher import Dispatcher
@@ -106,22 +107,35 @@ class Runtime:
         # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
         self.feed = LiveFeed(settings, client=build_feed_client(settings))
         self.dedupe = build_dedupe(settings)
+        delivery = build_delivery(settings, metrics=self.metrics, observe=self.feed.offer)
+        # None without K_SINK; the dead-letter inbox is always there.
+        self.publisher: Publisher | None = delivery.publisher
+        self.deadletters: DeadLetterStore = delivery.deadletters
+        # The function's own: its settings (validated now: a bad value stops the start-up),
+        # its lifespan, and the outgoing client its handlers share.
+        self.registry = registry
+        self.outgoing = OutgoingHTTP(settings, self.metrics)
         self.dispatcher = Dispatcher(
-            self.routes, self.dedupe, settings, metrics=self.metrics, observe=self.feed.offer
+            self.routes,
+            self.dedupe,
+            settings,
+            metrics=self.metrics,
+            observe=self.feed.offer,
+            catalogue=self.catalogue,
+            emit=None if self.publisher is None else self.publisher.enqueue_all,
+            function_settings=registry.build_settings(),
+            http=self.outgoing.client,
         )
         auth = build_auth(settings)
         # None means deliveries are not authenticated (local development).
         self.delivery_auth: DeliveryAuth | None = auth.delivery
         # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).
         self.facade_auth: FacadeAuth | None = auth.facade
-        delivery = build_delivery(settings, metrics=self.metrics, observe=self.feed.offer)
-        # None without K_SINK; the dead-letter inbox is always there.
-        self.publisher: Publisher | None = delivery.publisher
-        self.deadletters: DeadLetterStore = delivery.deadletters
         self.components: list[Component] = [
             self.feed,
             *([auth.verifier] if auth.verifier is not None else []),
             *delivery.components,
+            self.outgoing,
         ]
         self.samples: list[Sample] = []
         # While running: what stops the started components, and how many of them were started.
@@ -186,6 +200,12 @@ class Runtime:
             stack.push_async_callback(self.dedupe.aclose)
             self._stack, self._started = stack, 0
             await self._start_components()
+            # The function's own start-up, after the runtime's (its handlers may publish) and
+            # before readiness; its shutdown after the drain, before the runtime's stops.
+            state = await stack.enter_async_context(
+                self.registry.open_lifespan(self.dispatcher.function_settings)
+            )
+            self.dispatcher.state = state
             self.ready = True
             try:
                 yield

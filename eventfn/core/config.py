@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         default="auto",
         description="json lines, a readable console, or auto (console on a terminal).",
     )
+    function_registry: str = Field(
+        default="handler.functions:registry",
+        min_length=1,
+        description=(
+            "The function's handlers, as an import string `module.path:attribute` naming an "
+            "eventfn.Registry (`python -m eventfn serve TARGET` overrides it)."
+        ),
+    )
 
     # CloudEvents
     event_source: str = Field(
@@ -184,6 +192,14 @@ class Settings(BaseSettings):
     publish_max_connections: int = Field(
         default=100, ge=1, description="Connection pool size of the publisher's HTTP client."
     )
+    outgoing_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Timeout of each phase of a request of the handlers' client (`ctx.http`).",
+    )
+    outgoing_max_connections: int = Field(
+        default=100, ge=1, description="Connection pool size of the handlers' client (`ctx.http`)."
+    )
     publish_flush_seconds: float = Field(
         default=5.0, ge=0, description="At shutdown, time pending publishes get before parking."
     )
@@ -265,6 +281,14 @@ class Settings(BaseSettings):
     )
     max_header_bytes: int = Field(
         default=32 * 1024, ge=4096, description="Largest total of header names+values (431 above)."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Time a request body may take to arrive once its read began (408 after, within a "
+            "quarter more): on `POST /`, `POST /deadletter` and the facade."
+        ),
     )
 
     # WebSocket and live feed (issue 5: handler/ws.py, handler/feed.py)

@@ -15,12 +15,18 @@
     │   ├── PayloadTooLarge            413
     │   ├── UnsupportedMediaType       415
     │   ├── HeadersTooLarge            431
-    │   └── TooManyRequests            429  a WebSocket over its message rate or in-flight limit
+    │   ├── TooManyRequests            429  a WebSocket over its message rate or in-flight limit
+    │   └── Reject                     4xx  a handler refuses the event (422 unless it says)
     └── TransientError                 503  the broker retries (Retry-After where known)
         ├── StoreUnavailable           503  dedupe/outbox/dead-letter store unreachable
         ├── IssuerUnavailable          503  OIDC issuer/JWKS unreachable (in handler/auth.py)
         ├── HandlerTimeout             504  the handler exceeded its time budget
-        └── HandlerFailed              500  the handler raised
+        ├── HandlerFailed              500  the handler raised something else
+        └── Retry                      503  a handler asks for a retry (429 if it says)
+
+`Reject` and `Retry` are the two a handler raises (`eventfn.Reject`, `eventfn.Retry`): they are
+how the code that knows what went wrong steers the broker. Any other exception out of a handler
+is a `HandlerFailed` 500 whose detail discloses nothing.
 
 Each class carries its status code and RFC 9457 problem type; `problem_response` is the only code
 that turns one into bytes on the wire, headers included: so every 401 carries the
@@ -31,6 +37,7 @@ are caught, so they never leak into a response.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -58,7 +65,8 @@ REALM = "knative-python-backend"
 class FunctionError(Exception):
     """Root of every error the function raises on purpose."""
 
-    status_code: ClassVar[int] = 500
+    # Not a ClassVar: `Reject` and `Retry` carry the status their raiser chose.
+    status_code: int = 500
     problem: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
 
@@ -211,6 +219,31 @@ class TooManyRequests(ClientError):
     title = "Too many requests"
 
 
+# What a Knative Broker retries besides 5xx: a `Reject` with one of these would be redelivered.
+BROKER_RETRIES = frozenset({404, 408, 409, 429})
+
+
+class Reject(ClientError):
+    """A handler's "this event is wrong": a 4xx the broker does not retry, so it dead-letters
+    the event at once, with `detail` in the problem body (its `knativeerrordata`).
+
+        raise Reject(f"unknown SKU {order.sku!r}")             # 422
+        raise Reject("the order was cancelled", status=410)
+    """
+
+    problem = "rejected"
+    title = "Event rejected"
+
+    def __init__(self, detail: str, status: int = 422, **extensions: Any) -> None:
+        if not 400 <= status < 500 or status in BROKER_RETRIES:
+            raise ValueError(
+                f"Reject takes a 4xx status the broker does not retry, not {status}: "
+                f"{sorted(BROKER_RETRIES)} are retried (raise Retry for a retry)"
+            )
+        super().__init__(detail, **extensions)
+        self.status_code = status
+
+
 class TransientError(FunctionError):
     """Worth retrying: the broker redelivers on 5xx."""
 
@@ -234,6 +267,26 @@ class HandlerFailed(TransientError):
     status_code = 500
     problem = "handler-failed"
     title = "Handler failed"
+
+
+class Retry(TransientError):
+    """A handler's "not now": 503 (or 429 with `status=429`) with `Retry-After` when
+    `retry_after` is given, so the broker redelivers the event later.
+
+        raise Retry("the pricing service is down", retry_after=5)
+    """
+
+    problem = "retry"
+    title = "Retry later"
+
+    def __init__(self, detail: str, retry_after: float | None = None, *, status: int = 503) -> None:
+        if status not in (429, 503):
+            raise ValueError(f"Retry answers 503 or 429, not {status}")
+        if retry_after is not None and retry_after < 0:
+            raise ValueError("retry_after is a number of seconds, 0 or more")
+        extras = {} if retry_after is None else {"retry_after": math.ceil(retry_after)}
+        super().__init__(detail, **extras)
+        self.status_code = status
 
 
 def problem_response(

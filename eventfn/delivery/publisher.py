@@ -27,20 +27,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventfn.binding import Event, to_binary
+from eventfn.binding import Event, Unencodable, to_binary
 from eventfn.core.config import Settings
-from eventfn.core.errors import FunctionError
+from eventfn.core.errors import FunctionError, StoreUnavailable
 from eventfn.delivery.identity import SinkToken, trust
 from eventfn.delivery.retry import (
     LEASE_SLACK_SECONDS,
     RETRYABLE,
     Attempt,
     RetryPolicy,
+    failure,
     parse_retry_after,
 )
 from eventfn.observability.logs import get_logger
@@ -54,6 +55,8 @@ if TYPE_CHECKING:  # httpx is imported when a publisher starts (only with K_SINK
     import httpx
 
 log = get_logger("eventfn.delivery.publisher")
+# Seconds a client is told to wait when the outbox cannot write, and readiness stays degraded.
+OUTBOX_RETRY_AFTER = 5
 
 
 def parse_overrides(raw: str | None) -> dict[str, Any]:
@@ -101,6 +104,9 @@ class Publisher:
         self.policy = RetryPolicy.from_settings(settings, rng)
         self._client: httpx.AsyncClient | None = None
         self._pending: set[asyncio.Task[str]] = set()
+        # When a write-ahead last failed (monotonic seconds): readiness reports the outbox
+        # unusable for a while after it (`outbox_failing`).
+        self._write_failed_at: float | None = None
         self._stopping = asyncio.Event()
         # Delivery attempts are counted there (GET /metrics).
         self.metrics = metrics
@@ -166,7 +172,10 @@ class Publisher:
         import httpx  # already loaded by start(): a dictionary lookup
 
         assert self._client is not None, "Publisher.start() was not called"  # noqa: S101
-        headers, body = to_binary(event)
+        try:
+            headers, body = to_binary(event)
+        except Unencodable as exc:  # permanent: dead-lettered on this first attempt
+            return failure(exc)
         bearer = self.token.header()
         if bearer is not None:
             headers.append((b"authorization", bearer.encode()))
@@ -237,16 +246,36 @@ class Publisher:
         await self.park(event, made, result)
         return "queued"
 
-    async def _write_ahead(self, event: Event) -> None:
-        """Make `event` durable before its first attempt, not due while the fast path owns it."""
+    async def _write_ahead(self, event: Event, *, required: bool = False) -> None:
+        """Make `event` durable before its first attempt, not due while the fast path owns it.
+
+        `required`: the caller is about to acknowledge the event (a 202, a facade answer), so a
+        failure raises StoreUnavailable (a 503: nothing is acknowledged that cannot be kept).
+        Otherwise sending now is still better than not sending; if the fast path fails too,
+        `park` tries the outbox again (and counts the loss if it is still down).
+        """
         try:
             await self.outbox.park(
                 event, attempts=0, delay=self.policy.fast_path_lease, error="in flight"
             )
         except FunctionError as exc:
-            # The outbox is down: sending now is still better than not sending; if the fast path
-            # fails too, `park` tries the outbox again (and logs the loss if it is still down).
+            self._write_failed_at = time.monotonic()
+            if self.metrics is not None:
+                self.metrics.outbox_write_failures += 1
             log.warning("outbox_write_ahead_failed", id=event.id, error=exc.detail)
+            if required:
+                raise StoreUnavailable(
+                    "the outbox cannot keep the event to publish; retry later",
+                    retry_after=OUTBOX_RETRY_AFTER,
+                ) from None
+        else:
+            self._write_failed_at = None
+
+    @property
+    def outbox_failing(self) -> bool:
+        """Whether a write-ahead failed within the last `OUTBOX_RETRY_AFTER` seconds."""
+        failed = self._write_failed_at
+        return failed is not None and time.monotonic() - failed < OUTBOX_RETRY_AFTER
 
     async def _forget(self, event: Event) -> None:
         """Delivered: drop the durable record (if that fails, a redelivery sends it again)."""
@@ -262,10 +291,17 @@ class Publisher:
     async def enqueue(self, event: Event) -> None:
         """Make `event` durable now and deliver it in the background: the caller waits for the
         outbox, never for the sink. What a caller about to answer uses, so that an answer given
-        is an answer published, even if the process dies the next instant."""
-        event = self.prepare(event)
-        await self._write_ahead(event)
-        self._spawn(self.publish(event, written=True))
+        is an answer published, even if the process dies the next instant; StoreUnavailable
+        (503) when the outbox cannot keep it."""
+        await self.enqueue_all((event,))
+
+    async def enqueue_all(self, events: Sequence[Event]) -> None:
+        """`enqueue` for several events: all are durable before the first is sent."""
+        prepared = [self.prepare(event) for event in events]
+        for event in prepared:
+            await self._write_ahead(event, required=True)
+        for event in prepared:
+            self._spawn(self.publish(event, written=True))
 
     def _spawn(self, publish: Coroutine[Any, Any, str]) -> None:
         task = asyncio.get_running_loop().create_task(publish)
@@ -298,6 +334,8 @@ class Publisher:
         try:
             await self.outbox.park(event, attempts=attempts, delay=delay, error=result.error)
         except FunctionError as exc:
+            if self.metrics is not None:
+                self.metrics.events_lost += 1
             log.exception("event_lost", id=event.id, type=event.type, error=exc.detail)
             raise
         log.warning("publish_parked", id=event.id, type=event.type, error=result.error)
@@ -318,4 +356,6 @@ class Publisher:
                 # (its redelivery meets the same 4xx later and dead-letters it then).
                 await self.park(event, self.policy.attempts, result)
                 return
+            if self.metrics is not None:
+                self.metrics.dead_letter_stored()  # counted like the broker's dead letters
         await self._forget(event)

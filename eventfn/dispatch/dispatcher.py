@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from eventfn.binding import NOTHING, SPEC_V1, Event, is_json
 from eventfn.core.config import Settings
 from eventfn.core.errors import (
     Conflict,
+    FunctionError,
     HandlerFailed,
     HandlerTimeout,
     SchemaViolation,
@@ -26,6 +27,8 @@ from eventfn.core.errors import (
     UnsupportedMediaType,
 )
 from eventfn.dispatch.budget import Renewal, run_within
+from eventfn.dispatch.catalogue import Catalogue
+from eventfn.dispatch.context import EventContext
 from eventfn.dispatch.registry import Progress, Route
 from eventfn.dispatch.replies import reply_id, rfc3339_now
 from eventfn.observability.logs import get_logger
@@ -38,6 +41,9 @@ _TRACE_EXTENSIONS = ("traceparent", "tracestate")
 
 log = get_logger("eventfn.dispatch.dispatcher")
 T = TypeVar("T")
+# Makes the events a handler emitted durable (the publisher's write-ahead) and sends them in the
+# background; raises StoreUnavailable when they cannot be kept. None without K_SINK.
+Emit = Callable[[Sequence[Event]], Awaitable[None]]
 
 
 def validation_errors(exc: ValidationError, prefix: str = "data") -> list[dict[str, Any]]:
@@ -75,8 +81,18 @@ class Dispatcher:
         *,
         metrics: Metrics | None = None,
         observe: Callable[[Event], None] | None = None,
+        catalogue: Catalogue | None = None,
+        emit: Emit | None = None,
+        function_settings: Any = None,
+        http: Callable[[], Any] | None = None,
     ) -> None:
         self.routes = dict(routes)
+        # What a handler's EventContext carries (built only for handlers that ask for one).
+        self.catalogue = catalogue if catalogue is not None else _catalogue_of(self.routes)
+        self.emit = emit
+        self.function_settings = function_settings
+        self.http = http
+        self.state: Any = None  # what the function's lifespan yielded, once it runs
         self.dedupe = dedupe
         self._source = settings.event_source
         self._timeout = settings.handler_timeout_seconds
@@ -134,23 +150,38 @@ class Dispatcher:
         *,
         event: Event | None = None,
         claim: str | None = None,
+        context: EventContext | None = None,
     ) -> BaseModel | None:
-        """Run the handler within its time budget; its failures become transient errors.
+        """Run the handler within its time budget.
 
+        A `Reject` or `Retry` it raises (any error of the function's tree) is its answer and
+        keeps its status; anything else becomes a `HandlerFailed` 500 that discloses nothing.
         `event`, when the payload came in one, names it in the log lines of a failure; `claim`,
-        the dedupe key it holds, is renewed while the handler works.
+        the dedupe key it holds, is renewed while the handler works; `context` is what a
+        handler that asks for an EventContext gets.
         """
         started = time.perf_counter()
         try:
             if claim is None:
-                result = await run_within(self._timeout, route.run(payload, progress))
+                result = await run_within(self._timeout, route.run(payload, progress, context))
             else:
-                coro = route.run(payload, progress)
+                coro = route.run(payload, progress, context)
                 result = await run_within(self._timeout, coro, self._keep_claim, claim)
         except TimeoutError:
             raise HandlerTimeout(
                 f"the handler of {route.spec.type} did not finish within {self._timeout:g}s",
             ) from None
+        except FunctionError as exc:
+            (log.warning if exc.status_code >= 500 else log.info)(
+                "handler_refused",
+                type=route.spec.type,
+                id=event.id if event is not None else None,
+                source=event.source if event is not None else None,
+                status=exc.status_code,
+                problem=exc.problem,
+                detail=exc.detail,
+            )
+            raise
         except Exception as exc:
             log.exception(
                 "handler_failed",
@@ -203,9 +234,14 @@ class Dispatcher:
                 f"event {event.id!r} from {event.source!r} is being handled; retry later",
                 retry_after=1,
             )
+        context = None if route.context is None else self.context_of(event)
         try:
-            result = await self.call(route, payload, event=event, claim=key)
+            result = await self.call(route, payload, event=event, claim=key, context=context)
             reply = None if result is None else self.reply_to(event, route, result)
+            if context is not None and context.emitted:
+                # Durable before the claim completes: a crash from here on reruns the handler,
+                # which emits the same ids again; a redelivery after `complete` emits nothing.
+                await self._write_emitted(context)
         except BaseException:
             await self.dedupe.release(key)
             raise
@@ -229,6 +265,59 @@ class Dispatcher:
             if reply is not None:
                 self.observe(reply)
         return Outcome(reply, "ok" if reply is not None else "no-reply")
+
+    async def ask(
+        self,
+        route: Route,
+        payload: BaseModel,
+        progress: Progress | None = None,
+        *,
+        request_id: str,
+        origin: str,
+    ) -> BaseModel | None:
+        """Handle a facade or WebSocket request `request_id` that came in through `origin`
+        (never deduplicated): the handler, then what it emitted made durable."""
+        context = None
+        if route.context is not None:
+            context = self._context(
+                id=request_id, source=origin, type=route.spec.type, broker=False
+            )
+        result = await self.call(route, payload, progress, context=context)
+        if context is not None and context.emitted:
+            await self._write_emitted(context)
+        return result
+
+    def context_of(self, event: Event) -> EventContext:
+        """The EventContext of a broker delivery `event`."""
+        context: EventContext = EventContext.of_event(
+            event, self.catalogue, self._source, **self._context_parts()
+        )
+        return context
+
+    def _context(self, **attributes: Any) -> EventContext:
+        return EventContext(
+            **attributes,
+            catalogue=self.catalogue,
+            event_source=self._source,
+            **self._context_parts(),
+        )
+
+    def _context_parts(self) -> dict[str, Any]:
+        return {
+            "settings": self.function_settings,
+            "http": self.http,
+            "state": self.state,
+            "can_emit": self.emit is not None,
+        }
+
+    async def _write_emitted(self, context: EventContext) -> None:
+        """Make what the handler emitted durable (the outbox), or fail the request: 503."""
+        events = context.emitted
+        if self.emit is None:  # pragma: no cover - `EventContext.publish` refuses without a sink
+            raise HandlerFailed(f"the handler of {context.type} emitted events without K_SINK")
+        await self.emit(events)
+        if self.metrics is not None:
+            self.metrics.events_emitted += len(events)
 
     def _keep_claim(self, key: str) -> Callable[[], None]:
         """Renew the claim on `key` while its handler works; returns what stops renewing."""
@@ -286,6 +375,11 @@ class Dispatcher:
         answer = f"{request_id}@{reply.attributes['time']}#{digest}"
         reply.attributes["id"] = reply_id(source, answer)
         return reply
+
+
+def _catalogue_of(routes: Mapping[str, Route]) -> Catalogue:
+    """The catalogue of a dispatcher built from routes alone (tests): the routed specs."""
+    return Catalogue(tuple(route.spec for route in routes.values()))
 
 
 def reply_type(route: Route) -> str:

@@ -27,14 +27,17 @@ from eventfn.core.errors import (
     UnsupportedMediaType,
     problem_response,
 )
-from eventfn.facade import asyncapi, deadletters, query, security
+from eventfn.facade import asyncapi, deadletters, query, security, status
 from eventfn.facade.guards import facade_dependency
 from eventfn.facade.ws import endpoint as ws
 from eventfn.ingress import probes as health
+from eventfn.observability.logs import get_logger
 from eventfn.observability.tracing import telemetry_config
 
 if TYPE_CHECKING:
     from eventfn.runtime import Runtime
+
+log = get_logger("eventfn.facade.app")
 
 DESCRIPTION = """
 A CloudEvents-driven Knative Eventing function.
@@ -98,12 +101,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         # A 4xx from FastAPI (e.g. an unparsable body) is the client's error, not an internal one.
         error = (ClientError if exc.status_code < 500 else FunctionError)(str(exc.detail))
-        error.status_code = exc.status_code  # type: ignore[misc]
+        error.status_code = exc.status_code
         error.title = HTTPStatus(exc.status_code).phrase  # type: ignore[misc]
     response = _error_response(request, error)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug of ours: a 500 in problem+json like every other error, and nothing of its internals
+    (Starlette would answer text/plain; the exception goes to the log, not to the client)."""
+    log.error("facade_bug", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+    return _error_response(request, FunctionError("the function failed unexpectedly; retry"))
 
 
 def _health_routes() -> APIRouter:
@@ -146,6 +156,7 @@ def build_facade(runtime: Runtime) -> tuple[FastAPI, list[Any]]:
     app.add_exception_handler(FunctionError, _function_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
     app.include_router(_health_routes())
     # Every /api/v1 router is included with `**api`: behind API keys / OIDC when either is set.
     api: dict[str, Any] = {}
@@ -157,6 +168,7 @@ def build_facade(runtime: Runtime) -> tuple[FastAPI, list[Any]]:
     app.include_router(query.router, **api)
     query.add_routes(app, runtime.catalogue, **api)
     app.include_router(deadletters.router, **api)
+    app.include_router(status.router, **api)
     # API descriptions are documentation, open like /openapi.json.
     app.include_router(asyncapi.router)
     sessions = ws.install(app, runtime)

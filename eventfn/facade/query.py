@@ -33,6 +33,8 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the function's state (e.g. no K_SINK to replay to)",
         413: "Body too large",
         415: "Unsupported media type",
+        422: "The handler rejected the request (`Reject`); do not retry it as it is",
+        429: "The handler asked for a retry later (`Retry`); see Retry-After",
         500: "The handler failed (no details are disclosed); retry",
         503: "Temporarily unavailable; retry",
         504: "The handler timed out; retry",
@@ -81,13 +83,14 @@ def _ask(spec: EventSpec) -> Callable[..., Awaitable[Any]]:
         runtime = runtime_of(request)
         dispatcher = runtime.dispatcher
         route = dispatcher.route(spec.type)
-        result = await dispatcher.call(route, body)
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        result = await dispatcher.ask(route, body, request_id=request_id, origin=spec.facade_path)
         if result is None:
             return Response(status_code=204)
         if runtime.publisher is not None:
             # Event-driven consumers see UI traffic too; the answer waits on the outbox (an answer
-            # given is an answer published, whatever happens next), never on the sink.
-            request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+            # given is an answer published, whatever happens next: 503 when it cannot be kept),
+            # never on the sink.
             event = dispatcher.answer_event(route, result, request_id, spec.facade_path)
             await runtime.publisher.enqueue(event)
         return result
@@ -124,7 +127,7 @@ def add_routes(app: Any, catalogue: Catalogue, **api: Any) -> None:
             ),
             responses={
                 204: {"description": "Handled; nothing to say"},
-                **problems(400, 413, 415, 500, 503, 504),
+                **problems(400, 413, 415, 422, 429, 500, 503, 504),
             },
         )
     app.include_router(typed, **api)

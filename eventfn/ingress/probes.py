@@ -36,19 +36,22 @@ def readiness(runtime: Runtime) -> tuple[int, dict[str, str]]:
 
 
 async def stores_usable(runtime: Runtime) -> bool:
-    """With Redis: whether it can serve the stores now (reachable, writable, right mode).
+    """Whether the stores can serve now: Redis (reachable, writable, right mode), or `DATA_DIR`.
 
     A replica whose Redis is down or unusable (a cluster node reached as a standalone server, a
-    replica left read-only by a failover) is taken out of the Service's endpoints until it is
-    back, rather than answering every delivery 503.
+    replica left read-only by a failover), or whose `DATA_DIR` cannot be created or written, is
+    taken out of the Service's endpoints until it is back, rather than answering every delivery
+    503. Whatever the check raises means "not usable": a probe never answers 500.
     """
-    if not runtime.settings.redis_url:
-        return True
+    settings = runtime.settings
     try:
-        return await asyncio.wait_for(
-            runtime.dedupe.ping(), timeout=runtime.settings.redis_timeout_seconds
-        )
-    except TimeoutError:
+        async with asyncio.timeout(settings.redis_timeout_seconds):
+            if not settings.redis_url:
+                from eventfn.stores.sqlite import usable
+
+                return await usable(settings.data_dir)
+            return await runtime.dedupe.ping()
+    except Exception:  # see the docstring
         return False
 
 
@@ -70,7 +73,12 @@ def probes(runtime: Runtime) -> dict[str, Any]:
     async def readiness_probe(scope: Any, _receive: Any, send: Any) -> None:
         status, body = readiness(runtime)
         if status == 200 and not await stores_usable(runtime):
-            status, body = 503, {"status": "redis-unavailable"}
+            unusable = "redis" if runtime.settings.redis_url else "data-dir"
+            status, body = 503, {"status": f"{unusable}-unavailable"}
+        elif status == 200 and runtime.publisher is not None and runtime.publisher.outbox_failing:
+            # Events to publish cannot be kept: out of the endpoints for a moment, then back
+            # (the next write-ahead tells whether the outbox writes again).
+            status, body = 503, {"status": "outbox-unavailable"}
         await answer(status, body, scope, send)
 
     return {LIVENESS: liveness_probe, READINESS: readiness_probe}

@@ -78,6 +78,12 @@ class Metrics:
         self.replies_published = 0
         self.replies_unrequested = 0
         self.websocket_connections = 0
+        # Events handlers emitted (written ahead to the outbox), and what could not be kept.
+        self.events_emitted = 0
+        self.outbox_write_failures = 0  # write-aheads that failed: answered 503, nothing acked
+        self.events_lost = 0  # an event neither delivered nor kept (the outbox failed twice)
+        # Requests of the handlers' outgoing client (`ctx.http`), by host and status class.
+        self.outgoing: dict[tuple[str, str], int] = {}
         # Copied from the feed and the WebSocket sessions by `sampler` at scrape time.
         self.feed_events_dropped = 0
         self.feed_subscribers_dropped = 0
@@ -115,6 +121,11 @@ class Metrics:
         self.replies[key] += 1
 
     # -- other components -----------------------------------------------------------------------
+
+    def outgoing_request(self, host: str, status: int | None) -> None:
+        """One request of the handlers' outgoing client: `status` None for a network error."""
+        key = (host, "error" if status is None else f"{status // 100}xx")
+        self.outgoing[key] = self.outgoing.get(key, 0) + 1
 
     def published(self, ok: bool) -> None:
         """One attempt to deliver an event to K_SINK."""
@@ -180,6 +191,14 @@ class _Collector:
         for event_type, count in m.replies.items():
             replies.add_metric((event_type,), count)
         yield replies
+        outgoing = CounterMetricFamily(
+            "function_outgoing_requests",
+            "Requests of the handlers' outgoing HTTP client, by host and status class.",
+            labels=("host", "status"),
+        )
+        for (host, status), count in m.outgoing.items():
+            outgoing.add_metric((host, status), count)
+        yield outgoing
         yield from _simple(m)
 
 
@@ -230,6 +249,21 @@ def _simple(m: Metrics) -> Iterator[Any]:
             "Replies the in-memory dedupe store dropped before their TTL (memory bound): "
             "redeliveries of those events count as new.",
             m.dedupe_evicted_early,
+        ),
+        (
+            "function_events_emitted",
+            "Events handlers emitted, written ahead to the outbox for K_SINK.",
+            m.events_emitted,
+        ),
+        (
+            "function_outbox_write_failures",
+            "Outbox write-aheads that failed: the request was answered 503, nothing acknowledged.",
+            m.outbox_write_failures,
+        ),
+        (
+            "function_events_lost",
+            "Events neither delivered nor kept: the outbox failed after the sink did (page).",
+            m.events_lost,
         ),
         (
             "function_websocket_progress_dropped",

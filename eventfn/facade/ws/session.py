@@ -335,9 +335,15 @@ class Session:
                 self.progress_dropped += 1
                 self.sessions.progress_dropped += 1  # outlives the socket, for /metrics
 
-        result = None
+        # Client ids are only unique per socket: the request's identity is a fresh UUID.
+        request_id = str(uuid.uuid4())
         try:
-            result = await self.runtime.dispatcher.call(route, payload, progress)
+            result = await self.runtime.dispatcher.ask(
+                route, payload, progress, request_id=request_id, origin=route.spec.facade_path
+            )
+            # Durable before the answer, like the facade's: an answer that cannot be kept is
+            # not given (the client gets the 503 instead).
+            await self._publish(route, result, request_id)
             message = dumps({"id": ident, "type": "result", "data": to_json(result)})
         except FunctionError as error:
             message = error_message(ident, error)
@@ -346,20 +352,15 @@ class Session:
             message = error_message(ident, FunctionError("the query failed unexpectedly"))
         finally:
             self._in_flight.pop(ident, None)
-        try:  # durable before the answer; a publishing problem must not turn it into an error
-            await self._publish(route, result)
-        except Exception:
-            log.exception("ws_publish_failed", id=ident)
         await self._out.put(message)
 
-    async def _publish(self, route: Route, result: BaseModel | None) -> None:
+    async def _publish(self, route: Route, result: BaseModel | None, request_id: str) -> None:
         """With K_SINK, the answer is published like the facade's (in the outbox before it is
         given, delivered in the background: the client never waits on the sink)."""
         publisher = self.runtime.publisher
         if publisher is not None and result is not None:
-            # Client ids are only unique per socket: the event id derives from a fresh UUID.
             event = self.runtime.dispatcher.answer_event(
-                route, result, str(uuid.uuid4()), route.spec.facade_path
+                route, result, request_id, route.spec.facade_path
             )
             await publisher.enqueue(event)
 
