@@ -50,7 +50,7 @@ from manifests.objects import (
     secret_example,
     service,
     sink_binding,
-    trigger,
+    triggers,
 )
 from schemas import CATALOGUE
 
@@ -116,7 +116,7 @@ def resources(
         "eventpolicy.yaml": event_policy(catalogue.consumed),
     }
     for spec in catalogue.consumed:
-        docs[f"trigger-{spec.slug}.yaml"] = trigger(spec)
+        docs.update(triggers(spec))
     for spec in catalogue.consumed:
         docs[f"eventtype-{spec.slug}.yaml"] = event_type(spec, settings, produced=False)
     for spec in catalogue.produced:

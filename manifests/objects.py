@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eventfn import EventSpec
+from eventfn import EventSpec, Route
 from eventfn.core import policy
 from eventfn.core.config import Settings
 from manifests.deployment import DEPLOYMENT, Deployment
@@ -242,23 +242,41 @@ def _delivery() -> dict[str, Any]:
     }
 
 
-def trigger_name(spec: EventSpec) -> str:
-    return f"{NAME}-{spec.slug}"
+def trigger_name(spec: EventSpec, route: Route | None = None) -> str:
+    return f"{NAME}-{spec.slug}" if route is None else f"{NAME}-{spec.slug}-{route.name}"
 
 
-def trigger(spec: EventSpec) -> dict[str, Any]:
-    """One Trigger per consumed type: exact type filter, retries, then the function's DLS."""
+def trigger(spec: EventSpec, route: Route | None = None) -> dict[str, Any]:
+    """A Trigger of a consumed type: its filter, retries, then the function's DLS.
+
+    Without a route it matches the type alone (`filter.attributes`). A route's Trigger has the
+    Subscriptions API `filters:` instead (Knative reads them first), the type match kept as
+    their first, `exact`, filter and the route's filters after it (all must pass).
+    """
+    match: dict[str, Any]
+    if route is None:
+        match = {"filter": {"attributes": {"type": spec.type}}}
+    else:
+        filters = [f.to_dict() for f in route.filters]
+        match = {"filters": [{"exact": {"type": spec.type}}, *filters]}
     return {
         "apiVersion": "eventing.knative.dev/v1",
         "kind": "Trigger",
-        "metadata": _meta(trigger_name(spec)),
+        "metadata": _meta(trigger_name(spec, route)),
         "spec": {
             "broker": BROKER,
-            "filter": {"attributes": {"type": spec.type}},
+            **match,
             "subscriber": {"ref": dict(SERVICE_REF), "audience": AUDIENCE},
             "delivery": _delivery(),
         },
     }
+
+
+def triggers(spec: EventSpec) -> dict[str, dict[str, Any]]:
+    """A consumed type's Triggers by file name: one per route, or one on the type alone."""
+    if not spec.routes:
+        return {f"trigger-{spec.slug}.yaml": trigger(spec)}
+    return {f"trigger-{spec.slug}-{r.name}.yaml": trigger(spec, r) for r in spec.routes}
 
 
 def schema_url(spec: EventSpec) -> str:
@@ -311,14 +329,15 @@ def event_policy(consumed: Sequence[EventSpec]) -> dict[str, Any]:
             "ref": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": NAMESPACE}
         }
 
-    triggers = [ref("eventing.knative.dev/v1", "Trigger", trigger_name(s)) for s in consumed]
+    names = [t["metadata"]["name"] for s in consumed for t in triggers(s).values()]
+    triggers_ = [ref("eventing.knative.dev/v1", "Trigger", name) for name in names]
     return {
         "apiVersion": "eventing.knative.dev/v1alpha1",
         "kind": "EventPolicy",
         "metadata": _meta(f"{NAME}-publishes-to-broker"),
         "spec": {
             "to": [{"ref": dict(BROKER_REF)}],
-            "from": [ref("sources.knative.dev/v1", "SinkBinding", f"{NAME}-sink"), *triggers],
+            "from": [ref("sources.knative.dev/v1", "SinkBinding", f"{NAME}-sink"), *triggers_],
         },
     }
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from eventfn.routing.filters import Route
+
 FACADE_PREFIX = "/api/v1"
 
 
@@ -39,8 +41,15 @@ class EventSpec:
     reply: EventSpec | None = None
     name: str | None = None
     datacontenttype: str = "application/json"
+    # The Triggers that deliver a consumed type: one per `Route` (eventfn.routing.filters), its
+    # filters beside the type match. None: one Trigger matching the type alone.
+    routes: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.routes and not self.consumes:
+            raise ValueError(f"{self.type!r}: only a consumed type has routes (Triggers)")
+        if len({r.name for r in self.routes}) != len(self.routes):
+            raise ValueError(f"{self.type!r}: two routes share a name")
         if self.reply is not None and not self.consumes:
             raise ValueError(
                 f"{self.type!r} has a reply type but is not consumed: "

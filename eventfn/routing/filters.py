@@ -178,6 +178,8 @@ class AllOf:
     filters: tuple[Filter, ...]
 
     def __init__(self, *filters: Filter) -> None:
+        if not filters:
+            raise ValueError("all: at least one filter")
         object.__setattr__(self, "filters", tuple(filters))
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +196,8 @@ class AnyOf:
     filters: tuple[Filter, ...]
 
     def __init__(self, *filters: Filter) -> None:
+        if not filters:
+            raise ValueError("any: at least one filter")
         object.__setattr__(self, "filters", tuple(filters))
 
     def to_dict(self) -> dict[str, Any]:
