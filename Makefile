@@ -71,13 +71,22 @@ chaos: venv ## run the fault suite alone (make test runs it too)
 	$(PY) -m pytest -m chaos
 
 .PHONY: lint
-lint: venv ## ruff, formatting, mypy strict, import contracts, hadolint, manifests and requirements fresh
+lint: venv ## ruff, formatting, mypy strict, import contracts, hadolint, manifests and requirements fresh, the manual builds
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	$(MAKE) --no-print-directory manifests-check requirements-check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+.PHONY: docs
+docs: venv ## serve the manual (docs/, mkdocs.yml) on http://localhost:8000, rebuilt on save
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+.PHONY: docs-reference
+docs-reference: venv ## regenerate docs/reference/{configuration,metrics}.md from Settings and the metrics
+	$(PY) scripts/gen_reference.py
 
 .PHONY: fmt
 fmt: venv ## format and autofix
@@ -125,11 +134,11 @@ manifests-check: venv ## fail if eventing/ differs from what `make manifests` re
 	@$(PY) -m manifests --check || { echo "eventing/ is stale: make manifests"; exit 1; }
 
 .PHONY: bench
-bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see README "Performance")
+bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see docs/internals/performance.md)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 .PHONY: bench-coldstart
-bench-coldstart: venv ## cold start of `python -m eventfn` vs FastAPI hello (README "Performance")
+bench-coldstart: venv ## cold start of `python -m eventfn` vs FastAPI hello (docs/internals/performance.md)
 	$(PY) -m bench.run --cold-start-only $(BENCH_ARGS)
 
 .PHONY: loadtest

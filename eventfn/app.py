@@ -9,9 +9,9 @@ The function is one ASGI app, `FunctionApp`, in two parts:
   app built on the first request that needs it.
 
 Why the facade waits: a replica that only receives broker deliveries never imports FastAPI,
-which is most of the cold start and of the idle memory (measured: see the README's Performance
-section). Scale-from-zero waits for the cold start of every new pod; the UI's first request
-waits once per pod for the facade (a few hundred milliseconds).
+which is most of the cold start and of the idle memory (the figures:
+docs/internals/decisions/lazy-facade.md). Scale-from-zero waits for the cold start of every new
+pod; the UI's first request waits once per pod for the facade (a few hundred milliseconds).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The function's event catalogue: every CloudEvents type it consumes or produces.
 
-Adding an event type (README, "Adding an event type"): a Pydantic model in a module of its own
+Adding an event type (docs/guide/event-types.md): a Pydantic model in a module of its own
 beside `query.py`, its `EventSpec` here and in `CATALOGUE`, a handler in `handler/functions.py`,
 then `make manifests`.
 """

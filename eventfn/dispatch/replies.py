@@ -24,7 +24,7 @@ def reply_id(source: str, event_id: str) -> str:
     """The deterministic id of the reply to the event `source` + `event_id`.
 
     `uuid.uuid5` by hand (same string): SHA-1 of namespace and name, version 5 and the RFC 4122
-    variant written into the hex digits; the UUID object costs 3x the hash itself.
+    variant written into the hex digits; the UUID object costs more than the hash itself.
     """
     name = event_key(source, event_id).encode()
     h = hashlib.sha1(_NAMESPACE_BYTES + name).hexdigest()  # noqa: S324 - RFC 4122 v5

@@ -4,9 +4,8 @@ uvicorn writes each response the moment the app sends it: the status line and he
 `send` syscall, the body in another, each waking the peer. Under load that was most of the
 function's kernel time, and the kernel's network code running between every two requests left
 the interpreter's caches cold for the next one. Held until the end of the loop's turn, the
-responses computed in that turn leave together, one `write` per connection: measured with
-`make bench`, kernel time per request fell from about 26 to 8 µs, user time from about 80 to
-60 µs, and the ingress answered 1.5x the events per second (see the README's Performance).
+responses computed in that turn leave together, one `write` per connection, which takes most
+of that kernel time away (the figures: docs/internals/decisions/held-writes.md).
 
 This is what Netty's FlushConsolidationHandler or uWebSockets' cork do. No ASGI server offers it,
 so it is written here, as thinly as it can be: uvicorn still parses requests, runs the app, builds

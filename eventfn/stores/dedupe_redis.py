@@ -94,7 +94,7 @@ class RedisDedupeStore:
         # The claim documents this process wrote and has not completed or released yet.
         self._owned: dict[str, bytes] = {}
         # Owner tokens: unique across replicas and restarts (16 random bytes of this store),
-        # then a counter: a uuid4 per claim cost ~8 µs of every event.
+        # then a counter: a uuid4 per claim was a measurable share of every event.
         self._owner_prefix = os.urandom(16).hex()
         self._owner_count = itertools.count()
 
@@ -146,7 +146,7 @@ class RedisDedupeStore:
         return bool(renewed)
 
     def window(self) -> float:
-        """The TTL: Redis keeps every record for it (size its memory by the README's rule)."""
+        """The TTL: Redis keeps every record for it (sizing: docs/operations/delivery.md)."""
         return self._ttl
 
     async def ping(self) -> bool:

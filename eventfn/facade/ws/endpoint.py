@@ -1,7 +1,7 @@
 """The WebSocket `/api/v1/ws`: streamed queries and the live event feed for the Streamlit UI.
 
-JSON text messages both ways (the protocol table is in the README, the schemas are served at
-`/api/v1/asyncapi.json`); one connection is a `eventfn.facade.ws.session.Session`.
+JSON text messages both ways (the protocol table is in docs/guide/websocket.md, the schemas
+are served at `/api/v1/asyncapi.json`); one connection is a `eventfn.facade.ws.session.Session`.
 
 Heartbeats: uvicorn pings every connection at the protocol level (`ws_ping_interval`, 20 s) and
 drops peers that do not answer; clients that cannot see protocol pings (browsers) may send
@@ -56,7 +56,7 @@ class Sessions:
 
 @router.websocket("/ws", name="websocket")
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    """Streamed queries and the live event feed (protocol: README, `/api/v1/asyncapi.json`)."""
+    """Streamed queries and the live event feed (protocol: docs/guide/websocket.md, AsyncAPI)."""
     sessions: Sessions = websocket.app.state.ws_sessions
     await Session(websocket, sessions.runtime, sessions).run()
 
