@@ -1,0 +1,196 @@
+"""`make bench-sweep`: one pod's events/s and p99 at 1, 8, 32, 64 and 128 connections.
+
+The server runs as `eventing/` deploys it: `make bench`'s `function-oidc` row (JSON logs, Redis
+dedupe through `REDIS_URL`, an RS256 token on every delivery, checked against a JWKS), on the
+production-like venv `bench.run` prepares. With `--pin` (the default here) it has one CPU to
+itself, as `limits.cpu: 1` gives a pod one core, and wrk, Redis and the JWKS server share the
+others. Each step warms up, then runs `--rounds` rounds of `--duration` seconds; its row is the
+median round. CPU time per event is measured too: it hardly depends on what else the machine
+does, so `1e6 / cpu_us` is what the pod would do with its core to itself.
+
+`choose` turns the table into the Service's numbers by the rule docs/operations/scaling.md
+states; the run prints them beside what `manifests.deployment.DEPLOYMENT` renders.
+Results go to `bench/results/sweep.json` (read by `bench/kpa.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench import cpus, run
+
+STEPS = (1, 8, 32, 64, 128)
+DEPLOYED = "function-oidc"
+# Knative's default target-utilization-percentage: the KPA keeps this share of `target` in
+# flight per pod on average, the rest is headroom for bursts before the panic mode.
+UTILIZATION = 0.70
+# Throughput counts as reached from this share of the best step on.
+KNEE = 0.90
+# p99 a request may take inside the pod at the hard cap (containerConcurrency).
+P99_BUDGET_MS = 100.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the sweep: a concurrency and what the pod did at it."""
+
+    connections: int
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # CPU time of the server per event (user + system)
+    errors: int = 0  # non-2xx answers and socket errors
+
+    @property
+    def cpu_capacity(self) -> float:
+        """Events/s with one whole core busy at this step's CPU cost per event."""
+        return 1e6 / self.cpu_us
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The Service's autoscaling numbers, and why."""
+
+    target: int
+    container_concurrency: int
+    cpu_request: str
+    cpu_limit: str
+    knee: int  # the concurrency where throughput is reached
+    capacity: float  # events/s of one pod at the knee
+
+
+def millicores(cores: float) -> str:
+    """`cores` as a Kubernetes CPU quantity, rounded up to 50m."""
+    return f"{math.ceil(cores * 1000 / 50) * 50}m"
+
+
+def choose(steps: list[Step]) -> Choice:
+    """The rule: run where throughput is reached at the least latency, cap where p99 still fits.
+
+    - knee: the fewest connections giving at least 90% of the best events/s; more in flight
+      only waits longer in the one event loop.
+    - target: the KPA keeps target x 70% in flight per pod, so target = knee / 0.7 puts the
+      average pod at the knee.
+    - containerConcurrency: the most connections whose p99 stays within 100 ms (and at least
+      the target); beyond it requests wait in the queue-proxy, where the activator can send
+      them to a pod with room instead.
+    - CPU: one uvicorn worker is one event loop, so the limit is one core; the request is what
+      the pod burns at the knee (events/s x CPU per event), so a node packed by requests still
+      gives every pod at target the CPU it uses there.
+    """
+    ordered = sorted(steps, key=lambda s: s.connections)
+    best = max(s.events_per_s for s in ordered)
+    knee = next(s for s in ordered if s.events_per_s >= KNEE * best)
+    target = math.ceil(knee.connections / UTILIZATION)
+    within = [s.connections for s in ordered if s.p99_ms <= P99_BUDGET_MS]
+    cap = max([target, *within])
+    used = knee.events_per_s * knee.cpu_us / 1e6
+    return Choice(
+        target=target,
+        container_concurrency=cap,
+        cpu_request=millicores(min(used, 1.0)),
+        cpu_limit="1",
+        knee=knee.connections,
+        capacity=knee.events_per_s,
+    )
+
+
+def table(steps: list[Step]) -> str:
+    rows = [
+        "| connections | events/s | p50 ms | p99 ms | CPU µs/event | events/s per core | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows += [
+        f"| {s.connections} | {s.events_per_s:.0f} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
+        f"{s.cpu_us:.0f} | {s.cpu_capacity:.0f} | {s.errors} |"
+        for s in sorted(steps, key=lambda s: s.connections)
+    ]
+    return "\n".join(rows)
+
+
+def sweep(args: argparse.Namespace, binary: str) -> list[Step]:
+    """Start the deployed configuration once, then load it at each step in turn."""
+    from bench import production
+
+    server = run.SERVERS[DEPLOYED]
+    steps = []
+    with run.environment([DEPLOYED]), run.running(server) as (proc, port, _):
+        token = run.token_for(server)
+        for connections in args.steps:
+            production.flush(run.PRODUCTION["REDIS_URL"])
+            run.wrk(binary, port, args.warmup, connections, 1, token=token)
+            rounds = []
+            for _ in range(args.rounds):
+                user, system = run.cpu_seconds(proc.pid)
+                found = run.wrk(binary, port, args.duration, connections, 1, token=token)
+                user_after, system_after = run.cpu_seconds(proc.pid)
+                spent = user_after - user + system_after - system
+                rounds.append({**found, "cpu_us": spent * 1e6 / found["requests"]})
+            median = sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2]
+            step = Step(
+                connections=connections,
+                events_per_s=float(median["rps"]),
+                p50_ms=median["p50_ms"],
+                p99_ms=median["p99_ms"],
+                cpu_us=round(statistics.median(r["cpu_us"] for r in rounds), 1),
+                errors=sum(r["non2xx"] + r["socket_errors"] for r in rounds),
+            )
+            print(
+                f"  c={connections:<4} {step.events_per_s:>7.0f} events/s  "
+                f"p99 {step.p99_ms:.2f} ms  {step.cpu_us:.0f} µs CPU/event",
+                file=sys.stderr,
+            )
+            steps.append(step)
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds measured per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per step")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per step")
+    parser.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=STEPS)
+    parser.add_argument("--no-pin", action="store_true", help="let the scheduler place all")
+    parser.add_argument("--dev-venv", action="store_true", help="run on .venv (with dev tools)")
+    args = parser.parse_args(argv)
+    if not args.no_pin:
+        cpus.pin()
+    binary = run.ensure_wrk()
+    run.PYTHON[:] = [run.prepare_python(args.dev_venv)]
+    steps = sweep(args, binary)
+    choice = choose(steps)
+    from manifests.deployment import DEPLOYMENT
+
+    rendered = {
+        "target": DEPLOYMENT.target,
+        "container_concurrency": DEPLOYMENT.container_concurrency,
+        "cpu_request": DEPLOYMENT.cpu_request,
+        "cpu_limit": DEPLOYMENT.cpu_limit,
+    }
+    run.RESULTS.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "steps": [asdict(s) for s in steps],
+        "choice": asdict(choice),
+        "rendered": rendered,
+        "pinned": {role: sorted(found) for role, found in cpus.ROLES.items()},
+        "args": vars(args),
+    }
+    (run.RESULTS / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(table(steps))
+    print(
+        f"\nknee: {choice.knee} connections ({choice.capacity:.0f} events/s); chosen: target "
+        f"{choice.target}, containerConcurrency {choice.container_concurrency}, CPU request "
+        f"{choice.cpu_request}, limit {choice.cpu_limit}"
+    )
+    print(f"eventing/ renders: {rendered}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
