@@ -68,6 +68,14 @@ class Deployment(BaseModel):
             "this many seconds (0: all at once, as soon as it is ready)."
         ),
     )
+    traffic_to_revision: str | None = Field(
+        default=None,
+        description=(
+            "Rollback by traffic: every request to this earlier Revision (e.g. "
+            "`knative-python-backend-00004`), the latest one kept reachable under the `latest` "
+            "tag; unset: all traffic to the latest ready Revision."
+        ),
+    )
     secret_name: str = Field(
         default=f"{NAME}-secrets",
         min_length=1,

@@ -200,6 +200,23 @@ def service(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+    spec: dict[str, Any] = {
+        "template": {
+            "metadata": {"labels": dict(LABELS), "annotations": annotations},
+            "spec": {
+                "containerConcurrency": deployment.container_concurrency,
+                "timeoutSeconds": timeout,
+                "containers": [container],
+            },
+        }
+    }
+    if deployment.traffic_to_revision:
+        # A rollback that makes no Revision: the earlier one gets every request at once; the
+        # latest stays reachable at its `latest-` tag URL, to try it before moving back.
+        spec["traffic"] = [
+            {"revisionName": deployment.traffic_to_revision, "percent": 100},
+            {"latestRevision": True, "percent": 0, "tag": "latest"},
+        ]
     metadata = _meta(NAME)
     if deployment.rollout_duration_seconds:
         # On the Service, not the template: how traffic moves between Revisions is the Route's.
@@ -209,16 +226,7 @@ def service(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": metadata,
-        "spec": {
-            "template": {
-                "metadata": {"labels": dict(LABELS), "annotations": annotations},
-                "spec": {
-                    "containerConcurrency": deployment.container_concurrency,
-                    "timeoutSeconds": timeout,
-                    "containers": [container],
-                },
-            }
-        },
+        "spec": spec,
     }
 
 

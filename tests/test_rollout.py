@@ -24,6 +24,7 @@ from manifests.deployment import DEPLOYMENT, Deployment
 from manifests.objects import code_defaults
 from manifests.prune import unreferenced
 from schemas import CATALOGUE
+from tests.test_manifests import needs_crds, validate
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(
@@ -227,3 +228,25 @@ def test_prune_keeps_a_configmap_read_through_a_single_key() -> None:
         {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c-key", "key": "X"}}}
     ]
     assert unreferenced([configmap_item("c-key", **labels), revision]) == []
+
+
+def test_rollback_by_traffic_sends_every_request_to_the_named_revision() -> None:
+    """traffic_to_revision: 100% to that Revision, the latest at 0% under the `latest` tag."""
+    assert "traffic" not in manifests.resources(CATALOGUE, code_defaults())["service.yaml"]["spec"]
+    pinned = Deployment(traffic_to_revision=f"{manifests.NAME}-00004")
+    service = manifests.resources(CATALOGUE, code_defaults(), pinned)["service.yaml"]
+    assert service["spec"]["traffic"] == [
+        {"revisionName": f"{manifests.NAME}-00004", "percent": 100},
+        {"latestRevision": True, "percent": 0, "tag": "latest"},
+    ]
+
+
+@needs_crds
+def test_the_rollout_and_rollback_settings_render_a_valid_service() -> None:
+    """Traffic pinned, gradual rollout, scale to zero: the Service still validates."""
+    deployment = Deployment(
+        traffic_to_revision=f"{manifests.NAME}-00004",
+        rollout_duration_seconds=120,
+        scale_to_zero=True,
+    )
+    validate(manifests.resources(CATALOGUE, code_defaults(), deployment)["service.yaml"])
