@@ -92,8 +92,10 @@ async def drive(events: int, settings: Settings | None = None, token: str | None
     """
     from eventfn.app import create_app
     from eventfn.core.config import Settings
+    from eventfn.loading import load_registry
 
-    app = create_app(settings or Settings(log_format="json", log_level="info"))
+    settings = settings or Settings(log_format="json", log_level="info")
+    app = create_app(settings, load_registry(settings.function_registry))
     message = {"type": "http.request", "body": BODY, "more_body": False}
     statuses: list[int] = []
 
@@ -227,10 +229,11 @@ async def drive_server(
         return await drive_served(events, config)
     from eventfn.app import create_app
     from eventfn.core.config import Settings
+    from eventfn.loading import load_registry
     from eventfn.server.serve import server_config
 
     settings = settings or Settings(log_format="json", log_level="info")
-    app = create_app(settings)
+    app = create_app(settings, load_registry(settings.function_registry))
     async with app.lifespan_context():
         return await drive_served(events, server_config(app, settings), token)
 

@@ -209,20 +209,12 @@ class FunctionApp:
         return bounded_receive
 
 
-def create_app(
-    settings: Settings | None = None, *, registry: Registry | None = None
-) -> FunctionApp:
+def create_app(settings: Settings, registry: Registry) -> FunctionApp:
     """Build the function: the one composition root of the runtime.
 
-    `settings` default to the environment's; `registry` to the function's own (its handlers, in
-    `handler/functions.py`, on its catalogue in `schemas/`). Tests pass both.
+    `registry` is the function's handlers on its catalogue. The runtime never imports the user's
+    code itself: the entry points resolve it from an import string (`eventfn.loading`).
     """
-    if settings is None:
-        settings = Settings()
-    if registry is None:
-        from handler.functions import registry as default_registry
-
-        registry = default_registry
     configure_logging(settings)
     log_posture(settings)
     return FunctionApp(Runtime(settings, registry))

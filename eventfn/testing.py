@@ -61,9 +61,7 @@ async def app_client(app: FunctionApp) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextlib.asynccontextmanager
-async def function_client(
-    registry: Registry | None = None, **settings: Any
-) -> AsyncIterator[httpx.AsyncClient]:
+async def function_client(registry: Registry, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the function built on `registry` with settings `settings`."""
     from eventfn.app import create_app
 

@@ -1,70 +1,81 @@
-"""The Knative func contract, wrapped around the same FastAPI app `python -m eventfn` serves.
+"""The Knative func contract, wrapped around the same app `python -m eventfn` serves.
 
-func's Python scaffolding (func-python's middleware) owns the server: it answers the health paths
+func's Python scaffolding for `invoke: http` (func.yaml) runs `func_python.http.serve(new)`:
+func-python owns the server (hypercorn), answers `/health/liveness` and `/health/readiness`
 itself from `alive()`/`ready()`, calls `start(cfg)`/`stop()` from its ASGI lifespan, and hands
-every other request to `handle(scope, receive, send)`. Here `handle` is the whole app (ingress,
-dead-letter sink, facade, metrics), `start`/`stop` drive the app's own lifespan, and the health
-answers come from its runtime, so both ways of running the function behave the same.
+every other request, untouched, to `handle(scope, receive, send)`. Here `handle` is the whole
+app (the ingress in every mode, the dead-letter sink, the facade, its WebSocket, metrics), so
+each door answers as under `python -m eventfn`. What func-python does differently is in
+docs/deploy/func.md; tests/test_func_host_builder.py serves the function as func builds it.
+
+`invoke: cloudevent` is not supported: func-python's CloudEvents middleware refuses everything
+that is not a CloudEvent (the facade, `/metrics`, the plain JSON `POST /`) and re-encodes
+replies in structured mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
-
-from eventfn.app import create_app
-from eventfn.core.config import Settings
-from eventfn.ingress.probes import readiness
-
-# Headers describing the body func's CloudEvents middleware already consumed and decoded.
-_BODY_HEADERS = frozenset({b"content-type", b"content-length", b"transfer-encoding"})
+from eventfn import Registry, Settings, create_app, load_registry, readiness
 
 
 class Function:
     """One function instance: func creates it once per process through `new()`."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
+        # The handlers are the Registry FUNCTION_REGISTRY names, as for `python -m eventfn`.
         # Building the app does no I/O; stores open in the lifespan that `start` runs.
-        self.app = create_app(settings or Settings())
+        settings = settings or Settings()
+        if registry is None:
+            registry = load_registry(settings.function_registry)
+        self.app = create_app(settings, registry)
         self.runtime = self.app.state.runtime
-        self._stopping: asyncio.Event | None = None
         self._lifespan: asyncio.Task[None] | None = None
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one request with the FastAPI app."""
-        event = scope.get("event")
-        if event is not None:
-            # `invoke: cloudevent`: func's middleware read the body and decoded one event into
-            # the scope. Hand the app that event re-encoded (structured mode) so the strict
-            # ingress validates it exactly as on the `python -m eventfn` path.
-            scope, receive = _reencoded(scope, event, receive)
-        # func's CloudEventSender wraps the raw ASGI `send` as `.http`; plain `send` otherwise.
-        raw_send: Send = getattr(send, "http", send)
-        await self.app(scope, receive, raw_send)
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one HTTP request or WebSocket with the function's app."""
+        await self.app(scope, receive, send)
 
     def start(self, cfg: Mapping[str, str]) -> None:
-        """Start the app's lifespan (stores, publisher...) beside func's server.
+        """Start the app's lifespan (stores, publisher, redeliverer...) beside func's server.
 
-        func calls this synchronously from inside its running event loop, so the lifespan runs as
-        a task there; readiness turns true once it has started. `cfg` is a copy of the process
-        environment, the same one `Settings()` read when the instance was built.
+        func calls this synchronously from inside its running event loop, so the lifespan runs
+        as a task there; readiness turns true once it has started. `cfg` is a copy of the
+        process environment, the same one `Settings()` read when the instance was built.
         """
         del cfg
-        self._stopping = asyncio.Event()
-        self._lifespan = asyncio.get_running_loop().create_task(self._run(self._stopping))
+        loop = asyncio.get_running_loop()
+        self._lifespan = loop.create_task(self._run(), name="function-lifespan")
 
-    async def _run(self, stopping: asyncio.Event) -> None:
-        async with self.app.lifespan_context():
-            await stopping.wait()
+    async def _run(self) -> None:
+        """The app's lifespan: open until this task is cancelled, then closed to the end.
+
+        func-python's `stop()` cannot be awaited, and its server returns right after calling
+        it; `asyncio.run` then cancels every task left, once, and waits for them. So the close
+        starts on that cancellation, in a task of its own created after it, which is never
+        cancelled: the publisher's flush and the stores' close run to the end before the
+        process exits (`aclose` does the same for callers that own the loop).
+        """
+        context = self.app.lifespan_context()
+        await context.__aenter__()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            closing = asyncio.create_task(context.__aexit__(None, None, None))
+            while not closing.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(closing)
+            closing.result()
+            raise
 
     def stop(self) -> None:
-        """Begin the drain: readiness turns false and the lifespan closes what it opened."""
-        if self._stopping is not None:
-            self._stopping.set()
+        """Begin the drain: readiness turns false and new requests get 503 (retried)."""
+        self.runtime.begin_drain()
 
     def alive(self) -> tuple[bool, str]:
         """False once the lifespan died of an error (the pod should be restarted)."""
@@ -79,36 +90,44 @@ class Function:
         return status == 200, body["status"]
 
     async def aclose(self) -> None:
-        """Stop and wait for the lifespan to finish (tests, and callers that can await)."""
+        """Stop, then close the lifespan and wait for it (tests, callers that own the loop)."""
         self.stop()
-        if self._lifespan is not None:
-            with contextlib.suppress(Exception):
-                await self._lifespan
+        task = self._lifespan
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def new() -> Function:
     """func's factory: the only name its scaffolding needs."""
+    _let_websockets_through()
     return Function()
 
 
-def _reencoded(scope: Scope, event: Any, receive: Receive) -> tuple[Scope, Receive]:
-    """The request again, carrying `event` as a structured-mode body; other headers kept."""
-    from cloudevents.core.bindings.http import to_structured_event
+def _let_websockets_through() -> None:
+    """Let func-python hand WebSocket connections to `handle` as it hands HTTP requests.
 
-    message = to_structured_event(event)
-    body = message.body
-    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in _BODY_HEADERS]
-    headers += [
-        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in message.headers.items()
-    ]
-    headers.append((b"content-length", str(len(body)).encode()))
-    sent = False
+    func-python 0.8 (`func_python.http.ASGIApplication.__call__`) answers every ASGI scope
+    that is not HTTP with a 400 before calling `handle`, so the facade's WebSocket could not
+    open under func, although its server (hypercorn) speaks WebSocket. Only that check is
+    bypassed, for WebSocket scopes; lifespan and HTTP stay func-python's. Written by hand
+    because func-python has no option for it; the host-builder test opens a WebSocket through
+    it, so a func-python that changes this fails there.
+    """
+    http = sys.modules.get("func_python.http")
+    if http is None:  # not served by func-python's HTTP scaffolding: nothing to let through
+        return
+    application: Any = http.ASGIApplication
+    if getattr(application, "websockets_to_handle", False):
+        return
+    serve_http = application.__call__
 
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()  # the client's disconnect, if it comes
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+    async def __call__(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await self.f.handle(scope, receive, send)
+            return
+        await serve_http(self, scope, receive, send)
 
-    return {**scope, "headers": headers}, replay
+    application.__call__ = __call__
+    application.websockets_to_handle = True

@@ -34,13 +34,17 @@ def test_func_yaml_is_valid_against_funcs_own_schema() -> None:
     validator.validate(func_yaml())
 
 
-def test_func_yaml_declares_a_python_cloudevent_function_built_with_s2i() -> None:
-    """The current spec version, the python runtime, cloudevent invocation and the s2i builder."""
+def test_func_yaml_declares_a_python_http_function_built_with_s2i() -> None:
+    """The current spec version, the python runtime, http invocation and the s2i builder.
+
+    `http`: func-python's scaffolding for it hands every request and WebSocket to the app as
+    is; the `cloudevent` one refuses what is not a CloudEvent (the facade, /metrics).
+    """
     doc = func_yaml()
     assert doc["specVersion"] == "0.36.0"
     assert doc["name"] == manifests.NAME
     assert doc["runtime"] == "python"
-    assert doc["invoke"] == "cloudevent"
+    assert doc["invoke"] == "http"
     assert doc["build"]["builder"] == "s2i"
     assert "python-312" in doc["build"]["builderImages"]["s2i"]
 

@@ -10,7 +10,7 @@ import pytest
 import eventfn
 from eventfn import Catalogue, EventSpec, Registry
 from eventfn.testing import function_client, isolated_settings
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from schemas import QueryRequest, QueryResponse
 from tests.support import ROOT
 
 
@@ -55,12 +55,8 @@ async def test_a_function_is_tested_in_process_with_its_own_registry() -> None:
     assert response.json()["result"] == {"echo": "hi"}
 
 
-def test_the_function_registry_is_the_default() -> None:
-    """Without a registry, `create_app` builds the function's own (handler/functions.py)."""
+def test_the_function_registry_setting_names_the_functions_own_by_default() -> None:
+    """`FUNCTION_REGISTRY` defaults to the function's own registry (handler/functions.py)."""
     from handler.functions import registry
 
-    app = eventfn.create_app(isolated_settings())
-    assert (
-        app.state.runtime.routes[QUERY_REQUEST.type].handler
-        is registry.routes()[QUERY_REQUEST.type].handler
-    )
+    assert eventfn.load_registry(isolated_settings().function_registry) is registry

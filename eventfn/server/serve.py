@@ -62,15 +62,17 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
 def serve(settings: Settings | None = None, *, app: Any = None) -> None:
     """Serve the function with uvicorn on `settings.host:settings.port`, one worker.
 
-    `app` defaults to `create_app(settings)`; passing one serves a custom-built function the same
-    way (tests use it to serve a deliberately slow handler).
+    `app` defaults to the function built on the Registry that `settings.function_registry` names
+    (`eventfn.loading.RegistryNotFound` if it does not); passing one serves a custom-built
+    function the same way (tests use it to serve a deliberately slow handler).
     """
     from eventfn.app import create_app
+    from eventfn.loading import load_registry
     from eventfn.server.drain import DrainingServer
 
     settings = settings or Settings()
     if app is None:
-        app = create_app(settings)
+        app = create_app(settings, load_registry(settings.function_registry))
     runtime = app.state.runtime
     config = server_config(app, settings)
     # Everything imported and built so far lives as long as the process: keep it out of the
