@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from eventfn.core.policy import Delivery
 from eventfn.dispatch.catalogue import Catalogue, EventSpec
 from eventfn.dispatch.context import EventContext
 from eventfn.dispatch.registry import Handler, Progress, Registry
@@ -44,6 +45,7 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Catalogue",
+    "Delivery",
     "EventContext",
     "EventSpec",
     "Exact",

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from eventfn.auth.checks import FacadeAuth, build_auth
 from eventfn.core.asgi import Scope
-from eventfn.core.config import Settings
+from eventfn.core.config import Settings, following_deliveries
 from eventfn.delivery.build import build_delivery
 from eventfn.delivery.outgoing import OutgoingHTTP
 from eventfn.delivery.publisher import Publisher
@@ -94,6 +94,8 @@ class Runtime:
             self._assemble(settings, registry)
 
     def _assemble(self, settings: Settings, registry: Registry) -> None:
+        # The dedupe window and lease follow the catalogue's delivery policies (unless set).
+        settings = following_deliveries(settings, registry.catalogue.deliveries)
         self.settings = settings
         self.catalogue: Catalogue = registry.catalogue
         self.routes: Mapping[str, Route] = registry.routes()

@@ -106,7 +106,7 @@ def resources(
     deployment: Deployment = DEPLOYMENT,
 ) -> dict[str, dict[str, Any]]:
     """Every manifest, by its path under `eventing/` (kustomization and schemas excepted)."""
-    settings = settings or code_defaults()
+    settings = settings or code_defaults(catalogue)
     docs: dict[str, dict[str, Any]] = {
         "namespace.yaml": namespace(),
         "configmap.yaml": configmap(settings),
@@ -130,7 +130,7 @@ def render(
     deployment: Deployment = DEPLOYMENT,
 ) -> dict[str, str]:
     """The text of every file under `eventing/`, by relative path."""
-    settings = settings or code_defaults()
+    settings = settings or code_defaults(catalogue)
     docs = resources(catalogue, settings, deployment)
     files = {path: dump_yaml(doc) for path, doc in docs.items()}
     files["kustomization.yaml"] = dump_yaml(kustomization(list(docs)))

@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eventfn import EventSpec, Route
+from eventfn import Catalogue, EventSpec, Route
 from eventfn.core import policy
-from eventfn.core.config import Settings
+from eventfn.core.config import Settings, following_deliveries
+from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 from manifests.deployment import DEPLOYMENT, Deployment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,11 +67,17 @@ PRODUCTION: dict[str, str] = {
 }
 
 
-def code_defaults() -> Settings:
-    """The settings the code declares, whatever this shell's environment says (deterministic)."""
+def code_defaults(catalogue: Catalogue | None = None) -> Settings:
+    """The settings the code declares, whatever this shell's environment says (deterministic),
+    with the dedupe window and lease that `catalogue`'s delivery policies call for."""
     # A BaseSettings reads the environment even in model_validate, but what it is given
     # explicitly wins: so give it every default (model_construct reads no environment).
-    return Settings.model_validate(Settings.model_construct().model_dump())
+    defaults = Settings.model_construct()
+    if catalogue is None:
+        from schemas import CATALOGUE as catalogue  # the function's own, by default
+    deliveries = catalogue.deliveries
+    derived = following_deliveries(defaults, deliveries)
+    return Settings.model_validate(derived.model_dump())
 
 
 def _meta(name: str, **extra: Any) -> dict[str, Any]:
@@ -241,11 +248,10 @@ def broker() -> dict[str, Any]:
     }
 
 
-def _delivery() -> dict[str, Any]:
+def _delivery(delivery: BrokerDelivery = BROKER_DELIVERY) -> dict[str, Any]:
+    """A `delivery` block: the policy's retries, backoff (and timeout), then the function's DLS."""
     return {
-        "retry": RETRY,
-        "backoffPolicy": policy.BACKOFF_POLICY,
-        "backoffDelay": BACKOFF_DELAY,
+        **delivery.to_trigger(),
         "deadLetterSink": {"ref": dict(SERVICE_REF), "uri": "/deadletter", "audience": AUDIENCE},
     }
 
@@ -275,7 +281,7 @@ def trigger(spec: EventSpec, route: Route | None = None) -> dict[str, Any]:
             "broker": BROKER,
             **match,
             "subscriber": {"ref": dict(SERVICE_REF), "audience": AUDIENCE},
-            "delivery": _delivery(),
+            "delivery": _delivery(spec.delivery or BROKER_DELIVERY),
         },
     }
 

@@ -5,6 +5,7 @@ Nothing reads `os.environ` anywhere else; tests build their own `Settings(...)`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -12,7 +13,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from eventfn.core import policy
-from eventfn.core.policy import BROKER_DELIVERY
+from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 
 DEFAULT_HANDLER_TIMEOUT = 30.0
 
@@ -353,3 +354,26 @@ class Settings(BaseSettings):
                 f"({self.dedupe_lease_seconds:g} <= 1.5 x {self.redis_timeout_seconds:g})",
             )
         return self
+
+
+def following_deliveries(settings: Settings, deliveries: Iterable[BrokerDelivery]) -> Settings:
+    """`settings` with the dedupe window and claim lease derived from the Triggers' delivery
+    policies (`policy.window_for`, `policy.lease_for`), unless they were set explicitly.
+
+    The one derivation of both numbers: the runtime applies it to the catalogue it serves, and
+    `make manifests` to the ConfigMap it renders, so a type with a longer retry policy widens
+    the window in both.
+    """
+    chosen = list(deliveries)
+    if not chosen:
+        return settings
+    update: dict[str, float] = {}
+    if "dedupe_ttl_seconds" not in settings.model_fields_set:
+        update["dedupe_ttl_seconds"] = policy.window_for(chosen, settings.handler_timeout_seconds)
+    if "dedupe_lease_seconds" not in settings.model_fields_set:
+        update["dedupe_lease_seconds"] = policy.lease_for(chosen)
+    if not update:
+        return settings
+    # Validated again: the derived lease must still satisfy the Redis timeout rule above.
+    return type(settings).model_validate({**settings.model_dump(), **update})
+

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 from eventfn.routing.filters import Route
 
 FACADE_PREFIX = "/api/v1"
@@ -44,8 +45,13 @@ class EventSpec:
     # The Triggers that deliver a consumed type: one per `Route` (eventfn.routing.filters), its
     # filters beside the type match. None: one Trigger matching the type alone.
     routes: tuple[Route, ...] = ()
+    # How the broker redelivers this type (its Triggers' `delivery`); None: the function's
+    # default policy (`eventfn.core.policy.BROKER_DELIVERY`).
+    delivery: BrokerDelivery | None = None
 
     def __post_init__(self) -> None:
+        if self.delivery is not None and not self.consumes:
+            raise ValueError(f"{self.type!r}: only a consumed type has a delivery policy")
         if self.routes and not self.consumes:
             raise ValueError(f"{self.type!r}: only a consumed type has routes (Triggers)")
         if len({r.name for r in self.routes}) != len(self.routes):
@@ -127,6 +133,11 @@ class Catalogue(Mapping[str, EventSpec]):
         """Types the function emits: the replies, and the types it publishes on its own."""
         replies = {s.reply.type for s in self.consumed if s.reply is not None}
         return tuple(s for s in self._by_type.values() if s.type in replies or not s.consumes)
+
+    @property
+    def deliveries(self) -> tuple[BrokerDelivery, ...]:
+        """The delivery policy of every consumed type (the default where it sets none)."""
+        return tuple(s.delivery or BROKER_DELIVERY for s in self.consumed)
 
     @property
     def default(self) -> EventSpec | None:
