@@ -13,11 +13,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from eventfn.send import main as send_main
 
         return send_main(args[1:])
+    if args and args[0] in ("route", "cesql"):
+        from eventfn.routing.commands import main as routing_main
+
+        return routing_main(args)
     if args and args[0] in ("-h", "--help"):
         print(
             "usage: python -m eventfn [serve [MODULE:REGISTRY]]  serve the function on $PORT\n"
             "                   (its handlers: MODULE:REGISTRY, else $FUNCTION_REGISTRY)\n"
-            "       python -m eventfn send --help   send a CloudEvent like `kn event send`",
+            "       python -m eventfn send --help   send a CloudEvent like `kn event send`\n"
+            "       python -m eventfn route EVENT_FILE [--eventing DIR]  which Triggers take it\n"
+            "       python -m eventfn cesql EXPRESSION [--event EVENT_FILE]  evaluate CESQL",
         )
         return 0
     if args and args[0] not in ("serve",):
