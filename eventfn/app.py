@@ -20,13 +20,24 @@ import traceback
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from eventfn.auth.checks import header
 from eventfn.auth.posture import log_posture
+from eventfn.binding import is_json, loads
 from eventfn.core.asgi import Receive, Scope, Send, declared_length, send_response
 from eventfn.core.config import Settings
-from eventfn.core.errors import FunctionError, PayloadTooLarge, TransientError, problem_response
+from eventfn.core.errors import (
+    ClientError,
+    FunctionError,
+    MalformedEvent,
+    PayloadTooLarge,
+    TransientError,
+    problem_response,
+)
+from eventfn.dispatch.catalogue import FACADE_PREFIX
 from eventfn.dispatch.registry import Registry
 from eventfn.ingress import probes as health
 from eventfn.ingress.deadletter_sink import DeadLetterSink
+from eventfn.ingress.deadline import BodyDeadline
 from eventfn.ingress.endpoint import Ingress
 from eventfn.ingress.limits import HeaderLimits
 from eventfn.observability.logs import configure_logging
@@ -68,6 +79,7 @@ class FunctionApp:
         self.state = SimpleNamespace(runtime=runtime)  # Starlette's place for it, for callers
         self.body_limit = settings.max_body_bytes
         self.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
+        self.body_deadline = BodyDeadline(settings.body_timeout_seconds)
         scrape = MetricsEndpoint(runtime.metrics, sampler(runtime))
         self.fast_paths: dict[str, Any] = {
             "/": Ingress(runtime, plain_json=self._plain_json),
@@ -150,7 +162,7 @@ class FunctionApp:
         if error is not None:
             await send_response(send, *problem_response(error, instance=scope["path"]))
             return
-        await (await self._entry())(scope, self._bounded(receive), send)
+        await (await self._entry())(scope, self._bounded(scope, receive), send)
 
     async def _plain_json(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A plain JSON `POST /` (not a CloudEvent, see `Ingress`) is the facade's default route:
@@ -190,20 +202,43 @@ class FunctionApp:
             return PayloadTooLarge(f"the body exceeds {self.body_limit} bytes")
         return None
 
-    def _bounded(self, receive: Any) -> Any:
-        """`receive` that raises PayloadTooLarge once a streamed body passes the limit.
+    def _bounded(self, scope: Scope, receive: Any) -> Any:
+        """`receive` that raises PayloadTooLarge once a streamed body passes the limit, and
+        RequestTimeout (408) when it does not arrive within BODY_TIMEOUT_SECONDS.
 
         Raised while a route reads its body, the error reaches the exception handlers and is
-        answered in problem+json (FastAPI's own `max_body_size` would answer text/plain).
+        answered in problem+json (FastAPI's own `max_body_size` would answer text/plain). The
+        credentials of an `/api/v1` request are checked before its first byte of body is read:
+        FastAPI reads a body before it runs the route's dependencies (the authentication), so
+        an unauthenticated client could otherwise hold a connection sending it slowly.
         """
         limit, seen = self.body_limit, 0
+        timed = self.body_deadline.receive(receive)
+        auth = self._runtime.facade_auth
+        if not scope["path"].startswith(FACADE_PREFIX + "/"):
+            auth = None
+        # A JSON body is held to the one JSON dialect of every door (`eventfn.binding.loads`:
+        # no NaN, Infinity or 1e400) before FastAPI's own parser, which takes them, reads it.
+        content_type = header(scope["headers"], b"content-type")
+        chunks: list[bytes] | None = [] if content_type and is_json(content_type) else None
 
         async def bounded_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
+            nonlocal seen, auth
+            if auth is not None:
+                checking, auth = auth, None
+                await checking.check_headers(scope["headers"])
+            message = await timed()
+            body = message.get("body", b"")
+            seen += len(body)
             if seen > limit:
                 raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            if chunks is not None and message["type"] == "http.request":
+                chunks.append(body)
+                if not message.get("more_body", False) and seen:
+                    try:
+                        loads(b"".join(chunks))
+                    except MalformedEvent as error:  # not a CloudEvent here: a plain 400
+                        raise ClientError(error.detail) from None
             return message
 
         return bounded_receive

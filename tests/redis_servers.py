@@ -98,6 +98,13 @@ class Servers:
 @contextlib.contextmanager
 def cluster() -> Iterator[list[int]]:
     """Three masters sharing the 16384 slots; yields their ports."""
+    with cluster_servers() as (_, ports):
+        yield ports
+
+
+@contextlib.contextmanager
+def cluster_servers() -> Iterator[tuple[Servers, list[int]]]:
+    """`cluster`, with its processes (for the tests that kill or freeze nodes)."""
     ports = free_ports(3)
     with tempfile.TemporaryDirectory(prefix="knfn-cluster-") as folder:
         servers = Servers(Path(folder))
@@ -114,7 +121,7 @@ def cluster() -> Iterator[list[int]]:
                     lambda p=port: redis.Redis(port=p).cluster("info")["cluster_state"] == "ok",
                     what="the cluster",
                 )
-            yield ports
+            yield servers, ports
         finally:
             servers.stop()
 

@@ -138,6 +138,7 @@ class OIDCVerifier:
         self._refused: dict[bytes, tuple[Unauthenticated | Forbidden, float]] = {}
         self.fetches = 0  # how many JWKS fetches were made (exposed for tests and metrics)
         self._finished = 0  # how many fetches have ended, in success or failure
+        self._loads = 0  # how many fetches have succeeded
         self.verifications = 0  # how many tokens were checked in full (not from the caches)
 
     async def start(self) -> None:
@@ -258,32 +259,46 @@ class OIDCVerifier:
         return claims
 
     async def _key(self, kid: str | None) -> jwt.PyJWK:
-        """The key for `kid`, fetching the JWKS when it is unknown (within the refresh bound)."""
+        """The key for `kid`, fetching the JWKS when it is unknown (within the refresh bound).
+
+        An unknown `kid` is a 401 only when keys fetched after the token arrived do not hold it:
+        a fetch this request made, or one it waited for. While the keys cannot be refreshed (the
+        issuer is down, or the last fetch is more recent than OIDC_JWKS_MIN_REFRESH_SECONDS) the
+        key may simply be new, rotated in since: a 503 with Retry-After, which the broker
+        retries, never a 401, which it would dead-letter a valid delivery for.
+        """
         now = self._clock()
         max_age = self.settings.oidc_jwks_max_age_seconds
         stale = self._loaded_at is None or now - self._loaded_at > max_age
         key = self._lookup(kid)
         if key is not None and not stale:
             return key
-        finished = self._finished
+        finished, loads = self._finished, self._loads
         async with self._lock:
             key = self._lookup(kid)
-            if self._finished != finished:
-                # A fetch ran while this request waited for the lock: its answer is this
-                # request's too (another fetch now would queue every waiter behind one more).
-                if key is None and self._loaded_at is None:
-                    raise IssuerUnavailable(
-                        "the token issuer's keys could not be fetched; retry later",
-                        retry_after=max(1, round(self.settings.oidc_jwks_min_refresh_seconds)),
-                    )
-            elif key is None or stale:
-                await self._refresh(must=self._loaded_at is None or key is None)
+            if self._finished == finished and (key is None or stale):
+                # No fetch ran while this request waited for the lock: make one, unless one
+                # was made less than the minimum interval ago.
+                await self._refresh(must=key is None)
                 key = self._lookup(kid)
-        if key is None:
-            raise Unauthenticated(
-                "the token's key id is not one of the issuer's keys", invalid_token=True
+        if key is not None:
+            return key
+        if self._loads == loads:  # no keys newer than the token: they could not be refreshed
+            raise IssuerUnavailable(
+                "the token's key id is not among the issuer's keys known here, and they cannot "
+                "be refreshed now; retry later",
+                retry_after=self._next_fetch_in(),
             )
-        return key
+        raise Unauthenticated(
+            "the token's key id is not one of the issuer's keys", invalid_token=True
+        )
+
+    def _next_fetch_in(self) -> int:
+        """Whole seconds until the next JWKS fetch is allowed (at least 1): the Retry-After."""
+        interval = self.settings.oidc_jwks_min_refresh_seconds
+        if self._fetched_at is None:
+            return max(1, math.ceil(interval))
+        return max(1, math.ceil(self._fetched_at + interval - self._clock()))
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
         if kid is None and len(self._keys) == 1:  # a single-key issuer may omit `kid`
@@ -295,22 +310,19 @@ class OIDCVerifier:
 
         `must` means the request cannot be answered from the cache: a fetch failure is then a
         503; otherwise (cache merely old) the old keys keep serving and the failure is logged.
+        A fetch skipped for the interval changes nothing: the caller answers 503 from there.
         """
         now = self._clock()
         if (
             self._fetched_at is not None
             and now - self._fetched_at < self.settings.oidc_jwks_min_refresh_seconds
         ):
-            if must and self._loaded_at is None:
-                raise IssuerUnavailable(
-                    "the token issuer's keys could not be fetched; retry later",
-                    retry_after=max(1, round(self.settings.oidc_jwks_min_refresh_seconds)),
-                )
             return
         self._fetched_at = now
         try:
             self._keys = await self._fetch()
             self._loaded_at = self._clock()
+            self._loads += 1
         except IssuerUnavailable:
             if must:
                 raise
@@ -418,6 +430,14 @@ class FacadeAuth:
             if self.digests:
                 error.api_key_header = API_KEY_HEADER
             raise
+
+    async def check_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """`check` of the credentials in an ASGI header list (`X-API-Key`, `Authorization`)."""
+        headers = list(headers)
+        await self.check(
+            header(headers, API_KEY_HEADER.lower().encode()),
+            bearer(header(headers, b"authorization")),
+        )
 
     async def _check(self, api_key: str | None, bearer_credentials: str | None) -> None:
         if api_key is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,11 @@ _HEADER_SAFE: Final = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in
 _PERCENT: Final = ord("%")
 # Unicode whitespace: exactly what str.isspace() accepts (both use Py_UNICODE_ISSPACE).
 _SPACE = re.compile(r"\s")
+# 19 digits in a row: where an integer beyond 64 bits may be (2**63 has 19 digits). orjson reads
+# such an integer as a float, silently; a body holding such a run is read again exactly.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+# What a Content-Type header may carry: visible ASCII, spaces and tabs (no CR, LF or NUL).
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class Mode(StrEnum):
@@ -91,6 +97,14 @@ class _Nothing:
 
 
 NOTHING: Final = _Nothing()
+
+
+class Unencodable(MalformedEvent):
+    """An event that cannot be written in binary mode (a `datacontenttype` with characters no
+    header can carry, an attribute name that is not one): sending it again fails the same way."""
+
+    problem = "unencodable-event"
+    title = "Event cannot be encoded"
 
 
 # Not frozen, like the other per-request records (Request, Outcome, ClaimResult, Reply): a
@@ -421,6 +435,8 @@ def _binary(ce_headers: list[tuple[str, bytes]], content_type: str | None, body:
     if content_type:
         attributes["datacontenttype"] = content_type
     _validate(attributes)
+    if body and is_json(content_type):
+        _parse(body)  # the one JSON dialect; the bytes stay as they came, integers exact
     return Event(attributes, body if body else None)
 
 
@@ -498,21 +514,67 @@ def _b64decode(value: str, member: str) -> bytes:
         raise MalformedEvent(f"{member!r} is not valid base64") from None
 
 
-def _loads(body: bytes) -> Any:
+def _parse(body: bytes) -> Any:
+    """`body` read in the one JSON dialect of every door: RFC 8259, nothing more.
+
+    orjson refuses `NaN`, `Infinity` and numbers a double cannot hold (`1e400`), as the JSON
+    format requires, at every door alike: binary-mode data is checked here too, not left to the
+    payload's model (pydantic reads `NaN` into a float).
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedEvent(f"body is not valid JSON: {exc.msg}") from None
 
 
+def _loads(body: bytes) -> tuple[Any, bool]:
+    """`_parse(body)`, integers kept exactly; and whether the body may hold big integers.
+
+    orjson reads an integer beyond 64 bits as a float, so a body where one may be (a run of 19
+    digits, rare) is read again by the standard library, whose integers are exact: the JSON
+    `data` of its events is then kept as bytes (`_exact`), which every encoder carries as is.
+    """
+    value = _parse(body)
+    if _LONG_DIGITS.search(body) is None:
+        return value, False
+    return json.loads(body), True  # valid, no non-finite number in it: orjson said so
+
+
+def loads(body: bytes) -> Any:
+    """`body` as JSON in the dialect of every door (see `_parse`), integers exact; or
+    MalformedEvent. For the doors that are not CloudEvents: the facade, the dead-letter views."""
+    return _loads(body)[0]
+
+
+def _has_big_int(value: Any) -> bool:
+    """Whether `value` holds an integer orjson cannot write (beyond 64 bits)."""
+    if value.__class__ is int:
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, dict):
+        return any(_has_big_int(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_big_int(v) for v in value)
+    return False
+
+
+def _exact(event: Event) -> Event:
+    """`event` with JSON data that holds big integers kept as its bytes, exactly."""
+    if event.json_data is NOTHING or not _has_big_int(event.json_data):
+        return event
+    text = json.dumps(event.json_data, ensure_ascii=False, separators=(",", ":"))
+    return Event(event.attributes, data=text.encode("utf-8"))
+
+
 def decode_structured(body: bytes) -> Event:
     """Decode a structured-mode body (one JSON-format event); `ce-` headers are ignored."""
-    return event_from_json(_loads(body))
+    parsed, long_digits = _loads(body)
+    event = event_from_json(parsed)
+    return _exact(event) if long_digits else event
 
 
 def decode_batch(body: bytes, max_events: int) -> tuple[Event, ...]:
     """Decode a batched-mode body; the whole batch is rejected if any event is malformed."""
-    items = _loads(body)
+    items, long_digits = _loads(body)
     if not isinstance(items, list):
         raise InvalidBatch("a CloudEvents batch must be a JSON array")
     if len(items) > max_events:
@@ -526,6 +588,8 @@ def decode_batch(body: bytes, max_events: int) -> tuple[Event, ...]:
             events.append(event_from_json(item))
         except MalformedEvent as exc:
             raise InvalidBatch(f"event [{index}]: {exc.detail}", index=index) from None
+    if long_digits:
+        events = [_exact(e) for e in events]
     versions = {e.specversion for e in events}
     if len(versions) > 1:
         raise InvalidBatch(
@@ -582,15 +646,37 @@ _REPEATING = frozenset({"specversion", "source", "type"})
 _HEADER_VALUES: dict[str, bytes] = {}
 
 
+# Content types already encoded (bounded like the other caches of input).
+_CONTENT_TYPES: dict[str, bytes] = {}
+
+
+def _content_type(value: Any) -> bytes:
+    """`datacontenttype` as a Content-Type value, or Unencodable (it is not percent-encoded)."""
+    text = str(value)
+    encoded = _CONTENT_TYPES.get(text)
+    if encoded is None:
+        if not _FIELD_VALUE.fullmatch(text):
+            raise Unencodable(
+                f"datacontenttype {text!r} cannot be a Content-Type header "
+                "(visible ASCII, spaces and tabs only)"
+            )
+        encoded = text.encode("ascii")
+        if len(_CONTENT_TYPES) < _CACHED:
+            _CONTENT_TYPES[text] = encoded
+    return encoded
+
+
 def to_binary(event: Event) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """Headers and body of `event` in binary mode."""
+    """Headers and body of `event` in binary mode, or Unencodable (`check_binary`)."""
     headers: list[tuple[bytes, bytes]] = []
     for name, value in event.attributes.items():
         if name == "datacontenttype":
-            headers.append((b"content-type", str(value).encode("latin-1")))
+            headers.append((b"content-type", _content_type(value)))
             continue
         header = _HEADER_NAMES.get(name)
         if header is None:
+            if not (name.__class__ is str and _NAME.fullmatch(name)):
+                raise Unencodable(f"attribute name {name!r} cannot be a ce- header")
             header = b"ce-" + name.encode("ascii")
             if len(_HEADER_NAMES) < _CACHED:
                 _HEADER_NAMES[name] = header
@@ -610,6 +696,11 @@ def to_binary(event: Event) -> tuple[list[tuple[bytes, bytes]], bytes]:
     else:
         body = b""
     return headers, body
+
+
+def check_binary(event: Event) -> None:
+    """Unencodable if `event` cannot be written in binary mode (what a replay checks first)."""
+    to_binary(event)
 
 
 def to_json_object(event: Event) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from eventfn.binding import Event
 from eventfn.core.errors import StoreUnavailable
-from eventfn.delivery.retry import Attempt, RetryPolicy
+from eventfn.delivery.retry import Attempt, RetryPolicy, failure
 from eventfn.observability.logs import get_logger
 from eventfn.stores.outbox import Outbox
 
@@ -95,7 +95,11 @@ class Redeliverer:
                 break
             item = due[0]
             taken += 1
-            result = await self.sender.attempt(item.event)
+            try:
+                result = await self.sender.attempt(item.event)
+            except Exception as exc:  # the policy classifies it: one event never stops the loop
+                log.exception("outbox_attempt_failed", id=item.event.id)
+                result = failure(exc)
             attempts = item.attempts + 1
             if result.delivered:
                 delivered += 1

@@ -8,6 +8,8 @@ one event.
     404 408 409 429 5xx, network errors   retried: exponential backoff, full jitter, capped,
                                           at least what Retry-After asked; same event id
     any other 4xx                         permanent: never retried
+    the event cannot be sent at all       permanent (`failure`): an event no header can carry
+                                          fails the same way every time; dead-lettered at once
 
 Knative's broker retries exactly that status set, so a sink behind a broker behaves the same
 whether the broker or this function does the retrying.
@@ -37,6 +39,16 @@ class Attempt:
     status: int | None = None
     retry_after: float | None = None
     error: str = ""
+
+
+def failure(error: Exception) -> Attempt:
+    """The attempt an exception ended before any answer came: permanent when the event itself
+    is at fault (a `ClientError`: it cannot be encoded, so every try fails alike), else retried
+    like a network error (with backoff: never a loop that crashes on one event for ever)."""
+    from eventfn.core.errors import ClientError
+
+    permanent = isinstance(error, ClientError)
+    return Attempt(False, not permanent, error=f"{type(error).__name__}: {error}"[:1024])
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -12,13 +12,12 @@ import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from eventfn.binding import Event, is_json
-from eventfn.core.errors import NoSink, NotFound
+from eventfn.binding import Event, check_binary, is_json, loads
+from eventfn.core.errors import MalformedEvent, NoSink, NotFound
 from eventfn.facade.query import problems
 from eventfn.observability.logs import get_logger
 from eventfn.stores.deadletters import DeadLetter, DeadLetterStore, without_errors
@@ -68,9 +67,9 @@ def event_json(event: Event) -> dict[str, Any]:
     if body is None:
         return obj
     if is_json(event.datacontenttype):
-        try:
-            obj["data"] = orjson.loads(base64.b64decode(body))
-        except orjson.JSONDecodeError:
+        try:  # integers exact: a big one shown as a float would not be what replay sends
+            obj["data"] = loads(base64.b64decode(body))
+        except MalformedEvent:
             pass
         else:
             return obj
@@ -144,7 +143,7 @@ async def get_letter(letter_id: str, request: Request) -> DeadLetterView:
     response_model=ReplayResult,
     status_code=202,
     summary="Republish a dead letter to K_SINK",
-    responses=problems(404, 409),
+    responses=problems(400, 404, 409),
 )
 async def replay_letter(letter_id: str, request: Request) -> ReplayResult:
     """Publish the original event (without knativeerror* extensions) to K_SINK.
@@ -156,7 +155,11 @@ async def replay_letter(letter_id: str, request: Request) -> ReplayResult:
     if publisher is None:
         raise NoSink("replay needs K_SINK, and this function has no sink configured")
     letter = await _letter(request, letter_id)
-    outcome = await publisher.publish(without_errors(letter.event))
+    event = publisher.prepare(without_errors(letter.event))
+    # Validated before anything is queued: an event no request can carry (a datacontenttype no
+    # header can hold, say) is a 400 here, never an outbox record retried for ever.
+    check_binary(event)
+    outcome = await publisher.publish(event)
     log.info("dead_letter_replayed", letter=letter_id, outcome=outcome)
     return ReplayResult(id=letter_id, outcome=outcome)
 

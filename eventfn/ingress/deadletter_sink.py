@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from eventfn.core.asgi import Receive, Scope, Send
 from eventfn.core.errors import FunctionError, MethodNotAllowed, problem_response
+from eventfn.ingress.deadline import BodyDeadline
 from eventfn.observability.logs import get_logger
 from eventfn.stores.deadletters import DeadLetterStore, dead_letter_of
 
@@ -35,6 +36,7 @@ class DeadLetterSink:
     def __init__(self, runtime: Runtime, store: DeadLetterStore) -> None:
         self.runtime = runtime
         self.store = store
+        self._deadline = BodyDeadline(runtime.settings.body_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from eventfn.core.asgi import ClientDisconnected, send_response
@@ -47,7 +49,11 @@ class DeadLetterSink:
                 await self.runtime.delivery_auth.check(scope)
             settings = self.runtime.settings
             _, request = await read_request(
-                scope, receive, settings.deadletter_max_body_bytes, settings.max_batch_events
+                scope,
+                receive,
+                settings.deadletter_max_body_bytes,
+                settings.max_batch_events,
+                self._deadline,
             )
             for event in request.events:
                 letter = dead_letter_of(event)

@@ -29,6 +29,7 @@ from eventfn.core.errors import (
     problem_response,
 )
 from eventfn.dispatch.dispatcher import Outcome
+from eventfn.ingress.deadline import BodyDeadline
 from eventfn.ingress.request import read_events
 from eventfn.observability.logs import HotLogger, get_logger
 from eventfn.observability.tracing import TraceContext, adopt, bound, extract, ingress_span, parse
@@ -71,6 +72,7 @@ class Ingress:
         self._plain_json = plain_json if runtime.catalogue.default is not None else None
         self._limit = runtime.settings.max_body_bytes
         self._max_batch = runtime.settings.max_batch_events
+        self._deadline = BodyDeadline(runtime.settings.body_timeout_seconds)
         self.metrics = runtime.metrics
         self._otel = bool(runtime.settings.otel_exporter_otlp_endpoint)
 
@@ -92,7 +94,7 @@ class Ingress:
                 return
             if self.runtime.delivery_auth is not None:
                 await self.runtime.delivery_auth.check(scope)
-            request = await read_events(head, receive, self._limit, self._max_batch)
+            request = await read_events(head, receive, self._limit, self._max_batch, self._deadline)
             mode, events = request.mode, request.events
             trace = self._trace(head, events)
             if trace is None and not self._otel:

@@ -1,20 +1,25 @@
-"""Reading a CloudEvents request: its headers in one pass, its body within the limit, decoded."""
+"""Reading a CloudEvents request: its headers in one pass, its body in time and within the limit,
+decoded."""
 
 from __future__ import annotations
 
 from eventfn.binding import Head, Request, decode_head, read_head
-from eventfn.core.asgi import Receive, Scope, content_length, read_body
+from eventfn.core.asgi import Receive, Scope, content_length
+from eventfn.ingress.deadline import BodyDeadline
 
 
 async def read_request(
-    scope: Scope, receive: Receive, limit: int, max_batch: int
+    scope: Scope, receive: Receive, limit: int, max_batch: int, deadline: BodyDeadline
 ) -> tuple[Head, Request]:
     """The request's headers (one pass) and its events, the body read within `limit`."""
     head = read_head(scope["headers"])
-    return head, await read_events(head, receive, limit, max_batch)
+    return head, await read_events(head, receive, limit, max_batch, deadline)
 
 
-async def read_events(head: Head, receive: Receive, limit: int, max_batch: int) -> Request:
-    """The events of a request whose headers `read_head` read, the body read within `limit`."""
-    body = await read_body(receive, limit, content_length(head.content_length))
+async def read_events(
+    head: Head, receive: Receive, limit: int, max_batch: int, deadline: BodyDeadline
+) -> Request:
+    """The events of a request whose headers `read_head` read, the body read within `limit`
+    before `deadline` (408 after it)."""
+    body = await deadline.read(receive, limit, content_length(head.content_length))
     return decode_head(head, body, max_batch=max_batch)

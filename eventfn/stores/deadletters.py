@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from eventfn.binding import Event
+from eventfn.core.errors import ClientError, MalformedEvent
 from eventfn.stores.records import dump_event, event_key, load_event
 from eventfn.stores.redis import Outage, hash_tagged
 from eventfn.stores.sqlite import SQLiteFile
@@ -80,13 +81,26 @@ def decode_error_data(value: Any) -> str | None:
         return text
 
 
+def _status(code: Any) -> int | None:
+    """`knativeerrorcode` as an HTTP status; None when it is not a number (kept, unread).
+
+    A number that is no HTTP status (negative, or beyond 64 bits: unstorable) is a 400: a
+    broker never sends one.
+    """
+    if code is None:
+        return None
+    try:
+        status = int(code)
+    except ValueError:
+        return None
+    if not 0 <= status <= 999:
+        raise MalformedEvent(f"knativeerrorcode {str(code)[:40]!r} is not an HTTP status code")
+    return status
+
+
 def dead_letter_of(event: Event, received: float | None = None) -> DeadLetter:
     """The dead letter of an event the broker dead-lettered (from its knativeerror* extensions)."""
-    code = event.attributes.get("knativeerrorcode")
-    try:
-        status = None if code is None else int(code)
-    except ValueError:
-        status = None
+    status = _status(event.attributes.get("knativeerrorcode"))
     dest = event.attributes.get("knativeerrordest")
     return DeadLetter(
         letter_id(event),
@@ -122,13 +136,21 @@ class DeadLetterStore(Protocol):
     async def delete(self, letter_id: str) -> bool: ...
 
 
+# Sequence numbers are SQLite INTEGERs: a cursor beyond them is no cursor this store gave.
+_MAX_SEQ = 2**63 - 1
+
+
 def _cursor(value: str | None) -> int | None:
+    """The sequence number a page cursor names; a 400 for a number out of range."""
     if value is None:
         return None
     try:
-        return int(value)
+        seq = int(value)
     except ValueError:
         return None
+    if not 0 <= seq <= _MAX_SEQ:
+        raise ClientError(f"cursor {value[:40]!r} is out of range: pass the `next` of a page")
+    return seq
 
 
 _SCHEMA = """

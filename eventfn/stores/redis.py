@@ -53,10 +53,23 @@ _SHARED: ContextVar[tuple[str, Any] | None] = ContextVar("eventfn_shared_redis",
 
 
 def transient_errors() -> tuple[type[Exception], ...]:
-    """What an unreachable, failing-over or overloaded Redis raises: a 503, never a 500."""
-    from redis.exceptions import RedisError
+    """What an unreachable, failing-over or overloaded Redis raises: a 503, never a 500.
 
-    return (RedisError, OSError, asyncio.TimeoutError)
+    Every class `redis.exceptions` defines, not only `RedisError`: redis-py has several roots
+    (a Cluster with no reachable node raises `RedisClusterException`, which is not a
+    `RedisError`), and an error of the library is never a reason to answer 500. Then the
+    socket's own errors and the deadlines (`OSError`, `TimeoutError`).
+    """
+    import redis.exceptions
+
+    library = tuple(
+        kind
+        for kind in vars(redis.exceptions).values()
+        if isinstance(kind, type)
+        and issubclass(kind, Exception)
+        and kind.__module__ == redis.exceptions.__name__
+    )
+    return (*library, OSError, asyncio.TimeoutError)
 
 
 class _Shared:
@@ -74,16 +87,50 @@ class _Shared:
                 await companion.aclose()
 
 
+class _Deadline:
+    """A Cluster client whose every command ends within `deadline` seconds, retries included.
+
+    redis-py's Cluster client retries a command on a connection error or a timeout, and
+    rediscovers the slots from the nodes in between, each step with a socket timeout of its
+    own: with one node frozen, a command took 17 s to fail with `REDIS_TIMEOUT_SECONDS=2`.
+    The whole command (a pipeline's too), retries and rediscovery included, is held to the one
+    deadline here.
+    """
+
+    deadline: float | None = None
+    pipeline_class: type[Any]
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(self.deadline):
+            return await super().execute_command(*args, **kwargs)  # type: ignore[misc]
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        if shard_hint:  # what redis-py answers, kept
+            return super().pipeline(transaction, shard_hint)  # type: ignore[misc]
+        return self.pipeline_class(self, transaction)
+
+
 def _classes() -> tuple[type[Any], type[Any]]:
     """The shared standalone and cluster client classes (built on first use: redis' import)."""
     global _CLASSES  # noqa: PLW0603 - a cache of two classes, made once
     if _CLASSES is None:
         import redis.asyncio as aioredis
-        from redis.asyncio.cluster import RedisCluster
+        from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
+        async def execute(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+            async with asyncio.timeout(pipe.cluster_client.deadline):
+                return await ClusterPipeline.execute(pipe, *args, **kwargs)
+
+        bounded = type(
+            "BoundedClusterPipeline", (ClusterPipeline,), {"__slots__": (), "execute": execute}
+        )
         _CLASSES = (
             type("SharedRedis", (_Shared, aioredis.Redis), {}),
-            type("SharedRedisCluster", (_Shared, RedisCluster), {}),
+            type(
+                "SharedRedisCluster",
+                (_Shared, _Deadline, RedisCluster),
+                {"pipeline_class": bounded},
+            ),
         )
     return _CLASSES
 
@@ -114,9 +161,18 @@ def build_client(settings: Settings) -> aioredis.Redis:
     }
     standalone, cluster = _classes()
     if settings.redis_mode == "cluster":
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        # One retry at once (a node that failed over answers the next try); the deadline of
+        # `_Deadline` bounds the whole command anyway.
         client: Any = cluster.from_url(
-            url, max_connections=settings.redis_max_connections, **common
+            url,
+            max_connections=settings.redis_max_connections,
+            retry=Retry(NoBackoff(), 1),
+            **common,
         )
+        client.deadline = timeout
     elif settings.redis_mode == "sentinel":
         from redis.asyncio.sentinel import Sentinel
 

@@ -1,8 +1,16 @@
-"""What every SQLite store shares: one database file used from asyncio."""
+"""What every SQLite store shares: one database file used from asyncio, and how it fails.
+
+Everything opening or using the file can raise is translated here, in one place, into the 503
+the broker retries (`StoreUnavailable`): `sqlite3.Error` (its whole tree: a locked, corrupt or
+full database) and `OSError` (a `DATA_DIR` that cannot be created or is read-only, before
+SQLite is even asked). `usable` is the readiness side of the same: whether `DATA_DIR` can take
+a write now.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -14,6 +22,8 @@ from eventfn.observability.logs import get_logger
 
 log = get_logger("eventfn.stores.sqlite")
 T = TypeVar("T")
+# What using a database file can raise that is no bug of ours: the disk, the directory, SQLite.
+ERRORS = (sqlite3.Error, OSError)
 
 
 class SQLiteFile:
@@ -50,7 +60,7 @@ class SQLiteFile:
 
         try:
             return await asyncio.to_thread(call)
-        except sqlite3.Error as exc:
+        except ERRORS as exc:
             log.exception("sqlite_error", path=str(self.path), error=str(exc))
             raise StoreUnavailable(f"the store {self.path.name} failed", retry_after=1) from None
 
@@ -62,3 +72,20 @@ class SQLiteFile:
                     self._db = None
 
         await asyncio.to_thread(close)
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    # access(2) answers EROFS for a read-only mount and EACCES for a directory not ours.
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+async def usable(folder: Path) -> bool:
+    """Whether the SQLite stores' directory exists (or can be made) and takes writes now.
+
+    In a thread: the caller bounds the wait (a hung network volume fails the probe).
+    """
+    return await asyncio.to_thread(_writable, folder)
