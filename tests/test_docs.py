@@ -71,3 +71,21 @@ def test_the_readme_is_short_and_names_the_two_commands() -> None:
     assert len(readme.splitlines()) <= 150
     assert "make run" in readme
     assert "make test" in readme
+
+
+def code_lines(text: str) -> list[str]:
+    """Non-blank lines without their trailing comments, stripped."""
+    return [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
+
+
+def test_the_readmes_example_is_the_runnable_examples_code() -> None:
+    """Every line of the README's Python example is a line of examples/orders/ (which tests run)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    example = {
+        line
+        for path in (ROOT / "examples/orders").glob("*.py")
+        for line in code_lines(path.read_text())
+    }
+    missing = [line for line in code_lines(block) if line not in example]
+    assert not missing, f"README lines not in examples/orders/: {missing}"

@@ -2,7 +2,7 @@
 
 # --8<-- [start:specs]
 from eventfn import Catalogue, EventSpec
-from examples.orders.models import AuditRecorded, OrderAccepted, OrderPlaced
+from examples.orders.models import AuditRecorded, InventoryReserve, OrderAccepted, OrderPlaced
 
 ORDER_ACCEPTED = EventSpec(
     type="com.example.order.accepted", model=OrderAccepted, description="An accepted order."
@@ -15,6 +15,11 @@ ORDER_PLACED = EventSpec(
     reply=ORDER_ACCEPTED,  # a reply type comes along with the type it answers
     name="order",  # served at POST /api/v1/order
 )
+INVENTORY_RESERVE = EventSpec(
+    type="com.example.inventory.reserve",
+    model=InventoryReserve,
+    description="Stock to hold for an accepted order.",  # produced: published to K_SINK
+)
 AUDIT_RECORDED = EventSpec(
     type="com.example.audit.recorded",
     model=AuditRecorded,
@@ -22,6 +27,6 @@ AUDIT_RECORDED = EventSpec(
     consumes=True,  # no reply: answered 202
 )
 
-# In your project: Catalogue((QUERY_REQUEST, ORDER_PLACED, AUDIT_RECORDED)), the first the default.
-CATALOGUE = Catalogue((ORDER_PLACED, AUDIT_RECORDED))
+# In your project: Catalogue((QUERY_REQUEST, ORDER_PLACED, ...)), the first consumed the default.
+CATALOGUE = Catalogue((ORDER_PLACED, INVENTORY_RESERVE, AUDIT_RECORDED))
 # --8<-- [end:specs]

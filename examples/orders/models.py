@@ -12,6 +12,12 @@ class OrderPlaced(BaseModel):
 
 class OrderAccepted(BaseModel):
     order_id: str
+    total_cents: int
+
+
+class InventoryReserve(BaseModel):
+    sku: str
+    quantity: int
 
 
 class AuditRecorded(BaseModel):
