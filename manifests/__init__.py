@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_settings import BaseSettings
 
-from eventfn import Catalogue
+from eventfn import Catalogue, Registry
 from eventfn.core.config import Settings
 from manifests.argocd import application
 from manifests.deployment import DEPLOYMENT, Deployment
@@ -104,13 +105,18 @@ def resources(
     catalogue: Catalogue = CATALOGUE,
     settings: Settings | None = None,
     deployment: Deployment = DEPLOYMENT,
+    own: type[BaseSettings] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every manifest, by its path under `eventing/` (kustomization and schemas excepted)."""
+    """Every manifest, by its path under `eventing/` (kustomization and schemas excepted).
+
+    `own` is the function's own settings model (`Registry(settings=...)`): its defaults join
+    the ConfigMap, its secrets the Secret's documented keys.
+    """
     settings = settings or code_defaults(catalogue)
     docs: dict[str, dict[str, Any]] = {
         "namespace.yaml": namespace(),
-        "configmap.yaml": configmap(settings),
-        "service.yaml": service(settings, deployment),
+        "configmap.yaml": configmap(settings, own),
+        "service.yaml": service(settings, deployment, own),
         "broker.yaml": broker(),
         "sinkbinding.yaml": sink_binding(),
         "eventpolicy.yaml": event_policy(catalogue.consumed),
@@ -128,13 +134,14 @@ def render(
     catalogue: Catalogue = CATALOGUE,
     settings: Settings | None = None,
     deployment: Deployment = DEPLOYMENT,
+    own: type[BaseSettings] | None = None,
 ) -> dict[str, str]:
     """The text of every file under `eventing/`, by relative path."""
     settings = settings or code_defaults(catalogue)
-    docs = resources(catalogue, settings, deployment)
+    docs = resources(catalogue, settings, deployment, own)
     files = {path: dump_yaml(doc) for path, doc in docs.items()}
     files["kustomization.yaml"] = dump_yaml(kustomization(list(docs)))
-    files["secret.example.yaml"] = dump_yaml(secret_example(settings, deployment))
+    files["secret.example.yaml"] = dump_yaml(secret_example(settings, deployment, own))
     files["argocd/application.yaml"] = dump_yaml(application())
     for spec in catalogue.values():
         files[f"schemas/{spec.slug}.json"] = dump_json(spec.json_schema())
@@ -169,10 +176,19 @@ def func_yaml(text: str, files: Mapping[str, str]) -> str:
     return FUNC_CONFIGMAP.sub(f"{{{{ configMap:{name} }}}}", text)
 
 
+def function_registry() -> Registry:
+    """The function's registry, found as the runtime finds it (FUNCTION_REGISTRY's default):
+    its catalogue and its own settings model are what the manifests describe."""
+    from eventfn import load_registry
+
+    return load_registry(code_defaults().function_registry)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Render `eventing/`, or with `--check` report (exit 1) how the committed files differ."""
     args = list(sys.argv[1:] if argv is None else argv)
-    files = render()
+    registry = function_registry()
+    files = render(registry.catalogue, own=registry.settings)
     func = FUNC_YAML.read_text(encoding="utf-8") if FUNC_YAML.is_file() else None
     if args == ["--check"]:
         stale = [f"eventing/{path}" for path in differences(OUT, files)]

@@ -10,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretBytes, SecretStr
+from pydantic_settings import BaseSettings
+
 from eventfn import Catalogue, EventSpec, Route
 from eventfn.core import policy
 from eventfn.core.config import Settings, following_deliveries
@@ -98,8 +101,9 @@ def _is_secret(field: str) -> bool:
     return field in SECRET_FIELDS or field.endswith(SECRET_SUFFIXES)
 
 
-def config_data(settings: Settings) -> dict[str, str]:
-    """The ConfigMap's data: every non-secret setting, production overrides over code defaults."""
+def config_data(settings: Settings, own: type[BaseSettings] | None = None) -> dict[str, str]:
+    """The ConfigMap's data: every non-secret setting, production overrides over code defaults,
+    and the defaults of the function's own settings model `own` (`Registry(settings=...)`)."""
     data: dict[str, str] = {}
     values = {**settings.model_dump(), **PRODUCTION}
     for field in sorted(type(settings).model_fields):
@@ -108,12 +112,43 @@ def config_data(settings: Settings) -> dict[str, str]:
         text = _env_value(values.get(field))
         if text is not None:
             data[field.upper()] = text
+    if own is not None:
+        data.update(own_config(own)[0])
     return data
 
 
-def secret_keys(settings: Settings) -> list[str]:
-    """The environment variables the Secret must provide."""
-    return sorted(f.upper() for f in type(settings).model_fields if _is_secret(f))
+def secret_keys(settings: Settings, own: type[BaseSettings] | None = None) -> list[str]:
+    """The environment variables the Secret must provide (the function's own secrets too)."""
+    keys = [f.upper() for f in type(settings).model_fields if _is_secret(f)]
+    if own is not None:
+        keys.extend(own_config(own)[1])
+    return sorted(keys)
+
+
+def own_config(model: type[BaseSettings]) -> tuple[dict[str, str], list[str]]:
+    """The function's own settings: (ConfigMap entries from their defaults, Secret keys).
+
+    A field is a secret when it is typed `SecretStr`/`SecretBytes` or named like one (`_token`,
+    `_password`...); its value never goes into the ConfigMap. A non-secret field without a
+    default cannot be rendered: it fails here, naming it, rather than in the pod.
+    """
+    prefix = str(model.model_config.get("env_prefix", ""))
+    data: dict[str, str] = {}
+    secrets: list[str] = []
+    for name, field in sorted(model.model_fields.items()):
+        env = (prefix + name).upper()
+        if field.annotation in (SecretStr, SecretBytes) or _is_secret(name):
+            secrets.append(env)
+            continue
+        if field.is_required():
+            raise ValueError(
+                f"{model.__name__}.{name} ({env}) has no default, so the ConfigMap cannot carry "
+                "it: give it a default, or make it a secret (SecretStr) set in the Secret"
+            )
+        text = _env_value(field.get_default(call_default_factory=True))
+        if text is not None:
+            data[env] = text
+    return data, secrets
 
 
 def configmap_name(data: Mapping[str, str]) -> str:
@@ -133,8 +168,8 @@ def configmap_name(data: Mapping[str, str]) -> str:
     return f"{CONFIG_PREFIX}-{hashlib.sha256(canonical.encode()).hexdigest()[:10]}"
 
 
-def configmap(settings: Settings) -> dict[str, Any]:
-    data = config_data(settings)
+def configmap(settings: Settings, own: type[BaseSettings] | None = None) -> dict[str, Any]:
+    data = config_data(settings, own)
     metadata = {
         "name": configmap_name(data),
         "labels": dict(CONFIG_LABELS),
@@ -143,7 +178,9 @@ def configmap(settings: Settings) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
-def secret_example(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str, Any]:
+def secret_example(
+    settings: Settings, deployment: Deployment = DEPLOYMENT, own: type[BaseSettings] | None = None
+) -> dict[str, Any]:
     """A placeholder Secret: documents the keys; never applied by kustomize or Argo CD."""
     return {
         "apiVersion": "v1",
@@ -153,7 +190,7 @@ def secret_example(settings: Settings, deployment: Deployment = DEPLOYMENT) -> d
             annotations={"example": "placeholder values: create the real Secret out of band"},
         ),
         "type": "Opaque",
-        "stringData": dict.fromkeys(secret_keys(settings), "CHANGE-ME"),
+        "stringData": dict.fromkeys(secret_keys(settings, own), "CHANGE-ME"),
     }
 
 
@@ -176,7 +213,9 @@ def _autoscaling(deployment: Deployment) -> dict[str, str]:
     return annotations
 
 
-def service(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str, Any]:
+def service(
+    settings: Settings, deployment: Deployment = DEPLOYMENT, own: type[BaseSettings] | None = None
+) -> dict[str, Any]:
     """The Knative Service: autoscaling, probes, limits, configuration from ConfigMap + Secret."""
     # The queue-proxy must outlast the handler's own budget, so a slow handler is answered by the
     # function (504 problem+json, retried by the broker) rather than cut off mid-response.
@@ -194,7 +233,7 @@ def service(settings: Settings, deployment: Deployment = DEPLOYMENT) -> dict[str
         # The ConfigMap by its content's name (configmap_name): a changed setting changes this
         # template, so Knative makes a Revision and the new pods get the new environment.
         "envFrom": [
-            {"configMapRef": {"name": configmap_name(config_data(settings))}},
+            {"configMapRef": {"name": configmap_name(config_data(settings, own))}},
             {"secretRef": {"name": deployment.secret_name}},
         ],
         "resources": deployment.resources,
