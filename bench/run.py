@@ -12,9 +12,9 @@ Absolute numbers drift between runs and machines; the targets are ratios within 
 Results go to `bench/results/latest.json` and a Markdown table on stdout.
 
 `--cold-start-only` (`make bench-coldstart`) measures the cold starts alone, without wrk: the
-README's cold-start figure. With `--as-is` the servers run on this interpreter exactly as its
-environment is (no bytecode compiled first, PYTHONDONTWRITEBYTECODE passed through): what
-`make run` costs on a given machine.
+manual's cold-start figure (docs/internals/performance.md). With `--as-is` the servers run on
+this interpreter exactly as its environment is (no bytecode compiled first,
+PYTHONDONTWRITEBYTECODE passed through): what `make run` costs on a given machine.
 """
 
 from __future__ import annotations
