@@ -1,0 +1,156 @@
+"""The body deadline: a body that does not arrive within BODY_TIMEOUT_SECONDS is a 408 problem.
+
+The requests are made straight through the ASGI interface with a `receive` that withholds the
+body (or trickles it), which no HTTP client does on purpose. The deadline is tiny (50 ms, cut
+within a quarter more); the facade's credentials are checked before its body is read, so an
+unauthenticated client is answered 401 without waiting for a body that never comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import pytest
+
+from eventfn.app import FunctionApp
+from eventfn.ingress.deadline import BodyDeadline, RequestTimeout
+from tests.support import binary_headers, make_app, test_settings
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def withheld() -> dict[str, Any]:
+    """A body that never comes."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+def trickled() -> Receive:
+    """One byte at a time, for ever: each chunk in time, the body never whole."""
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.005)
+        return {"type": "http.request", "body": b" ", "more_body": True}
+
+    return receive
+
+
+async def call(
+    app: FunctionApp, path: str, headers: dict[str, str], receive: Receive
+) -> tuple[int, dict[str, str], bytes]:
+    """One POST through the app's ASGI interface; its status, headers and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("function", 80),
+    }
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async with asyncio.timeout(10):  # a hang guard, not a measurement
+        await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    answer = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], answer, body
+
+
+def quick_app(**overrides: Any) -> FunctionApp:
+    return make_app(test_settings(body_timeout_seconds=0.05, **overrides))
+
+
+def facade_path(app: FunctionApp) -> str:
+    default = app.state.runtime.catalogue.default
+    assert default is not None
+    path: str = default.facade_path
+    return path
+
+
+def assert_timed_out(status: int, headers: dict[str, str], body: bytes) -> None:
+    assert status == 408, body
+    assert headers["content-type"] == "application/problem+json"
+    assert orjson.loads(body)["type"].endswith("/request-timeout")
+
+
+@pytest.mark.parametrize("receive", [withheld, trickled()], ids=["withheld", "trickled"])
+async def test_a_slow_delivery_body_is_408(receive: Receive) -> None:
+    """`POST /`: the body not whole within the deadline is answered 408 (the broker retries)."""
+    app = quick_app()
+    async with app.lifespan_context():
+        headers = binary_headers() | {"content-length": "1000"}
+        assert_timed_out(*await call(app, "/", headers, receive))
+
+
+async def test_a_slow_dead_letter_body_is_408() -> None:
+    """`POST /deadletter`: the same deadline."""
+    app = quick_app()
+    async with app.lifespan_context():
+        headers = binary_headers(knativeerrorcode="500") | {"content-length": "1000"}
+        assert_timed_out(*await call(app, "/deadletter", headers, withheld))
+
+
+@pytest.mark.parametrize("receive", [withheld, trickled()], ids=["withheld", "trickled"])
+async def test_a_slow_facade_body_is_408(receive: Receive) -> None:
+    """The facade: FastAPI's body read is held to the deadline, answered in problem+json."""
+    app = quick_app()
+    async with app.lifespan_context():
+        headers = {"content-type": "application/json", "content-length": "1000"}
+        assert_timed_out(*await call(app, facade_path(app), headers, receive))
+
+
+async def test_facade_credentials_are_checked_before_the_body_is_read() -> None:
+    """No API key and a body that never comes: 401 at once, not a connection held open."""
+    app = make_app(test_settings(api_keys=["secret"], body_timeout_seconds=600))
+    async with app.lifespan_context():
+        headers = {"content-type": "application/json", "content-length": "1000"}
+        status, answer, body = await call(app, facade_path(app), headers, withheld)
+    assert status == 401, body
+    assert answer["content-type"] == "application/problem+json"
+    assert "www-authenticate" in answer
+
+
+async def test_a_facade_body_with_credentials_is_read_and_handled() -> None:
+    """With a valid key the body is read as usual."""
+    app = make_app(test_settings(api_keys=["secret"]))
+    payload = b'{"query": "hi"}'
+    chunks = [{"type": "http.request", "body": payload, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else await withheld()
+
+    async with app.lifespan_context():
+        headers = {"content-type": "application/json", "x-api-key": "secret"}
+        status, _, body = await call(app, facade_path(app), headers, receive)
+    assert status in (200, 204), body
+
+
+async def test_another_cancellation_of_a_read_stays_a_cancellation() -> None:
+    """Only the deadline's own interruption becomes a 408; a cancelled request is cancelled."""
+    deadline = BodyDeadline(600)
+    reading = asyncio.create_task(deadline.read(withheld, 1000, 0))
+    await asyncio.sleep(0)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+
+
+async def test_a_read_past_its_deadline_raises_request_timeout() -> None:
+    """The one timer interrupts a read past its deadline with RequestTimeout."""
+    deadline = BodyDeadline(0.02)
+    with pytest.raises(RequestTimeout) as raised:
+        await deadline.read(withheld, 1000, 0)
+    assert raised.value.status_code == 408

@@ -1,0 +1,151 @@
+"""A `DATA_DIR` that cannot be used: every SQLite store answers 503, readiness is not ready.
+
+`SQLiteFile` translates what opening or using the file raises, `OSError` included (a directory
+that cannot be created is not a `sqlite3.Error`), into the 503 the broker retries. In-process
+a `DATA_DIR` below a regular file stands for one that cannot be created (root ignores
+permissions); the chaos cases mount a read-only and a full tmpfs where the machine allows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eventfn.binding import Event
+from eventfn.core.errors import StoreUnavailable
+from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
+from eventfn.stores.outbox import SQLiteOutbox
+from tests.support import binary_headers, dumps, function_client, query
+
+
+def letter_event() -> Event:
+    return Event({"specversion": "1.0", "id": "1", "source": "/t", "type": "t.t"}, b"{}")
+
+
+@pytest.fixture
+def uncreatable(tmp_path: Path) -> Path:
+    """A DATA_DIR whose parent is a regular file: mkdir fails with an OSError."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    return blocker / "data"
+
+
+async def test_an_outbox_under_an_uncreatable_data_dir_is_unavailable(uncreatable: Path) -> None:
+    """The outbox's first write raises StoreUnavailable (503), not the OSError of mkdir."""
+    outbox = SQLiteOutbox(uncreatable / "outbox.sqlite3")
+    with pytest.raises(StoreUnavailable) as raised:
+        await outbox.park(letter_event(), attempts=0, delay=0.0, error="")
+    assert raised.value.retry_after == 1
+
+
+async def test_a_dead_letter_store_under_an_uncreatable_data_dir_is_unavailable(
+    uncreatable: Path,
+) -> None:
+    """Keeping a dead letter there is a 503 the broker retries, never a 500."""
+    store = SQLiteDeadLetterStore(uncreatable / "deadletters.sqlite3")
+    with pytest.raises(StoreUnavailable):
+        await store.add(dead_letter_of(letter_event()))
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_an_uncreatable_data_dir_is_503_and_not_ready(uncreatable: Path) -> None:
+    """POST /deadletter answers 503 problem+json and readiness says which store is down."""
+    async with function_client(data_dir=uncreatable) as client:
+        stored = await client.post(
+            "/deadletter", headers=binary_headers(knativeerrorcode="500"), content=dumps(query())
+        )
+        readiness = await client.get("/health/readiness")
+    assert_unavailable(stored)
+    assert readiness.status_code == 503
+    assert readiness.json() == {"status": "data-dir-unavailable"}
+
+
+async def test_a_usable_data_dir_is_ready(tmp_path: Path) -> None:
+    """The same probe on a directory that takes writes: ready."""
+    async with function_client(data_dir=tmp_path / "data") as client:
+        assert (await client.get("/health/readiness")).status_code == 200
+
+
+# -- real file systems (chaos) ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(*options: str) -> Iterator[Path]:
+    """A small tmpfs mounted with `options`; the test is skipped where mounting is not allowed."""
+    with tempfile.TemporaryDirectory(prefix="knfn-tmpfs-") as folder:
+        mount_binary, umount_binary = shutil.which("mount"), shutil.which("umount")
+        if mount_binary is None or umount_binary is None:
+            pytest.skip("mount is not installed")
+        size = ",".join(("size=256k", *options))
+        mount = [mount_binary, "-t", "tmpfs", "-o", size, "tmpfs", folder]
+        try:
+            done = subprocess.run(mount, capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        try:
+            yield Path(folder)
+        finally:
+            umount = [umount_binary, "-l", folder]
+            subprocess.run(umount, capture_output=True, timeout=10, check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write to `folder` until its file system is full."""
+    with contextlib.suppress(OSError), (folder / "filler").open("wb", buffering=0) as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+
+
+@pytest.mark.chaos
+async def test_a_read_only_data_dir_is_503_and_not_ready() -> None:
+    """DATA_DIR on a read-only mount: dead letters 503, readiness 503, no 500 anywhere."""
+    with tmpfs("ro") as folder:
+        async with function_client(data_dir=folder) as client:
+            stored = await client.post(
+                "/deadletter",
+                headers=binary_headers(knativeerrorcode="500"),
+                content=dumps(query()),
+            )
+            readiness = await client.get("/health/readiness")
+            listed = await client.get("/api/v1/deadletters")
+    assert_unavailable(stored)
+    assert readiness.status_code == 503
+    assert listed.status_code in (200, 503)  # nothing kept to list: empty, or the store's 503
+
+
+@pytest.mark.chaos
+async def test_a_full_data_dir_is_503() -> None:
+    """DATA_DIR on a full disk: storing a dead letter is a 503 the broker retries."""
+    with tmpfs() as folder:
+        fill(folder)
+        async with function_client(data_dir=folder) as client:
+            big = dumps(query("x" * 100_000))
+            stored = await client.post(
+                "/deadletter", headers=binary_headers(knativeerrorcode="500"), content=big
+            )
+    assert_unavailable(stored)
+
+
+@pytest.mark.chaos
+async def test_an_outbox_on_a_full_disk_is_unavailable() -> None:
+    """The outbox on a full disk: StoreUnavailable, the loss not hidden as a success."""
+    with tmpfs() as folder:
+        fill(folder)
+        outbox = SQLiteOutbox(folder / "outbox.sqlite3")
+        with pytest.raises(StoreUnavailable):
+            await outbox.park(letter_event(), attempts=0, delay=0.0, error="")
+        await outbox.stop()
