@@ -39,4 +39,3 @@ async def test_a_pricing_outage_is_a_retry() -> None:
             response = await client.post("/api/v1/quote", json={"sku": "pen"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
-
