@@ -141,6 +141,18 @@ bench: venv ## benchmark the ingress vs bare ASGI and FastAPI (wrk; see docs/int
 bench-coldstart: venv ## cold start of `python -m eventfn` vs FastAPI hello (docs/internals/performance.md)
 	$(PY) -m bench.run --cold-start-only $(BENCH_ARGS)
 
+.PHONY: bench-sweep
+bench-sweep: venv ## one pod's events/s and p99 at 1..128 connections as eventing/ deploys it (SWEEP_ARGS)
+	$(PY) -m bench.sweep $(SWEEP_ARGS)
+
+.PHONY: bench-kpa
+bench-kpa: venv ## Knative's autoscaler simulated on the sweep under a ramp to 2,000 events/s (KPA_ARGS)
+	$(PY) -m bench.kpa $(KPA_ARGS)
+
+.PHONY: kubectl
+kubectl: ## apt-install kubectl (Debian's kubernetes-client): tests/test_rollout.py builds eventing/ with it
+	command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; }
+
 .PHONY: loadtest
 loadtest: venv $(LOCUST) ## Locust headless against a local `python -m eventfn` (LOADTEST_ARGS)
 	$(PY) -m loadtest.run --locust $(LOCUST) $(LOADTEST_ARGS)

@@ -111,18 +111,19 @@ def test_new_pods_serve_only_after_they_started() -> None:
 
 
 def test_the_sweeps_rule_picks_the_knee_and_the_cap_within_the_p99_budget() -> None:
-    """knee: fewest connections at 90% of the best rate; target = knee / 70%; cap: most
-    connections with p99 within budget; CPU request: what the knee burns, in 50m steps."""
+    """knee: fewest connections at 90% of the best events/s per core (1e6 / CPU µs);
+    target = knee / 70%; cap: most connections with p99 within budget; CPU: one core."""
     steps = [
-        sweep.Step(1, 1000.0, 0.5, 2.0, 400.0),
-        sweep.Step(8, 3700.0, 1.5, 6.0, 200.0),
-        sweep.Step(32, 4000.0, 6.0, 30.0, 190.0),
-        sweep.Step(64, 4000.0, 12.0, 90.0, 190.0),
-        sweep.Step(128, 4000.0, 25.0, 160.0, 190.0),
+        sweep.Step(1, 1000.0, 0.5, 2.0, 400.0),  # 2,500/s per core
+        sweep.Step(8, 3700.0, 1.5, 6.0, 210.0),  # 4,762: 89% of the best, short of the knee
+        sweep.Step(32, 4000.0, 6.0, 30.0, 190.0),  # 5,263: the knee
+        sweep.Step(64, 4000.0, 12.0, 90.0, 188.0),
+        sweep.Step(128, 4000.0, 25.0, 160.0, 188.0),
     ]
     choice = sweep.choose(steps)
-    assert choice.knee == 8
-    assert choice.target == math.ceil(8 / 0.7)
+    assert choice.knee == 32
+    assert choice.target == math.ceil(32 / 0.7)
     assert choice.container_concurrency == 64
-    assert choice.cpu_request == "750m"  # 3,700/s x 200 µs = 0.74 cores
-    assert choice.cpu_limit == "1"
+    assert choice.capacity == pytest.approx(1e6 / 190)
+    assert choice.busy == pytest.approx(4000 * 190 / 1e6, abs=0.01)
+    assert (choice.cpu_request, choice.cpu_limit) == ("1", "1")
