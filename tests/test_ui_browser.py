@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -30,6 +31,10 @@ pytestmark = [
     pytest.mark.server,
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="no chromium: `make chromium` installs it"
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("streamlit") is None,
+        reason="the `ui` extra is not installed (`make venv` has it; Poetry: --all-extras)",
     ),
 ]
 
