@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,16 @@ def service(build: Path) -> Iterator[FuncService]:
 def http(service: FuncService) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=10) as client:
         yield client
+
+
+def test_pip_installs_the_distribution_function_with_every_package(build: Path) -> None:
+    """The wheel func's build installs is `function`, holding func's adapter, the runtime and
+    the user's code."""
+    lib = build / "lib"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert [p.name for p in lib.glob("function-*.dist-info")] == [f"function-{version}.dist-info"]
+    for package in ("function", "eventfn", "handler", "schemas"):
+        assert (lib / package / "__init__.py").is_file(), package
 
 
 def test_func_python_serves_it_with_hypercorn(http: httpx.Client) -> None:
