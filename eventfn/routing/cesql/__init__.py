@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eventfn.routing.cesql.compiler import Attributes, Node, compile_tree
+from eventfn.routing.cesql.compiler import compile_tree
+from eventfn.routing.cesql.nodes import Attributes, Node
 from eventfn.routing.cesql.types import (
     ZERO,
     CesqlError,
