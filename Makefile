@@ -46,9 +46,10 @@ run: venv ## serve the function on $PORT (default 8080)
 	@$(PY) -m compileall -q eventfn handler schemas
 	PORT=$(PORT) $(PY) -m eventfn
 
+UI_PORT ?= 8501
 .PHONY: ui
-ui: venv ## serve the Streamlit UI on :8501 (BACKEND_URL, default http://localhost:8080)
-	$(PY) -m streamlit run ui/app.py --server.port 8501 --server.headless true --browser.gatherUsageStats false
+ui: venv ## serve the Streamlit console on $UI_PORT (default 8501; BACKEND_URL, default http://localhost:8080)
+	$(PY) -m streamlit run ui/app.py --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false --client.toolbarMode minimal
 
 .PHONY: chromium
 chromium: ## apt-install Debian's chromium for the optional browser end-to-end test

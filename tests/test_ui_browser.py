@@ -1,54 +1,81 @@
-"""End to end in a real browser: `streamlit run ui/app.py` + the function, headless Chromium.
+"""End to end in a real browser: `streamlit run ui/app.py` + the function, Debian's chromium
+driven by Playwright (`executable_path`: no browser is downloaded).
 
-Chromium is driven over the DevTools protocol with the `websockets` client (no browser driver
-package needed). Install it with `make chromium`; without /usr/bin/chromium the test is skipped.
+`make chromium` installs it; without /usr/bin/chromium these tests are skipped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
-import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 
-from tests.support import ROOT, binary_headers, dumps, free_port, query, running_server
+from tests.support import ROOT, ServerProcess, free_port
+from tests.ui_function import dead_letter, running_function
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+# A browser with nothing of its own to do: no sandbox (containers), no GPU, no network of its own.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 pytestmark = [
     pytest.mark.server,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="no chromium: `make chromium` installs it"
-    ),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no chromium: `make chromium` installs it"),
     pytest.mark.skipif(
         importlib.util.find_spec("streamlit") is None,
         reason="the `ui` extra is not installed (`make venv` has it; Poetry: --all-extras)",
     ),
 ]
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev group) missing")
+WAIT_MS = 30_000
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[None]:
-    proc = subprocess.Popen(  # our interpreter or the system chromium
-        args,
-        env={**os.environ, **(env or {})},
+def streamlit(backend: str) -> Iterator[str]:
+    """`streamlit run ui/app.py` on a free loopback port; yields its URL once healthy."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "ui" / "app.py")]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command += ["--client.toolbarMode", "minimal"]  # as `make ui` serves it
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "BACKEND_URL": backend},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            assert proc.poll() is None, "streamlit exited"
+            assert time.monotonic() < deadline, "streamlit did not come up"
+            time.sleep(0.1)
+        yield url
     finally:
         proc.terminate()
         try:
@@ -58,73 +85,75 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[None
             proc.wait()
 
 
-def wait_for(url: str, timeout: float = 30) -> Any:
-    """GET `url` until it answers 200; its JSON (or text)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            response = httpx.get(url, timeout=1)
-            if response.status_code == 200:
-                return response.json() if "json" in response.headers["content-type"] else None
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
+@pytest.fixture(scope="module")
+def function() -> Iterator[ServerProcess]:
+    with running_function() as server:
+        yield server
 
 
-class Page:
-    """A minimal DevTools-protocol client of one browser tab."""
+@pytest.fixture(scope="module")
+def console(function: ServerProcess) -> Iterator[str]:
+    with streamlit(function.url) as url:
+        yield url
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws, self.calls = ws, 0
 
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.calls += 1
-        message = {"id": self.calls, "method": method, "params": params}
-        await self.ws.send(orjson.dumps(message).decode())  # DevTools wants text frames
-        while True:
-            message = orjson.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if message.get("id") == self.calls:
-                result: dict[str, Any] = message["result"]
-                return result
-
-    async def text(self) -> str:
-        found = await self.call(
-            "Runtime.evaluate", expression="document.body.innerText", returnByValue=True
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    """A tab of a fresh headless chromium (its own user-data-dir)."""
+    with playwright.sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1400, "height": 1000},
         )
-        return str(found["result"].get("value", ""))
-
-    async def wait_for_text(self, *needles: str, wait: float = 30) -> str:
-        deadline = time.monotonic() + wait
-        while True:
-            text = await self.text()
-            if all(n in text for n in needles):
-                return text
-            assert time.monotonic() < deadline, f"{needles} not on the page:\n{text}"
-            await asyncio.sleep(0.3)
+        context.set_default_timeout(WAIT_MS)
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
 
 
-async def test_the_page_answers_a_query_and_shows_events_live(tmp_path: Path) -> None:
-    """A `?q=` link is answered on the page; an event sent to the function appears in the feed."""
-    ui_port, devtools = free_port(), free_port()
-    with running_server({"LOG_LEVEL": "warning"}) as function:
-        streamlit = [sys.executable, "-m", "streamlit", "run", str(ROOT / "ui" / "app.py")]
-        streamlit += ["--server.port", str(ui_port), "--server.address", "127.0.0.1"]
-        streamlit += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        with process(streamlit, {"BACKEND_URL": function.url}):
-            wait_for(f"http://127.0.0.1:{ui_port}/_stcore/health")
-            browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu"]
-            browser += ["--disable-dev-shm-usage", f"--remote-debugging-port={devtools}"]
-            browser += [f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"]
-            with process([*browser, f"http://127.0.0.1:{ui_port}/?q=hello%20browser"]):
-                targets = wait_for(f"http://127.0.0.1:{devtools}/json/list")
-                tab = next(t for t in targets if t["type"] == "page")
-                async with connect(tab["webSocketDebuggerUrl"], max_size=None) as ws:
-                    page = Page(ws)
-                    await page.wait_for_text("Processed query: hello browser", "feed: live")
-                    async with httpx.AsyncClient() as client:
-                        headers = binary_headers(id="browser-event")
-                        await client.post(function.url, headers=headers, content=dumps(query()))
-                    await page.wait_for_text("browser-event", "com.example.query.response")
-                    shot = await page.call("Page.captureScreenshot", format="png")
-    png = base64.b64decode(shot["data"])
-    (tmp_path / "ui.png").write_bytes(png)
-    assert png.startswith(b"\x89PNG")
+def test_an_order_sent_from_the_form_shows_its_reply(page: Page, console: str) -> None:
+    """Open the console, press Send on the prefilled order: its reply is on the page."""
+
+    page.goto(console)
+    page.get_by_role("button", name="Send").click()
+    reply = page.get_by_text("Answered over the facade")
+    reply.wait_for()
+    page.get_by_text("book-2").first.wait_for()  # in the reply's JSON
+
+
+def test_a_bad_value_is_shown_beside_its_field(page: Page, console: str) -> None:
+    """Quantity 0: the function's refusal appears under the Quantity field."""
+
+    page.goto(console)
+    quantity = page.get_by_role("textbox", name="Quantity")
+    quantity.fill("0")
+    quantity.press("Tab")
+    page.get_by_role("button", name="Send").click()
+    error = page.get_by_text("Quantity: Input should be greater than 0")
+    error.wait_for()
+    assert page.get_by_text("(400)").count() == 1
+
+
+def test_a_replayed_dead_letter_leaves_the_table(
+    page: Page, console: str, function: ServerProcess
+) -> None:
+    """A dead letter posted to /deadletter is listed by its id; replayed, it is gone."""
+    ident = f"browser-{uuid.uuid4()}"
+    dead_letter(function.url, ident, {"sku": "kite", "quantity": 1})
+
+    page.goto(f"{console}/dead_letters")
+    # The grid draws on a canvas; its accessible twin in the DOM holds the cells' text.
+    table = page.get_by_test_id("stDataFrame")
+    playwright.expect(table).to_contain_text(ident)
+    page.get_by_label("Or choose by event id").click()
+    page.get_by_role("option", name=ident).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Replay selected (1)").click()
+    page.get_by_text("Replayed 1 (1 delivered).").wait_for()
+    playwright.expect(table).not_to_contain_text(ident)
+    listed = httpx.get(f"{function.url}/api/v1/deadletters", params={"limit": 500}).json()
+    assert ident not in [letter["event_id"] for letter in listed["items"]]

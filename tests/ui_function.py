@@ -149,5 +149,30 @@ def main() -> None:
     serve(settings, app=create_app(settings, registry=registry))
 
 
+def dead_letter(
+    url: str, event_id: str, data: object, *, event_type: str = ORDER_TYPE, code: int = 500
+) -> None:
+    """Post an event to the function's `/deadletter` as the broker's dead-letter sink would:
+    binary mode, with the knativeerror* extensions the broker adds."""
+    import base64
+
+    import httpx
+    import orjson
+
+    reason = base64.b64encode(f"the subscriber answered {code}".encode()).decode()
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": "/tests/ui",
+        "ce-type": event_type,
+        "ce-knativeerrordest": "http://function.default.svc/",
+        "ce-knativeerrorcode": str(code),
+        "ce-knativeerrordata": reason,
+        "content-type": "application/json",
+    }
+    response = httpx.post(f"{url}/deadletter", headers=headers, content=orjson.dumps(data))
+    response.raise_for_status()
+
+
 if __name__ == "__main__" and os.environ.get("PORT"):
     main()

@@ -107,9 +107,7 @@ class Backend:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
-        return (
-            None if response.status_code in (202, 204) or not response.content else response.json()
-        )
+        return None if response.status_code == 204 or not response.content else response.json()
 
     def types(self) -> dict[str, Any]:
         """`GET /api/v1/types`: the consumed types, their doors and schemas."""

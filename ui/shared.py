@@ -1,0 +1,124 @@
+"""What every page of the UI shares: the backend and its credentials, problems shown, and the
+two background readers (the live feed, the `/metrics` sampler) that pages read without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import streamlit as st
+
+from ui.client import Backend, FeedListener, Problem
+from ui.metrics import Sample, parse
+
+SAMPLE_SECONDS = 2.0
+SAMPLES = 300  # ten minutes of scrapes
+
+
+def backend() -> Backend:
+    """The function this session talks to, with the credentials from the sidebar (or the
+    environment's BACKEND_API_KEY / BACKEND_TOKEN, which prefill it)."""
+    url = os.environ.get("BACKEND_URL", "http://localhost:8080").rstrip("/")
+    state = st.session_state
+    api_key = state.get("api_key", os.environ.get("BACKEND_API_KEY", ""))
+    token = state.get("token", os.environ.get("BACKEND_TOKEN", ""))
+    return Backend(url, api_key or None, token or None)
+
+
+def sidebar() -> Backend:
+    """The sidebar: where the function is, and the credentials to send it."""
+    with st.sidebar:
+        current = backend()
+        st.caption("Function")
+        st.code(current.url, language=None)
+        st.text_input(
+            "API key",
+            value=os.environ.get("BACKEND_API_KEY", ""),
+            key="api_key",
+            type="password",
+            help="Sent as X-API-Key: one of the function's API_KEYS.",
+        )
+        st.text_input(
+            "Bearer token",
+            value=os.environ.get("BACKEND_TOKEN", ""),
+            key="token",
+            type="password",
+            help="Sent as Authorization: Bearer (an API key or an OIDC token).",
+        )
+        chosen = backend()
+        st.caption(f"Credentials: {credentials(chosen)}")
+    return chosen
+
+
+def credentials(backend: Backend) -> str:
+    parts = [
+        *(["API key"] if backend.api_key else []),
+        *(["bearer token"] if backend.token else []),
+    ]
+    return " + ".join(parts) if parts else "none"
+
+
+def show_problem(problem: Problem, *, general: list[str] | None = None) -> None:
+    """A problem as a person reads it: title, status, detail; 401/403 explained."""
+    body = problem.problem
+    status = problem.status
+    title = body.get("title") or "Error"
+    detail = body.get("detail") or ""
+    st.error(f"**{title}**{f' ({status})' if status else ''}: {detail}")
+    for line in general if general is not None else []:
+        st.error(line)
+    if problem.explanation:
+        st.info(problem.explanation)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def types(url: str, api_key: str | None, token: str | None) -> dict[str, Any]:
+    """The consumed types of the function; cached a little (a type added shows within 30 s)."""
+    return Backend(url, api_key, token).types()
+
+
+class MetricsSampler(threading.Thread):
+    """Scrapes `/metrics` every SAMPLE_SECONDS and keeps the parsed samples: the Live page's
+    charts read them, never the function."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(name="metrics-sampler", daemon=True)
+        self.backend = backend
+        self.texts: deque[tuple[float, str]] = deque(maxlen=SAMPLES)
+        self.error: str | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.texts.append((time.time(), self.backend.metrics()))
+                self.error = None
+            except Problem as problem:
+                self.error = str(problem)
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def samples(self, types: list[str]) -> list[Sample]:
+        return [parse(text, at, types) for at, text in list(self.texts)]
+
+
+@st.cache_resource(show_spinner=False)
+def feed(url: str, api_key: str | None, token: str | None) -> FeedListener:
+    """One feed listener per function and credentials for the whole UI process."""
+    listener = FeedListener(Backend(url, api_key, token))
+    listener.start()
+    return listener
+
+
+@st.cache_resource(show_spinner=False)
+def sampler(url: str, api_key: str | None, token: str | None) -> MetricsSampler:
+    """One `/metrics` sampler per function for the whole UI process."""
+    thread = MetricsSampler(Backend(url, api_key, token))
+    thread.start()
+    return thread
