@@ -35,6 +35,7 @@ import orjson
 from eventfn import binding
 from eventfn.core.errors import FunctionError
 from eventfn.routing import cesql
+from eventfn.routing.filters import trigger_filter
 from eventfn.routing.triggers import Delivery, Destination, Trigger, load_triggers, triggers_in
 
 if TYPE_CHECKING:
@@ -140,9 +141,17 @@ class LocalBroker:
         **options: Any,
     ) -> LocalBroker:
         """The Broker of a catalogue's Triggers (one per route, or one per consumed type), all
-        delivering to `subscriber` (by default `app`) with `delivery` (Trigger YAML spelling)."""
+        delivering to `subscriber` (by default `app`) with `delivery` (Trigger YAML spelling);
+        without it, a type's own `EventSpec.delivery`, else no retries and no dead-letter sink."""
         docs = []
         for spec in catalogue.consumed:
+            policy = delivery
+            if policy is None and spec.delivery is not None:
+                policy = {
+                    "retry": spec.delivery.retry,
+                    "backoffPolicy": "exponential",
+                    "backoffDelay": spec.delivery.iso_backoff_delay,
+                }
             for route in spec.routes or (None,):
                 name = spec.slug if route is None else f"{spec.slug}-{route.name}"
                 docs.append(
@@ -152,9 +161,9 @@ class LocalBroker:
                         "metadata": {"name": name},
                         "spec": {
                             "broker": options.get("broker", "default"),
-                            **_match(spec.type, route),
+                            **trigger_filter(spec.type, route),
                             "subscriber": {"ref": {"kind": "Service", "name": subscriber}},
-                            "delivery": dict(delivery or {}),
+                            "delivery": dict(policy or {}),
                         },
                     }
                 )
@@ -312,12 +321,6 @@ class LocalBroker:
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=target), base_url=base)
             self._clients[id(target)] = client
         return f"{client.base_url}".rstrip("/") + (path or "/"), client
-
-
-def _match(event_type: str, route: Any) -> dict[str, Any]:
-    if route is None:
-        return {"filter": {"attributes": {"type": event_type}}}
-    return {"filters": [{"exact": {"type": event_type}}, *(f.to_dict() for f in route.filters)]}
 
 
 def _reply(response: _Response) -> binding.Event | None:

@@ -17,6 +17,7 @@ from eventfn import Catalogue, EventSpec, Route
 from eventfn.core import policy
 from eventfn.core.config import Settings, following_deliveries
 from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
+from eventfn.routing.filters import trigger_filter
 from manifests.deployment import DEPLOYMENT, Deployment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -306,12 +307,7 @@ def trigger(spec: EventSpec, route: Route | None = None) -> dict[str, Any]:
     Subscriptions API `filters:` instead (Knative reads them first), the type match kept as
     their first, `exact`, filter and the route's filters after it (all must pass).
     """
-    match: dict[str, Any]
-    if route is None:
-        match = {"filter": {"attributes": {"type": spec.type}}}
-    else:
-        filters = [f.to_dict() for f in route.filters]
-        match = {"filters": [{"exact": {"type": spec.type}}, *filters]}
+    match = trigger_filter(spec.type, route)
     return {
         "apiVersion": "eventing.knative.dev/v1",
         "kind": "Trigger",

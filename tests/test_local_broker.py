@@ -13,7 +13,17 @@ import pytest
 from pydantic import BaseModel
 
 import manifests
-from eventfn import CESQL, Catalogue, EventSpec, Exact, Registry, Reject, Retry, Route
+from eventfn import (
+    CESQL,
+    Catalogue,
+    Delivery,
+    EventSpec,
+    Exact,
+    Registry,
+    Reject,
+    Retry,
+    Route,
+)
 from eventfn.core.asgi import Receive, Scope, Send
 from eventfn.testing import LocalBroker, local_broker
 
@@ -338,3 +348,14 @@ async def test_the_rendered_eventing_delivers_and_dead_letters_to_the_function(
     assert [a.status for a in rejected.attempts] == [422]
     assert rejected.dead_letter_status == 202
     assert shop.accepted == ["book"]
+
+
+async def test_a_types_own_delivery_policy_is_its_triggers(sleeps: Sleeps) -> None:
+    """Without delivery=, from_catalogue takes EventSpec.delivery (retries, backoff)."""
+    spec = EventSpec(ORDER_TYPE, Order, "An order.", consumes=True, delivery=Delivery(2, 0.25))
+    async with LocalBroker.from_catalogue(
+        Catalogue((spec,)), app=Recorder(503), sleep=sleeps
+    ) as broker:
+        [failed] = await broker.send(order())
+    assert len(failed.attempts) == 3
+    assert sleeps.waits == [0.25, 0.5]

@@ -279,6 +279,17 @@ class Route:
         object.__setattr__(self, "filters", tuple(filters))
 
 
+def trigger_filter(event_type: str, route: Route | None = None) -> dict[str, Any]:
+    """The filter part of a consumed type's Trigger spec: the type alone, or a route's filters.
+
+    Without a route, `filter.attributes.type`; with one, `filters:` (which Knative reads first)
+    holding the type as an `exact` filter, then the route's own: all must pass.
+    """
+    if route is None:
+        return {"filter": {"attributes": {"type": event_type}}}
+    return {"filters": [{"exact": {"type": event_type}}, *(f.to_dict() for f in route.filters)]}
+
+
 _DIALECTS: Final = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
 
 
