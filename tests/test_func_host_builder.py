@@ -19,10 +19,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,37 @@ assert SPEC.reply is not None
 REPLY = SPEC.reply
 PAYLOAD: dict[str, Any] = SPEC.json_schema()["examples"][0]
 SOURCE = "/func-built"
+
+# A function of the test's own whose handler holds each request until the test lets it go,
+# through a loopback connection the test accepts: a request the test knows to be in flight.
+HELD_MODULE = """
+import asyncio
+import os
+
+from pydantic import BaseModel
+
+from eventfn import Catalogue, EventSpec, Registry
+
+
+class Hold(BaseModel):
+    text: str
+
+
+HELD = EventSpec("dev.eventfn.tests.held", Hold, "The answer, once the test lets it go.")
+HOLD = EventSpec(
+    "dev.eventfn.tests.hold", Hold, "Held until the test lets it go.",
+    consumes=True, reply=HELD, name="hold",
+)
+registry = Registry(Catalogue((HOLD,)))
+
+
+@registry.handles(HOLD)
+async def hold(request: Hold) -> Hold:
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(os.environ["GATE_PORT"]))
+    await reader.readexactly(1)
+    writer.close()
+    return Hold(text=request.text)
+"""
 
 
 def clean_copy(destination: Path) -> Path:
@@ -278,3 +313,45 @@ def test_sigterm_closes_the_lifespan_and_exits_zero(build: Path) -> None:
     assert server.proc is not None
     assert server.proc.returncode == 0, output
     assert '"event":"stopped"' in output, output
+
+
+def wait_until_refused(port: int, timeout: float = 30.0) -> None:
+    """Return once nothing listens on `port` any more (the server stopped accepting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except ConnectionRefusedError:
+            return
+        # Another process closing its listener: nothing it sends can be awaited, so the
+        # port is tried again a little later, bounded by the deadline.
+        time.sleep(0.02)
+    pytest.fail(f"port {port} still accepts connections")
+
+
+def test_a_request_in_flight_at_sigterm_gets_its_answer(build: Path, tmp_path: Path) -> None:
+    """SIGTERM while a request is in flight: no new connections, that request still answered."""
+    (tmp_path / "func_held_fn.py").write_text(HELD_MODULE)
+    with socket.create_server(("127.0.0.1", 0)) as gate, ThreadPoolExecutor(1) as pool:
+        gate.settimeout(30)
+        server = FuncService(
+            build,
+            PYTHONPATH=f"lib:{tmp_path}",
+            FUNCTION_REGISTRY="func_held_fn:registry",
+            GATE_PORT=str(gate.getsockname()[1]),
+        ).start(timeout=30)
+        try:
+            url = f"{server.url}/api/v1/hold"
+            answer = pool.submit(httpx.post, url, json={"text": "held"}, timeout=30)
+            held, _ = gate.accept()  # the handler runs: the request is in flight
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGTERM)
+            wait_until_refused(server.port)
+            with held:
+                held.sendall(b"x")
+            response = answer.result(timeout=30)
+        finally:
+            output = server.stop(timeout=30)
+    assert response.status_code == httpx.codes.OK, output
+    assert response.json() == {"text": "held"}
+    assert server.proc.returncode == 0, output
