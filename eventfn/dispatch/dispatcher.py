@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from eventfn.binding import NOTHING, SPEC_V1, Event, is_json
+from eventfn.binding import NOTHING, Event, is_json
 from eventfn.core.config import Settings
 from eventfn.core.errors import (
     Conflict,
@@ -30,7 +30,7 @@ from eventfn.dispatch.budget import Renewal, run_within
 from eventfn.dispatch.catalogue import Catalogue
 from eventfn.dispatch.context import EventContext
 from eventfn.dispatch.registry import Progress, Route
-from eventfn.dispatch.replies import reply_id, rfc3339_now
+from eventfn.dispatch.replies import Replies
 from eventfn.observability.logs import get_logger
 from eventfn.observability.metrics import Metrics
 from eventfn.stores.dedupe import DedupeStore, Reply, State
@@ -87,6 +87,8 @@ class Dispatcher:
         http: Callable[[], Any] | None = None,
     ) -> None:
         self.routes = dict(routes)
+        # Builds every reply and answer event (this function's EVENT_SOURCE).
+        self.replies = Replies(settings.event_source)
         # What a handler's EventContext carries (built only for handlers that ask for one).
         self.catalogue = catalogue if catalogue is not None else _catalogue_of(self.routes)
         self.emit = emit
@@ -228,7 +230,9 @@ class Dispatcher:
             if stored.time is None or stored.data is None:
                 return Outcome(None, "duplicate")
             # The same reply again: same id, time and data; the rest follows from the request.
-            return Outcome(self.reply_event(event, route, stored.data, stored.time), "duplicate")
+            return Outcome(
+                self.replies.event(event, route.spec, stored.data, stored.time), "duplicate"
+            )
         if claim.state is State.IN_PROGRESS:
             raise Conflict(
                 f"event {event.id!r} from {event.source!r} is being handled; retry later",
@@ -237,7 +241,7 @@ class Dispatcher:
         context = None if route.context is None else self.context_of(event)
         try:
             result = await self.call(route, payload, event=event, claim=key, context=context)
-            reply = None if result is None else self.reply_to(event, route, result)
+            reply = None if result is None else self.replies.to(event, route.spec, result)
             if context is not None and context.emitted:
                 # Durable before the claim completes: a crash from here on reruns the handler,
                 # which emits the same ids again; a redelivery after `complete` emits nothing.
@@ -332,59 +336,7 @@ class Dispatcher:
 
         return Renewal(self._renew_every, renew).stop
 
-    def reply_to(self, request: Event, route: Route, result: BaseModel) -> Event:
-        """The reply CloudEvent to `request` carrying `result`, made now."""
-        data = result.__pydantic_serializer__.to_json(result)
-        return self.reply_event(request, route, data, rfc3339_now())
-
-    def reply_event(self, request: Event, route: Route, data: bytes, time: str) -> Event:
-        """The reply CloudEvent to `request` made at `time`, carrying the JSON `data`."""
-        attributes: dict[str, Any] = {
-            "specversion": SPEC_V1,
-            "id": reply_id(request.source, request.id),
-            "source": self._source,
-            "type": reply_type(route),
-            "time": time,
-            "datacontenttype": "application/json",
-        }
-        correlation = request.attributes.get("correlationid")
-        if correlation is not None:
-            attributes["replyid"] = correlation
-        for name in _TRACE_EXTENSIONS:
-            value = request.attributes.get(name)
-            if value is not None:
-                attributes[name] = value
-        return Event(attributes, data)
-
-    def answer_event(self, route: Route, result: BaseModel, request_id: str, source: str) -> Event:
-        """The reply event of an answer given through the facade or the WebSocket.
-
-        Built like the reply to a broker event of id `request_id` from `source` (the facade's
-        route), with an id of its own: UUIDv5 of the source, `request_id` and the answer itself
-        (its time and a digest of its data). A broker event's reply id must be deterministic
-        per request (a redelivery is answered again, the same reply); a facade request is never
-        deduplicated, so two requests sharing an X-Request-Id (a retried POST, a proxy reusing
-        ids) are two answers, two events: with one id, the second replaced the first in the
-        outbox. The id stays deterministic per answer: the outbox resends one answer under one id.
-        """
-        request = Event(
-            {"specversion": SPEC_V1, "id": request_id, "source": source, "type": route.spec.type}
-        )
-        reply = self.reply_to(request, route, result)
-        digest = hashlib.blake2b(reply.data or b"", digest_size=8).hexdigest()
-        answer = f"{request_id}@{reply.attributes['time']}#{digest}"
-        reply.attributes["id"] = reply_id(source, answer)
-        return reply
-
 
 def _catalogue_of(routes: Mapping[str, Route]) -> Catalogue:
     """The catalogue of a dispatcher built from routes alone (tests): the routed specs."""
     return Catalogue(tuple(route.spec for route in routes.values()))
-
-
-def reply_type(route: Route) -> str:
-    """The reply type of a route that produced a result (a handler's result is checked first)."""
-    reply = route.spec.reply
-    if reply is None:  # pragma: no cover - `Dispatcher.call` refuses results of such types
-        raise HandlerFailed(f"{route.spec.type} has no reply type")
-    return reply.type

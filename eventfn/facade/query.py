@@ -91,7 +91,7 @@ def _ask(spec: EventSpec) -> Callable[..., Awaitable[Any]]:
             # Event-driven consumers see UI traffic too; the answer waits on the outbox (an answer
             # given is an answer published, whatever happens next: 503 when it cannot be kept),
             # never on the sink.
-            event = dispatcher.answer_event(route, result, request_id, spec.facade_path)
+            event = dispatcher.replies.answer(spec, result, request_id, spec.facade_path)
             await runtime.publisher.enqueue(event)
         return result
 

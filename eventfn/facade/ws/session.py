@@ -359,8 +359,8 @@ class Session:
         given, delivered in the background: the client never waits on the sink)."""
         publisher = self.runtime.publisher
         if publisher is not None and result is not None:
-            event = self.runtime.dispatcher.answer_event(
-                route, result, request_id, route.spec.facade_path
+            event = self.runtime.dispatcher.replies.answer(
+                route.spec, result, request_id, route.spec.facade_path
             )
             await publisher.enqueue(event)
 
