@@ -40,8 +40,8 @@ from eventfn.ingress.deadletter_sink import DeadLetterSink
 from eventfn.ingress.deadline import BodyDeadline
 from eventfn.ingress.endpoint import Ingress
 from eventfn.ingress.limits import HeaderLimits
+from eventfn.ingress.metrics import MetricsEndpoint
 from eventfn.observability.logs import configure_logging
-from eventfn.observability.metrics import MetricsEndpoint, sampler
 from eventfn.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class FunctionApp:
         self.body_limit = settings.max_body_bytes
         self.header_limits = HeaderLimits(settings.max_header_count, settings.max_header_bytes)
         self.body_deadline = BodyDeadline(settings.body_timeout_seconds)
-        scrape = MetricsEndpoint(runtime.metrics, sampler(runtime))
+        scrape = MetricsEndpoint(runtime.metrics, runtime.sample)
         self.fast_paths: dict[str, Any] = {
             "/": Ingress(runtime, plain_json=self._plain_json),
             "/metrics": scrape,

@@ -9,6 +9,7 @@ joins through `attach`, which starts it at once when the runtime is already runn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
@@ -143,6 +144,20 @@ class Runtime:
         # While running: what stops the started components, and how many of them were started.
         self._stack: AsyncExitStack | None = None
         self._started = 0
+
+    async def sample(self, metrics: Metrics) -> None:
+        """Refresh the numbers that live in the components, right before a scrape of /metrics:
+        the dedupe window, the feed's and the outbox's, and those of attached components."""
+        for own in self.samples:  # attached components (the WebSocket sessions)
+            await own(metrics)
+        metrics.dedupe_window_seconds = self.dedupe.window()
+        metrics.dedupe_evicted_early = self.dedupe.evicted_early
+        metrics.feed_events_dropped = self.feed.overflows
+        metrics.feed_subscribers_dropped = self.feed.slow_subscribers
+        if self.publisher is not None:
+            # A store outage must not fail the scrape: the gauge keeps its last value.
+            with contextlib.suppress(Exception):
+                metrics.outbox_depth = await self.publisher.outbox.depth()
 
     def begin_drain(self) -> bool:
         """Stop taking work: readiness 503, new requests 503. False if it had begun already.

@@ -15,18 +15,15 @@ Calls other components make (all cheap, all synchronous; `runtime.metrics` is th
     metrics.dead_letter_stored()    DeadLetterSink: one dead letter stored
 
 The open WebSockets, the outbox depth and what the live feed and the WebSocket dropped (slow
-consumers) are read from their components' own counters at scrape time (`sampler`), so the
+consumers) are read from their components' own counters at scrape time (`Runtime.sample`), so the
 WebSocket, feed and outbox code never call `Metrics`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
-
-from eventfn.core.asgi import Receive, Scope, Send
 
 OTHER = "other"
 MODES = ("binary", "structured", "batch", "unknown")
@@ -84,7 +81,7 @@ class Metrics:
         self.events_lost = 0  # an event neither delivered nor kept (the outbox failed twice)
         # Requests of the handlers' outgoing client (`ctx.http`), by host and status class.
         self.outgoing: dict[tuple[str, str], int] = {}
-        # Copied from the feed and the WebSocket sessions by `sampler` at scrape time.
+        # Copied from the feed and the WebSocket sessions by `Runtime.sample` at scrape time.
         self.feed_events_dropped = 0
         self.feed_subscribers_dropped = 0
         self.websocket_progress_dropped = 0
@@ -286,62 +283,3 @@ def _simple(m: Metrics) -> Iterator[Any]:
     )
     for name, doc, level in gauges:
         yield GaugeMetricFamily(name, doc, value=level)
-
-
-class MetricsEndpoint:
-    """`GET /metrics` at the ASGI level, like the ingress: a scrape costs no routing.
-
-    `sample` (if given) refreshes the numbers that live in other components (open WebSockets,
-    outbox depth, feed and WebSocket drops) right before each scrape: exact, and free between
-    scrapes.
-    """
-
-    def __init__(
-        self, metrics: Metrics, sample: Callable[[Metrics], Awaitable[None]] | None = None
-    ) -> None:
-        self.metrics = metrics
-        self.sample = sample
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] in ("GET", "HEAD"):
-            if self.sample is not None:
-                await self.sample(self.metrics)
-            body = self.metrics.render()
-            status = 200
-            headers = [
-                (b"content-type", CONTENT_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"x-content-type-options", b"nosniff"),  # as SecurityHeaders does elsewhere
-            ]
-            if scope["method"] == "HEAD":
-                body = b""
-        else:
-            from eventfn.core.errors import MethodNotAllowed, problem_response
-
-            error = MethodNotAllowed(f"{scope['method']} is not allowed on /metrics", allow="GET")
-            status, headers, body = problem_response(error, instance=scope["path"])
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-def sampler(runtime: Any) -> Callable[[Metrics], Awaitable[None]]:
-    """Reads the dedupe, feed and outbox numbers, and those of components that sample themselves."""
-
-    async def sample(metrics: Metrics) -> None:
-        for own in runtime.samples:  # attached components (the WebSocket sessions)
-            await own(metrics)
-        dedupe = runtime.dedupe
-        metrics.dedupe_window_seconds = dedupe.window()
-        metrics.dedupe_evicted_early = dedupe.evicted_early
-        feed = runtime.feed
-        if feed is not None:
-            metrics.feed_events_dropped = feed.overflows
-            metrics.feed_subscribers_dropped = feed.slow_subscribers
-        publisher = runtime.publisher
-        if publisher is not None:
-            # A store outage must not fail the scrape: the gauge keeps its last value.
-            with contextlib.suppress(Exception):
-                metrics.outbox_depth = await publisher.outbox.depth()
-
-    return sample
