@@ -163,6 +163,10 @@ bench-instructions: venv ## CPU instructions per event of the ingress (callgrind
 	command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 	$(PY) -m bench.instructions
 
+.PHONY: bench-filters
+bench-filters: venv ## a Trigger filter's cost per event beside decoding the event (CESQL, exact)
+	$(PY) -m bench.filters
+
 .PHONY: clean
 clean: ## remove the environments and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

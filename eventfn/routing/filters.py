@@ -89,11 +89,14 @@ class _Match:
 
     def compile(self) -> Check:
         name, test, dialect, wanted = self.attribute, self.test, self.dialect, self.value
+        derived = name == "datamediatype"
 
         def check(attributes: Attributes) -> Verdict:
-            actual = _lookup(attributes, name)
+            actual = _lookup(attributes, name) if derived else attributes.get(name)
             if actual is None:
                 return Verdict(False, f"{dialect} {name}: the event has no {name!r}")
+            if actual.__class__ is not str:
+                actual = _text(actual)
             if test(actual):
                 return PASS
             return Verdict(False, f"{dialect} {name}: {actual!r} against {wanted!r}")

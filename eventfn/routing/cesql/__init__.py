@@ -89,12 +89,19 @@ def compile(expression: str) -> Expression:
     return Expression(expression, compile_tree(expression))
 
 
+_PRIMITIVE = frozenset({bool, int, str})
+_DATA = frozenset({"data", "data_base64"})
+
+
 def attributes_of(event: Mapping[str, Any]) -> dict[str, Value]:
-    """The context attributes of a structured-mode event (its data left out), as CESQL sees them."""
+    """The context attributes of a structured-mode event (its data left out), as CESQL sees them.
+
+    Names are taken as they are: CloudEvents attribute names are lowercase (the binding checks).
+    """
     return {
-        name.lower(): attribute_value(value)
+        name: value if value.__class__ in _PRIMITIVE else attribute_value(value)  # type: ignore[misc]
         for name, value in event.items()
-        if name not in ("data", "data_base64") and value is not None
+        if value is not None and name not in _DATA
     }
 
 
