@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+import pytest
 
 from eventfn import create_app
 from eventfn.testing import function_client, isolated_settings
 from examples.progress.functions import registry
+from tests.live import answers, send, serving, socket
 
 
-def test_the_websocket_shows_each_stage_then_the_result(tmp_path: Path) -> None:
+@pytest.mark.server
+async def test_the_websocket_shows_each_stage_then_the_result(tmp_path: Path) -> None:
     """A WebSocket query gets one progress message per stage, then the result."""
     app = create_app(isolated_settings(data_dir=tmp_path), registry=registry)
-    with TestClient(app) as client, client.websocket_connect("/api/v1/ws") as ws:
-        ws.send_json({"id": "r1", "type": "report", "topic": "Knative"})
-        messages = [ws.receive_json() for _ in range(3)]
+    async with serving(app) as address, socket(address) as ws:
+        await send(ws, {"id": "r1", "type": "report", "topic": "Knative"})
+        messages = await answers(ws, 3)
     assert [m["type"] for m in messages] == ["progress", "progress", "result"]
     assert [m["data"] for m in messages[:2]] == [{"stage": "retrieving"}, {"stage": "summarising"}]
     assert messages[2]["data"] == {"summary": "All about Knative"}
