@@ -44,12 +44,12 @@ GOING_AWAY = 1001
 # What waits for the writer: progress up to this many messages and bytes (dropped beyond), answers
 # up to twice that; a client that leaves that much unread is dropped (the bytes bound what a
 # session that stopped reading costs, whatever the size of its messages).
-_OUTBOX = 256
-_OUTBOX_BYTES = 512 * 1024
+_SEND_QUEUE = 256
+_SEND_QUEUE_BYTES = 512 * 1024
 _MAX_ID = 200
 _Close = tuple[int, str]
 
-log = get_logger("eventfn.facade.ws.endpoint")
+log = get_logger("eventfn.facade.ws.session")
 
 
 def dumps(message: dict[str, Any]) -> bytes:
@@ -166,7 +166,7 @@ class Session:
         self._max_bytes = settings.ws_max_message_bytes
         self._max_in_flight = settings.ws_max_in_flight
         self._bucket = TokenBucket(settings.ws_rate_per_second, settings.ws_rate_burst)
-        self._out = SendQueue(_OUTBOX, _OUTBOX_BYTES, self._drop)
+        self._out = SendQueue(_SEND_QUEUE, _SEND_QUEUE_BYTES, self._drop)
         self._tasks: tuple[asyncio.Task[None], ...] = ()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._subscription: Subscription | None = None
@@ -209,7 +209,7 @@ class Session:
         """The client leaves its answers unread: end the session (the server aborts the socket)."""
         if self in self.sessions.active:
             self.sessions.active.discard(self)  # counted closed from now on; logged once
-            log.warning("ws_dropped_slow_client", queued_bytes_max=2 * _OUTBOX_BYTES)
+            log.warning("ws_dropped_slow_client", queued_bytes_max=2 * _SEND_QUEUE_BYTES)
         for task in self._tasks:
             task.cancel()
 
