@@ -2,13 +2,16 @@
 
     python -m eventfn send --to http://localhost:8080 --field query="What is Knative?"
 
-The event is built and encoded with the cloudevents SDK (the reference client), sent with httpx,
-and the reply is printed as it came: status, CloudEvents headers and body.
+Without `--type` the event is of the function's default type: the first consumed type of the
+catalogue that `--registry` (default: the `FUNCTION_REGISTRY` setting) names, the type a plain
+JSON `POST /` asks for. The event is built and encoded with the cloudevents SDK (the reference
+client), sent with httpx, and the reply is printed as it came: status, CloudEvents headers, body.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -21,7 +24,27 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-DEFAULT_TYPE = "com.example.query.request"
+from eventfn.core.config import Settings
+from eventfn.loading import RegistryNotFound, load_registry
+
+_SETTING_DEFAULT = str(Settings.model_fields["function_registry"].default)
+
+
+def default_registry() -> str:
+    """The `FUNCTION_REGISTRY` of this shell, else the setting's default (nothing else is read:
+    a setting of the function that does not validate here is no reason to refuse a send)."""
+    return os.environ.get("FUNCTION_REGISTRY") or _SETTING_DEFAULT
+
+
+def default_type(target: str) -> str:
+    """The default type of the function `target` names: its catalogue's first consumed type."""
+    try:
+        spec = load_registry(target).catalogue.default
+    except RegistryNotFound as exc:
+        raise argparse.ArgumentTypeError(f"no --type given, and {exc}") from None
+    if spec is None:
+        raise argparse.ArgumentTypeError(f"no --type given, and {target!r} consumes no type")
+    return spec.type
 
 
 def _typed(value: str) -> Any:
@@ -54,7 +77,18 @@ def parser() -> argparse.ArgumentParser:
         description="Send a CloudEvent (like `kn event send`) and print the reply.",
     )
     p.add_argument("--to", default="http://localhost:8080/", help="URL of the function or broker")
-    p.add_argument("--type", default=DEFAULT_TYPE, help="event type (default: %(default)s)")
+    p.add_argument(
+        "--type",
+        default=None,
+        help="event type (default: the default type of the function --registry names)",
+    )
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="MODULE:REGISTRY",
+        help="the function whose default type is sent without --type "
+        f"(default: $FUNCTION_REGISTRY, else {_SETTING_DEFAULT})",
+    )
     p.add_argument("--id", default=None, help="event id (default: a new UUID)")
     p.add_argument("--source", default="kn-event/v1", help="event source (default: %(default)s)")
     p.add_argument(
@@ -98,8 +132,12 @@ def build_event(args: argparse.Namespace) -> CloudEvent:
         set_path(data, assignment, typed=True)
     for assignment in args.raw_field:
         set_path(data, assignment, typed=False)
+    # Only a missing --type means the default: "" is no type, and the SDK says so below.
+    type_ = (
+        args.type if args.type is not None else default_type(args.registry or default_registry())
+    )
     attributes: dict[str, Any] = {
-        "type": args.type,
+        "type": type_,
         "source": args.source,
         "id": args.id or str(uuid.uuid4()),
         "datacontenttype": "application/json",

@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from eventfn.app import FunctionApp
 from eventfn.dispatch.registry import Registry
 from eventfn.server.serve import server_config
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
-from tests.support import QUERY_CATALOGUE, free_port, make_app, test_settings
+from tests.functions import Answer, Question
+from tests.support import free_port, make_app, test_settings
 
 
 @contextlib.asynccontextmanager
@@ -76,22 +76,15 @@ async def answers(ws: ClientConnection, count: int, wait: float = 5.0) -> list[d
     return [await receive(ws, wait) for _ in range(count)]
 
 
-def registry_with(handler: Callable[..., Any]) -> Registry:
-    """A registry whose query handler is `handler`."""
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(handler)
-    return registry
+def answer(request: Question) -> Answer:
+    return Answer(result={"message": f"Processed query: {request.query}"})
 
 
-def answer(request: QueryRequest) -> QueryResponse:
-    return QueryResponse(result={"message": f"Processed query: {request.query}"})
-
-
-def gated_handler() -> tuple[asyncio.Event, Callable[[QueryRequest], Any]]:
-    """A query handler held until the returned event is set, and that event."""
+def gated_handler() -> tuple[asyncio.Event, Callable[[Question], Any]]:
+    """An `ASK` handler held until the returned event is set, and that event."""
     release = asyncio.Event()
 
-    async def gated(request: QueryRequest) -> QueryResponse:
+    async def gated(request: Question) -> Answer:
         await release.wait()
         return answer(request)
 

@@ -22,17 +22,21 @@ import httpx
 import orjson
 import pytest
 
-from eventfn import Catalogue, Registry
+from eventfn import Registry
 from eventfn.app import FunctionApp, create_app
 from eventfn.core.config import Settings
 from eventfn.testing import app_client, isolated_settings
-from schemas.catalogue import QUERY_REQUEST
+from tests.functions import ANSWER, ASK, Answer, registry_with
+from tests.functions import registry as suite_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
-QUERY = "com.example.query.request"
-RESPONSE = "com.example.query.response"
+# The suite function's default type and its reply (tests/functions), not the example's.
+QUERY = ASK.type
+RESPONSE = ANSWER.type
+# What the tests' apps and processes serve unless a test says otherwise: the suite's function.
+SUITE_REGISTRY = "tests.functions:registry"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
@@ -87,7 +91,7 @@ def event_json(
 
 
 def query(text: str = "What is Knative?", **parameters: Any) -> dict[str, Any]:
-    """A QueryRequest payload."""
+    """A payload of the suite's default type (`tests.functions.Question`)."""
     return {"query": text, "parameters": parameters} if parameters else {"query": text}
 
 
@@ -96,33 +100,19 @@ def dumps(value: Any) -> bytes:
 
 
 def test_settings(**overrides: Any) -> Settings:
-    """Settings for tests: never read from the environment of the developer's shell."""
-    return isolated_settings(**overrides)
+    """Settings for tests: never read from the environment of the developer's shell; what
+    builds a function from them (`FUNCTION_REGISTRY`) builds the suite's own."""
+    return isolated_settings(**{"function_registry": SUITE_REGISTRY, **overrides})
 
 
 # Not a test, although its name says so: importing it into a test module must not collect it.
 test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
-# The suites' own catalogue: the query type alone, whatever else the function's catalogue holds,
-# so that adding event types to `schemas/` leaves every suite as it is.
-QUERY_CATALOGUE = Catalogue((QUERY_REQUEST,))
-
-
-def query_registry(handler: Any = None) -> Registry:
-    """The suites' registry: its query handler is `handler` (default: the real one)."""
-    if handler is None:
-        from handler.functions import handle_query
-
-        handler = handle_query
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(handler)
-    return registry
-
-
 def make_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FunctionApp:
-    """The function as `create_app` builds it, on test settings and the suites' own registry."""
-    return create_app(settings or test_settings(), registry=registry or query_registry())
+    """The function as `create_app` builds it, on test settings and the suite's own function
+    (`tests.functions`: whatever `handler/` and `schemas/` hold leaves the suites as they are)."""
+    return create_app(settings or test_settings(), registry=registry or suite_registry)
 
 
 @contextlib.asynccontextmanager
@@ -140,9 +130,9 @@ async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 @contextlib.asynccontextmanager
 async def handler_client(handler: Any, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of a function whose query handler is `handler`."""
+    """An in-process client of a function whose `ASK` handler is `handler`."""
     async with client_for(
-        make_app(test_settings(**overrides), registry=query_registry(handler))
+        make_app(test_settings(**overrides), registry=registry_with(handler))
     ) as client:
         yield client
 
@@ -169,7 +159,8 @@ def tls_server_context(ca: Any, *names: str) -> ssl.SSLContext:
 
 
 class ServerProcess:
-    """`python -m eventfn` (or another entry point, `argv`) in a real process on a free port."""
+    """`python -m eventfn` (or another entry point, `argv`) in a real process on a free port,
+    serving the suite's function (`FUNCTION_REGISTRY` in `env` names another)."""
 
     def __init__(
         self, env: Mapping[str, str] | None = None, argv: Sequence[str] = ("-m", "eventfn")
@@ -183,6 +174,7 @@ class ServerProcess:
             "HOST": "127.0.0.1",
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "info",
+            "FUNCTION_REGISTRY": SUITE_REGISTRY,
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -274,7 +266,7 @@ def redis_url(db: int) -> str:
 
 
 class Counting:
-    """A query handler that records what it handled and can be held at a gate."""
+    """An `ASK` handler that records what it handled and can be held at a gate."""
 
     def __init__(self) -> None:
         self.handled: list[str] = []
@@ -286,13 +278,11 @@ class Counting:
         return len(self.handled)
 
     async def __call__(self, request: Any) -> Any:
-        from schemas import QueryResponse
-
         self.handled.append(request.query)
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
-        return QueryResponse(result={"message": request.query})
+        return Answer(result={"message": request.query})
 
 
 @contextlib.contextmanager

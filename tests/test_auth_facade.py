@@ -15,7 +15,15 @@ from websockets.sync.client import connect
 from eventfn.core.errors import Forbidden, Unauthenticated
 from eventfn.facade.guards import authenticate_websocket
 from tests.oidc import AUDIENCE, Issuer
-from tests.support import binary_headers, client_for, dumps, make_app, query, running_server
+from tests.support import (
+    QUERY,
+    binary_headers,
+    client_for,
+    dumps,
+    make_app,
+    query,
+    running_server,
+)
 from tests.support import test_settings as settings_for
 
 KEYS = ["key-one-5f2c9a7e", "key-two-8d41b3c6"]
@@ -109,7 +117,7 @@ async def test_every_api_route_is_protected(keyed: httpx.AsyncClient) -> None:
     assert QUERY_PATH in paths
     for path in paths:
         for method in spec["paths"][path]:
-            concrete = path.replace("{event_type}", "com.example.query.request")
+            concrete = path.replace("{event_type}", QUERY)
             concrete = concrete.replace("{", "").replace("}", "")
             response = await keyed.request(method.upper(), concrete)
             assert response.status_code == 401, (method, path)

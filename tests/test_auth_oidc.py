@@ -15,10 +15,9 @@ import pytest
 import trustme
 
 from eventfn.dispatch.registry import Registry
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
 from tests.support import (
-    QUERY_CATALOGUE,
     RESPONSE,
     binary_headers,
     client_for,
@@ -37,13 +36,13 @@ class Recorder:
     """A registry whose query handler records what it was called with."""
 
     def __init__(self) -> None:
-        self.calls: list[QueryRequest] = []
-        self.registry = Registry(QUERY_CATALOGUE)
+        self.calls: list[Question] = []
+        self.registry = Registry(ASK_CATALOGUE)
 
-        @self.registry.handles(QUERY_REQUEST)
-        async def record(request: QueryRequest) -> QueryResponse:
+        @self.registry.handles(ASK)
+        async def record(request: Question) -> Answer:
             self.calls.append(request)
-            return QueryResponse(result={"ok": True})
+            return Answer(result={"ok": True})
 
 
 @contextlib.asynccontextmanager

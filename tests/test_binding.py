@@ -739,7 +739,7 @@ def reply_event(**extensions: Any) -> Event:
         "specversion": "1.0",
         "id": "r-1",
         "source": "/fn",
-        "type": "com.example.query.response",
+        "type": "com.example.answer",
         "time": "2026-11-25T12:00:00.000Z",
         "datacontenttype": "application/json",
         **extensions,

@@ -1,8 +1,7 @@
 """The event catalogue and the handler registry: one names the types, the other their handlers.
 
 The registry is built on a catalogue and carries it, so the two cannot disagree. These tests build
-their own catalogues; the function's own (`schemas.CATALOGUE`) is only checked to hold the query
-type, whatever else a user adds to it.
+their own catalogues; the example's (`schemas.CATALOGUE`) is checked in tests/test_example.py.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from eventfn import Catalogue, EventSpec, Registry
-from handler.functions import handle_query
-from handler.functions import registry as default_registry
-from schemas import CATALOGUE, QUERY_REQUEST, QUERY_RESPONSE, QueryRequest, QueryResponse
+from tests.functions import ASK as QUESTION
 from tests.support import make_app, test_settings
 
 
@@ -44,15 +41,15 @@ async def nothing(_note: Note) -> None:
 
 def test_event_spec_slug_is_file_friendly() -> None:
     """A type's slug replaces dots with dashes."""
-    assert QUERY_REQUEST.slug == "com-example-query-request"
+    assert QUESTION.slug == "dev-eventfn-tests-ask"
 
 
 def test_event_spec_json_schema_is_titled_by_type() -> None:
     """The JSON Schema of a type is draft 2020-12, titled and described by the type."""
-    schema = QUERY_REQUEST.json_schema()
+    schema = QUESTION.json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["title"] == QUERY_REQUEST.type
-    assert schema["description"] == QUERY_REQUEST.description
+    assert schema["title"] == QUESTION.type
+    assert schema["description"] == QUESTION.description
     assert schema["required"] == ["query"]
 
 
@@ -85,15 +82,6 @@ def test_a_facade_name_needs_a_consumed_type() -> None:
 # -------------------------------------------------------------------------------------------
 
 
-def test_the_function_catalogue_consumes_the_query_and_produces_its_answer() -> None:
-    """The function's catalogue holds the query type and its reply (and may hold more)."""
-    assert QUERY_REQUEST in CATALOGUE.consumed
-    assert QUERY_RESPONSE in CATALOGUE.produced
-    assert QUERY_REQUEST.reply is QUERY_RESPONSE
-    assert CATALOGUE["com.example.query.request"].model is QueryRequest
-    assert QUERY_RESPONSE.model is QueryResponse
-
-
 def test_catalogue_holds_the_specs_and_their_replies() -> None:
     """Listing a consumed type brings its reply type along."""
     catalogue = Catalogue((ASK, TELL))
@@ -117,7 +105,7 @@ def test_the_default_type_is_the_first_consumed() -> None:
 
 def test_catalogue_rejects_a_type_defined_twice() -> None:
     """Two different specs cannot share a type name."""
-    clash = EventSpec(type=ANSWER.type, model=QueryRequest, description="clash")
+    clash = EventSpec(type=ANSWER.type, model=Note, description="clash")
     with pytest.raises(ValueError, match="defined twice"):
         Catalogue((ASK, EventSpec("x.request", Note, "x", consumes=True, reply=clash)))
 
@@ -140,20 +128,6 @@ def test_catalogue_allows_a_shared_reply_type() -> None:
 # -------------------------------------------------------------------------------------------
 # Registry
 # -------------------------------------------------------------------------------------------
-
-
-def test_default_registry_routes_the_query_type_to_handle_query() -> None:
-    """The function's registry is built on its catalogue and maps the query to its handler."""
-    assert default_registry.catalogue is CATALOGUE
-    routes = default_registry.routes()
-    assert routes[QUERY_REQUEST.type].handler is handle_query
-    assert routes[QUERY_REQUEST.type].reply is QUERY_RESPONSE
-
-
-async def test_seed_handler_answers_processed_query() -> None:
-    """The seed's business logic: result.message is 'Processed query: <query>'."""
-    reply = await handle_query(QueryRequest(query="What is Knative?"))
-    assert reply.result == {"message": "Processed query: What is Knative?"}
 
 
 def test_registering_a_type_twice_fails() -> None:

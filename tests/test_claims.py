@@ -25,9 +25,9 @@ from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
-from schemas import QueryRequest, QueryResponse
 from tests import support
 from tests.faults import own_redis
+from tests.functions import Answer, Question
 from tests.support import (
     ROOT,
     binary_headers,
@@ -60,11 +60,11 @@ class Handler:
         self.work = work
         self.runs: Counter[str] = Counter()
 
-    async def __call__(self, request: QueryRequest) -> QueryResponse:
+    async def __call__(self, request: Question) -> Answer:
         self.runs[request.query] += 1
         if self.work:
             await asyncio.sleep(self.work)
-        return QueryResponse(result={"answer": request.query})
+        return Answer(result={"answer": request.query})
 
 
 async def broker(

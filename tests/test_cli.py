@@ -14,11 +14,25 @@ import orjson
 import pytest
 import respx
 
+from eventfn import Catalogue, Registry
 from eventfn.__main__ import main
 from eventfn.send import build_event, parser, send, set_path
-from tests.support import QUERY, ROOT, ServerProcess
+from tests.functions import NOTE, NOTICE, take_note
+from tests.support import QUERY, RESPONSE, ROOT, SUITE_REGISTRY, ServerProcess
 
 URL = "http://function.test/"
+
+# Functions for `--registry`: one whose default type is not the suite function's, one that
+# consumes nothing.
+NOTES = Registry(Catalogue((NOTE,)))
+NOTES.handles(NOTE)(take_note)
+SILENT = Registry(Catalogue((NOTICE,)))
+
+
+@pytest.fixture(autouse=True)
+def suite_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command (in process or not) knows the function by FUNCTION_REGISTRY: the suite's."""
+    monkeypatch.setenv("FUNCTION_REGISTRY", SUITE_REGISTRY)
 
 
 def args(*argv: str) -> argparse.Namespace:
@@ -33,7 +47,7 @@ def run_send(*argv: str) -> tuple[int, str, httpx.Request]:
             200,
             headers={
                 "ce-id": "r-1",
-                "ce-type": "com.example.query.response",
+                "ce-type": RESPONSE,
                 "content-type": "application/json",
                 "x-other": "hidden",
             },
@@ -103,12 +117,46 @@ def test_assigning_below_a_value_is_an_error() -> None:
 
 
 def test_event_defaults_like_kn_event_send() -> None:
-    """Without options the event is a query from kn-event/v1 with a fresh UUID id."""
+    """Without options the event is of the function's default type, from kn-event/v1, with a
+    fresh UUID id."""
     first, second = build_event(args()), build_event(args())
     assert first.get_type() == QUERY
     assert first.get_source() == "kn-event/v1"
     assert first.get_id() != second.get_id()
     assert first.get_datacontenttype() == "application/json"
+
+
+def test_the_default_type_is_that_of_the_function_registry_names() -> None:
+    """--registry (else FUNCTION_REGISTRY) names the function whose first consumed type is sent."""
+    assert build_event(args("--registry", "tests.test_cli:NOTES")).get_type() == NOTE.type
+
+
+def test_the_default_type_follows_function_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --registry, the shell's FUNCTION_REGISTRY names the function."""
+    monkeypatch.setenv("FUNCTION_REGISTRY", "tests.test_cli:NOTES")
+    assert build_event(args()).get_type() == NOTE.type
+
+
+def test_a_given_type_needs_no_function() -> None:
+    """--type is sent as given; the registry is not even loaded."""
+    event = build_event(args("--type", "com.example.other", "--registry", "no.such:module"))
+    assert event.get_type() == "com.example.other"
+
+
+@pytest.mark.parametrize(
+    ("registry", "message"),
+    [("no.such.module:registry", "cannot be imported"), ("tests.test_cli:SILENT", "consumes no")],
+    ids=["unresolvable", "consumes-nothing"],
+)
+def test_no_type_and_no_default_type_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], registry: str, message: str
+) -> None:
+    """Without --type and without a function to take the default from: exit 2, saying why."""
+    code, _, err = main_send(capsys, "--to", URL, "--registry", registry, "-f", "query=q")
+    assert code == 2
+    assert "no --type given" in err
+    assert message in err
+    assert registry in err
 
 
 def test_extensions_become_attributes() -> None:
@@ -239,7 +287,7 @@ def test_python_m_handler_send_talks_to_a_real_function(server: ServerProcess) -
     result = cli("--to", server.url, "--field", "query=What is Knative?", "-e", "correlationid=c-9")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("HTTP 200 OK")
-    assert "ce-type: com.example.query.response" in result.stdout
+    assert f"ce-type: {RESPONSE}" in result.stdout
     assert "ce-replyid: c-9" in result.stdout
     body = orjson.loads(result.stdout.split("\n\n", 1)[1])
     assert body["result"] == {"message": "Processed query: What is Knative?"}

@@ -1,8 +1,9 @@
 """Replay of the public CloudEvents conformance cases (github.com/cloudevents/conformance).
 
-Each case is retargeted at the query type: where its data is JSON, the data becomes a valid
-QueryRequest and the event must be answered 200 in both binary and structured mode; where its
-datacontenttype is not JSON, the contract of a JSON type is 415. The cases live outside the
+Each case is retargeted at the suite's default type: where its data is JSON, the data becomes a
+valid payload of it (`tests.functions.Question`) and the event must be answered 200 in both
+binary and structured mode; where its datacontenttype is not JSON, the contract of a JSON type
+is 415. The cases live outside the
 project (../shared); without them these tests skip, and the rest of the suite is unaffected.
 """
 

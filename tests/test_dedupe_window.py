@@ -7,7 +7,7 @@ import re
 from eventfn.core import policy
 from eventfn.core.config import Settings
 from manifests import objects
-from schemas import CATALOGUE
+from tests.functions import CATALOGUE
 
 
 def rendered_delivery() -> dict[str, object]:

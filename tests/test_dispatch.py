@@ -19,10 +19,9 @@ import pytest
 from eventfn.binding import Event
 from eventfn.dispatch.registry import Registry
 from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.functions import ASK, ASK_CATALOGUE, NOTE, Answer, Question
 from tests.support import (
     QUERY,
-    QUERY_CATALOGUE,
     RESPONSE,
     STRUCTURED,
     binary_headers,
@@ -58,7 +57,7 @@ async def test_unknown_type_is_400_listing_accepted_types(client: httpx.AsyncCli
     assert response.status_code == 400
     problem = response.json()
     assert problem["type"].endswith("/unknown-event-type")
-    assert problem["accepted_types"] == [QUERY]
+    assert problem["accepted_types"] == [QUERY, NOTE.type]
     assert "com.example.nope" in problem["detail"]
 
 
@@ -105,7 +104,7 @@ async def test_json_datacontenttypes_are_accepted(
 async def test_schema_errors_are_400_listing_field_locations(
     client: httpx.AsyncClient, payload: object, loc: list[str], error_type: str, mode: str
 ) -> None:
-    """A payload that fails QueryRequest is 400 with each field error's loc, msg and type."""
+    """A payload that fails Question is 400 with each field error's loc, msg and type."""
     if mode == "binary":
         response = await client.post("/", headers=binary_headers(), content=dumps(payload))
     else:
@@ -262,7 +261,7 @@ class Recorder:
         self.reply = True
         self.entered = asyncio.Event()
 
-    async def __call__(self, request: QueryRequest) -> QueryResponse | None:
+    async def __call__(self, request: Question) -> Answer | None:
         self.calls.append(request.query)
         self.entered.set()
         if self.sleep:
@@ -270,7 +269,7 @@ class Recorder:
         if self.fail_next:
             self.fail_next -= 1
             raise RuntimeError("boom: secret internals")
-        return QueryResponse(result={"n": len(self.calls)}) if self.reply else None
+        return Answer(result={"n": len(self.calls)}) if self.reply else None
 
 
 @pytest.fixture
@@ -341,10 +340,10 @@ async def test_handler_timeout_is_504_and_a_retry_runs_it_again(
 
 async def test_handler_returning_a_wrong_type_is_500() -> None:
     """A handler returning something other than its reply model is a handler failure."""
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def wrong(request: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def wrong(request: Question) -> Answer:
         return request  # type: ignore[return-value]
 
     async with client_for(make_app(test_settings(), registry=registry)) as client:
@@ -376,8 +375,8 @@ async def test_cancelled_handling_is_not_a_timeout_and_releases_the_claim(
     recorder: Recorder,
 ) -> None:
     """A cancellation from outside (shutdown) propagates as such and frees the event for a retry."""
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(recorder)
+    registry = Registry(ASK_CATALOGUE)
+    registry.handles(ASK)(recorder)
     dispatcher = make_app(test_settings(), registry=registry).state.runtime.dispatcher
     route = dispatcher.route(QUERY)
     event = Event(

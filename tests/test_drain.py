@@ -37,19 +37,19 @@ from tests.support import (
 SLOW_FUNCTION = textwrap.dedent(
     """
     import asyncio, os, pathlib
-    from tests.support import QUERY_CATALOGUE, make_app
+    from tests.support import make_app
     from eventfn import Registry
     from eventfn.core.config import Settings
     from eventfn.server.serve import serve
-    from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+    from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def slow(request: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def slow(request: Question) -> Answer:
         pathlib.Path(os.environ["STARTED_MARKER"]).touch()
         await asyncio.sleep(float((request.parameters or {}).get("sleep", 0)))
-        return QueryResponse(result={"finished": request.query})
+        return Answer(result={"finished": request.query})
 
     settings = Settings()
     serve(settings, app=make_app(settings, registry=registry))

@@ -1,4 +1,10 @@
-"""The payload models: what a query must look like and what its answer carries."""
+"""The example the project ships (`schemas/query.py`, `handler/functions.py`): its catalogue, its
+handler, what a query must look like and what its answer carries.
+
+The only tests that import the example by name (`tests/test_repository.py` keeps it so): the rest
+of the suite serves its own function (`tests/functions`). A user who replaces or removes the
+example replaces or removes these tests with it; until then, without it, they skip.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,61 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from schemas import QueryMetadata, QueryRequest, QueryResponse
-from schemas.query import MAX_PARAMETERS, MAX_PARAMETERS_DEPTH, MAX_QUERY_LENGTH
+try:
+    from handler.functions import handle_query
+    from handler.functions import registry as default_registry
+    from schemas import (
+        CATALOGUE,
+        QUERY_REQUEST,
+        QUERY_RESPONSE,
+        QueryMetadata,
+        QueryRequest,
+        QueryResponse,
+    )
+    from schemas.query import MAX_PARAMETERS, MAX_PARAMETERS_DEPTH, MAX_QUERY_LENGTH
+except ImportError as exc:  # the example replaced or removed: nothing here to test
+    pytest.skip(
+        f"the example query type is not in handler/ and schemas/: {exc}", allow_module_level=True
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# The catalogue and the handler
+# -------------------------------------------------------------------------------------------
+
+
+def test_the_function_catalogue_consumes_the_query_and_produces_its_answer() -> None:
+    """The function's catalogue holds the query type and its reply (and may hold more)."""
+    assert QUERY_REQUEST in CATALOGUE.consumed
+    assert QUERY_RESPONSE in CATALOGUE.produced
+    assert QUERY_REQUEST.reply is QUERY_RESPONSE
+    assert CATALOGUE["com.example.query.request"].model is QueryRequest
+    assert QUERY_RESPONSE.model is QueryResponse
+
+
+def test_default_registry_routes_the_query_type_to_handle_query() -> None:
+    """The function's registry is built on its catalogue and maps the query to its handler."""
+    assert default_registry.catalogue is CATALOGUE
+    routes = default_registry.routes()
+    assert routes[QUERY_REQUEST.type].handler is handle_query
+    assert routes[QUERY_REQUEST.type].reply is QUERY_RESPONSE
+
+
+async def test_seed_handler_answers_processed_query() -> None:
+    """The seed's business logic: result.message is 'Processed query: <query>'."""
+    reply = await handle_query(QueryRequest(query="What is Knative?"))
+    assert reply.result == {"message": "Processed query: What is Knative?"}
+
+
+def test_the_query_type_is_served_at_api_v1_query() -> None:
+    """Its facade name is `query`: /api/v1/query, and `query` messages on the WebSocket."""
+    assert QUERY_REQUEST.facade_path == "/api/v1/query"
+    assert QUERY_REQUEST.message_type == "query"
+
+
+# -------------------------------------------------------------------------------------------
+# The payload models
+# -------------------------------------------------------------------------------------------
 
 
 def test_query_request_accepts_a_query_and_optional_parameters() -> None:

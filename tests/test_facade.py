@@ -10,10 +10,9 @@ import pytest
 from pydantic import BaseModel
 
 from eventfn.dispatch.registry import Registry
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
+from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.support import (
     QUERY,
-    QUERY_CATALOGUE,
     RESPONSE,
     client_for,
     dumps,
@@ -42,13 +41,13 @@ def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def test_query_returns_a_query_response(client: httpx.AsyncClient) -> None:
-    """A valid QueryRequest gets 200 and the QueryResponse of the same handler as the ingress."""
+    """A valid Question gets 200 and the Answer of the same handler as the ingress."""
     response = await client.post("/api/v1/query", json={"query": "What is Knative?"})
     assert response.status_code == 200
     body = response.json()
     assert body["result"] == {"message": "Processed query: What is Knative?"}
     assert RFC3339_UTC.fullmatch(body["metadata"]["timestamp"])
-    QueryResponse.model_validate(body)
+    Answer.model_validate(body)
 
 
 async def test_query_accepts_parameters(client: httpx.AsyncClient) -> None:
@@ -91,10 +90,10 @@ async def test_query_body_that_is_not_a_json_object_is_400(
 
 async def test_query_handler_returning_none_is_204() -> None:
     """A handler with nothing to say answers 204 on the facade."""
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def silent(_: QueryRequest) -> None:
+    @registry.handles(ASK)
+    async def silent(_: Question) -> None:
         return None
 
     async with client_for(make_app(test_settings(), registry=registry)) as client:
@@ -105,10 +104,10 @@ async def test_query_handler_returning_none_is_204() -> None:
 
 async def test_query_handler_failure_is_a_500_problem() -> None:
     """A crashing handler is a problem+json 500 without internals."""
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def crash(_: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def crash(_: Question) -> Answer:
         raise RuntimeError("secret internals")
 
     async with client_for(make_app(test_settings(), registry=registry)) as client:
@@ -122,12 +121,12 @@ async def test_query_handler_timeout_is_504() -> None:
     """A handler over its budget is a 504 problem on the facade too."""
     import asyncio
 
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def slow(_: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def slow(_: Question) -> Answer:
         await asyncio.sleep(1)
-        return QueryResponse(result={})
+        return Answer(result={})
 
     settings = test_settings(handler_timeout_seconds=0.05)
     async with client_for(make_app(settings, registry=registry)) as client:
@@ -192,9 +191,7 @@ async def test_schemas_lists_every_type_with_direction_and_link(client: httpx.As
     assert types[QUERY]["schema"].endswith(f"/api/v1/schemas/{QUERY}")
 
 
-@pytest.mark.parametrize(
-    ("event_type", "model"), [(QUERY, QueryRequest), (RESPONSE, QueryResponse)]
-)
+@pytest.mark.parametrize(("event_type", "model"), [(QUERY, Question), (RESPONSE, Answer)])
 async def test_schema_of_a_type_is_its_json_schema(
     client: httpx.AsyncClient, event_type: str, model: type[BaseModel]
 ) -> None:

@@ -17,12 +17,11 @@ from eventfn.binding import Event
 from eventfn.dispatch.registry import Progress, Registry
 from eventfn.observability import tracing
 from eventfn.observability.metrics import OTHER, Metrics
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
-from tests.live import answer, function_socket, receive, registry_with, send, socket
+from tests.functions import ASK, ASK_CATALOGUE, Answer, Question, registry_with
+from tests.live import answer, function_socket, receive, send, socket
 from tests.support import (
     BATCH,
     QUERY,
-    QUERY_CATALOGUE,
     RESPONSE,
     binary_headers,
     client_for,
@@ -58,22 +57,22 @@ async def post_query(client: httpx.AsyncClient, **headers: str) -> httpx.Respons
 
 def blocking_registry(release: asyncio.Event, started: asyncio.Event) -> Registry:
     """A registry whose query handler waits for `release`."""
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def handle(request: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def handle(request: Question) -> Answer:
         started.set()
         await release.wait()
-        return QueryResponse(result={"message": request.query})
+        return Answer(result={"message": request.query})
 
     return registry
 
 
 def failing_registry() -> Registry:
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
 
-    @registry.handles(QUERY_REQUEST)
-    async def handle(request: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def handle(request: Question) -> Answer:
         raise RuntimeError("boom")
 
     return registry
@@ -354,7 +353,7 @@ async def test_websocket_progress_not_delivered_is_counted() -> None:
     """Progress that overflows a socket's queue counts; delivered plus dropped is all of it."""
     reported = 300
 
-    async def chatty(request: QueryRequest, progress: Progress) -> QueryResponse:
+    async def chatty(request: Question, progress: Progress) -> Answer:
         for n in range(reported):  # no await: the socket's writer cannot keep up
             progress(n)
         return answer(request)

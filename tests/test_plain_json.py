@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from eventfn import Catalogue, EventSpec, Registry
-from schemas import QueryRequest
+from tests.functions import Question
 from tests.support import (
     STRUCTURED,
     binary_headers,
@@ -110,7 +110,7 @@ async def test_a_get_on_root_is_still_405(client: httpx.AsyncClient) -> None:
 
 async def test_a_function_that_consumes_nothing_has_no_plain_json() -> None:
     """Without a consumed type there is no default to ask: plain JSON is not a CloudEvent (400)."""
-    only = EventSpec("com.example.published", QueryRequest, "Published only.")
+    only = EventSpec("com.example.published", Question, "Published only.")
     app = make_app(test_settings(), registry=Registry(Catalogue((only,))))
     async with client_for(app) as client:
         response = await client.post("/", json=query())

@@ -15,6 +15,7 @@ import pytest
 
 from eventfn.server.protocol import HIGH_WATER, HeldWrites
 from tests.live import function_socket, serving
+from tests.support import QUERY
 
 pytestmark = pytest.mark.server
 
@@ -166,7 +167,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes
 def binary_event(event_id: str, body: bytes = b'{"query": "q"}') -> bytes:
     return (
         b"POST / HTTP/1.1\r\nhost: fn\r\nce-specversion: 1.0\r\nce-source: /tests\r\n"
-        b"ce-type: com.example.query.request\r\ncontent-type: application/json\r\n"
+        b"ce-type: " + QUERY.encode() + b"\r\ncontent-type: application/json\r\n"
         b"ce-id: " + event_id.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body
     )
 

@@ -10,7 +10,7 @@ import pytest
 import eventfn
 from eventfn import Catalogue, EventSpec, Registry
 from eventfn.testing import function_client, isolated_settings
-from schemas import QueryRequest, QueryResponse
+from tests.functions import Answer, Question
 from tests.support import ROOT
 
 
@@ -42,13 +42,13 @@ def test_settings_for_tests_ignore_the_environment(monkeypatch: pytest.MonkeyPat
 
 async def test_a_function_is_tested_in_process_with_its_own_registry() -> None:
     """`eventfn.testing.function_client(registry)` serves a function built on that registry."""
-    answer = EventSpec("com.example.t.answer", QueryResponse, "An answer.")
-    ask = EventSpec("com.example.t.ask", QueryRequest, "Ask.", consumes=True, reply=answer)
+    answer = EventSpec("com.example.t.answer", Answer, "An answer.")
+    ask = EventSpec("com.example.t.ask", Question, "Ask.", consumes=True, reply=answer)
     registry = Registry(Catalogue((ask,)))
 
     @registry.handles(ask)
-    async def reply(request: QueryRequest) -> QueryResponse:
-        return QueryResponse(result={"echo": request.query})
+    async def reply(request: Question) -> Answer:
+        return Answer(result={"echo": request.query})
 
     async with function_client(registry) as client:
         response = await client.post(ask.facade_path, json={"query": "hi"})

@@ -25,7 +25,7 @@ from eventfn.delivery.retry import RetryPolicy, parse_retry_after
 from eventfn.dispatch.replies import reply_id
 from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
-from schemas import QUERY_REQUEST
+from tests.functions import ASK
 from tests.sink import running_sink
 from tests.support import (
     RESPONSE,
@@ -256,7 +256,7 @@ async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_pat
     [published] = received
     assert published.headers["ce-type"] == RESPONSE
     assert uuid.UUID(published.headers["ce-id"]).version == 5  # one id per answer (see below)
-    assert published.headers["ce-id"] != reply_id(QUERY_REQUEST.facade_path, "req-1")
+    assert published.headers["ce-id"] != reply_id(ASK.facade_path, "req-1")
     assert orjson.loads(published.body) == response.json()
 
 

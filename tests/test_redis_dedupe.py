@@ -20,10 +20,9 @@ from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import AutoPipeline, redis_client
-from schemas import QUERY_REQUEST, QueryRequest, QueryResponse
 from tests import support
+from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.support import (
-    QUERY_CATALOGUE,
     binary_headers,
     client_for,
     dumps,
@@ -46,7 +45,7 @@ class Handler:
     failures: int = 0
     entered: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __call__(self, request: QueryRequest) -> QueryResponse:
+    async def __call__(self, request: Question) -> Answer:
         self.calls.append(request.query)
         self.entered.set()
         if self.gate is not None:
@@ -54,7 +53,7 @@ class Handler:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("boom")
-        return QueryResponse(result={"answer": request.query, "call": len(self.calls)})
+        return Answer(result={"answer": request.query, "call": len(self.calls)})
 
 
 @pytest.fixture
@@ -68,8 +67,8 @@ async def replicas(
     url: str, handler: Handler, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Two replicas of the function sharing Redis, both running `handler`."""
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(handler)
+    registry = Registry(ASK_CATALOGUE)
+    registry.handles(ASK)(handler)
     settings = test_settings(redis_url=url, **overrides)
     async with (
         client_for(make_app(settings, registry=registry)) as a,
@@ -171,11 +170,11 @@ async def test_a_202_without_reply_is_replayed_as_202(redis_url: str) -> None:
     """A handled event with nothing to say is replayed as 202 by the other replica."""
     calls: list[str] = []
 
-    async def silent(request: QueryRequest) -> None:
+    async def silent(request: Question) -> None:
         calls.append(request.query)
 
-    registry = Registry(QUERY_CATALOGUE)
-    registry.handles(QUERY_REQUEST)(silent)
+    registry = Registry(ASK_CATALOGUE)
+    registry.handles(ASK)(silent)
     settings = test_settings(redis_url=redis_url)
     event_id = new_id()
     async with (
@@ -222,17 +221,17 @@ async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
     """Redis failing between claim and completion: the reply goes out (200), the claim stays,
     so a redelivery during the lease gets 409 and the handler is not run a second time."""
     closed = free_port()
-    registry = Registry(QUERY_CATALOGUE)
+    registry = Registry(ASK_CATALOGUE)
     calls: list[str] = []
 
-    @registry.handles(QUERY_REQUEST)
-    async def cut_redis_then_answer(request: QueryRequest) -> QueryResponse:
+    @registry.handles(ASK)
+    async def cut_redis_then_answer(request: Question) -> Answer:
         calls.append(request.query)
         store = app.state.runtime.dedupe
         assert isinstance(store, RedisDedupeStore)
         # Swap in a real client of a closed port: the completion that follows fails for real.
         store._pipeline = AutoPipeline(redis_client(f"redis://127.0.0.1:{closed}/0", 0.5))
-        return QueryResponse(result={"answer": request.query})
+        return Answer(result={"answer": request.query})
 
     app = make_app(test_settings(redis_url=redis_url), registry=registry)
     event_id = new_id()

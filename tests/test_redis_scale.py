@@ -24,8 +24,8 @@ from eventfn.stores import redis as redis_stores
 from eventfn.stores.deadletters import RedisDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import build_client, shared_redis
-from schemas import QueryRequest, QueryResponse
 from tests import redis_servers, support
+from tests.functions import Answer, Question
 from tests.support import (
     binary_headers,
     captured_logs,
@@ -75,10 +75,10 @@ class Handler:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def __call__(self, request: QueryRequest) -> QueryResponse:
+    async def __call__(self, request: Question) -> Answer:
         self.calls.append(request.query)
         await asyncio.sleep(0)
-        return QueryResponse(result={"answer": request.query})
+        return Answer(result={"answer": request.query})
 
 
 async def deliver(client: httpx.AsyncClient, event_id: str, text: str = "q") -> httpx.Response:

@@ -23,7 +23,16 @@ from eventfn.dispatch.replies import reply_id
 from tests.faults import RedisCertificates, own_redis
 from tests.oidc import Issuer
 from tests.sink import https_sink
-from tests.support import RESPONSE, ROOT, ServerProcess, binary_headers, dumps, new_id, query
+from tests.support import (
+    RESPONSE,
+    ROOT,
+    SUITE_REGISTRY,
+    ServerProcess,
+    binary_headers,
+    dumps,
+    new_id,
+    query,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
@@ -34,6 +43,7 @@ REDIS_PASSWORD = "s3cret-of-the-redis"
 # What a pod mounts or what names the cluster: moved to the test's own, nothing else.
 MOVED = {
     "DATA_DIR",
+    "FUNCTION_REGISTRY",
     "KNATIVE_CUSTOM_CERTS_DIR",
     "OIDC_CA_FILE",
     "OIDC_ISSUER",
@@ -70,8 +80,10 @@ def test_the_function_serves_as_eventing_deploys_it(tmp_path: Path) -> None:
     with issuer.serving(), own_redis(tls=certificates.server, password=REDIS_PASSWORD) as redis:
         env = {
             **config,
-            # moved: what the pod mounts, and the issuer the cluster names
+            # moved: what the pod mounts, the issuer the cluster names, and the function's code
+            # (the suite's own, where the image holds the user's)
             "DATA_DIR": str(tmp_path / "data"),
+            "FUNCTION_REGISTRY": SUITE_REGISTRY,
             "KNATIVE_CUSTOM_CERTS_DIR": str(files / "knative-custom-certs"),
             "OIDC_CA_FILE": str(files / "service-ca.crt"),
             "OIDC_ISSUER": issuer.url,

@@ -23,7 +23,15 @@ import httpx
 import pytest
 
 from eventfn.core.config import Settings
-from tests.support import RESPONSE, ROOT, ServerProcess, binary_headers, dumps, query
+from tests.support import (
+    RESPONSE,
+    ROOT,
+    SUITE_REGISTRY,
+    ServerProcess,
+    binary_headers,
+    dumps,
+    query,
+)
 
 UV = ROOT / ".tools" / "bin" / "uv"
 POETRY = ROOT / ".tools" / "poetry" / "bin" / "poetry"
@@ -128,11 +136,13 @@ def test_poetry_install_then_poetry_run_pytest(poetry: list[str]) -> None:
 @pytest.fixture
 def asgi(tmp_path: Path) -> Iterator[ModuleType]:
     """`eventfn.asgi`, imported afresh in an environment that sets none of the function's
-    settings but where its files go: what a new user's shell has."""
+    settings but where its files go and which function it serves (the suite's own, whatever
+    `handler/` holds): what a new user's shell has."""
     with pytest.MonkeyPatch.context() as patch:
         for name in Settings.model_fields:
             patch.delenv(name.upper(), raising=False)
         patch.setenv("DATA_DIR", str(tmp_path))
+        patch.setenv("FUNCTION_REGISTRY", SUITE_REGISTRY)
         patch.setenv("LOG_LEVEL", "warning")
         patch.delitem(sys.modules, "eventfn.asgi", raising=False)
         yield importlib.import_module("eventfn.asgi")

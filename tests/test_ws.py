@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from eventfn.dispatch.registry import Progress, handler_kind
-from schemas import QueryRequest, QueryResponse
+from tests.functions import Answer, Question, registry_with
 from tests.live import (
     Step,
     answer,
@@ -24,7 +24,6 @@ from tests.live import (
     function_socket,
     gated_handler,
     receive,
-    registry_with,
     send,
     serving,
     socket,
@@ -46,14 +45,14 @@ pytestmark = pytest.mark.server
 PROBLEMS = "https://knative-python-backend.dev/problems/"
 
 
-async def streaming(request: QueryRequest) -> AsyncIterator[Any]:
+async def streaming(request: Question) -> AsyncIterator[Any]:
     """A generator handler: two progress items (a dict and a model), then the reply."""
     yield {"stage": "thinking"}
     yield Step(step=2)
     yield answer(request)
 
 
-async def with_callback(request: QueryRequest, progress: Progress) -> QueryResponse:
+async def with_callback(request: Question, progress: Progress) -> Answer:
     """A callback handler: reports progress as it goes."""
     progress("half way")
     return answer(request)
@@ -61,7 +60,7 @@ async def with_callback(request: QueryRequest, progress: Progress) -> QueryRespo
 
 class TestQueries:
     async def test_a_query_gets_one_result_carrying_its_id(self) -> None:
-        """A plain handler answers with exactly one result message, the QueryResponse as data."""
+        """A plain handler answers with exactly one result message, the Answer as data."""
         async with function_socket() as (_, address), socket(address) as ws:
             await send(ws, {"id": "q1", "query": "hi", "parameters": {"lang": "en"}})
             message = await receive(ws)
@@ -98,7 +97,7 @@ class TestQueries:
         """A slow query does not hold back a fast one sent after it on the same socket."""
         release = asyncio.Event()
 
-        async def gated(request: QueryRequest) -> QueryResponse:
+        async def gated(request: Question) -> Answer:
             if request.query == "slow":
                 await release.wait()
             return answer(request)
@@ -115,7 +114,7 @@ class TestQueries:
     async def test_a_failing_handler_gets_an_error_with_the_query_id(self) -> None:
         """A handler that raises answers an error message (500 handler-failed) for its id."""
 
-        async def broken(_: QueryRequest) -> QueryResponse:
+        async def broken(_: Question) -> Answer:
             raise RuntimeError("boom")
 
         async with function_socket(registry_with(broken)) as (_, address), socket(address) as ws:
@@ -130,7 +129,7 @@ class TestQueries:
     async def test_a_slow_handler_times_out_with_504(self) -> None:
         """The handler's time budget applies to WebSocket queries too."""
 
-        async def stuck(_: QueryRequest) -> QueryResponse:
+        async def stuck(_: Question) -> Answer:
             await asyncio.sleep(10)
             raise AssertionError("unreachable")
 
@@ -382,7 +381,7 @@ class TestProgressCapableHandlers:
     def test_the_handler_form_is_recognised(self) -> None:
         """Plain, callback (a `progress` parameter) and generator handlers are told apart."""
 
-        async def plain(request: QueryRequest) -> QueryResponse:
+        async def plain(request: Question) -> Answer:
             return answer(request)
 
         assert [handler_kind(h) for h in (plain, with_callback, streaming)] == [
@@ -413,7 +412,7 @@ class TestProgressCapableHandlers:
     async def test_a_generator_without_a_result_answers_null(self) -> None:
         """A generator that yields no reply model has nothing to say: `data` is null."""
 
-        async def silent(_: QueryRequest) -> AsyncIterator[Any]:
+        async def silent(_: Question) -> AsyncIterator[Any]:
             yield "working"
 
         async with function_socket(registry_with(silent)) as (_, address), socket(address) as ws:
