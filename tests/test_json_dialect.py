@@ -33,7 +33,8 @@ BIG = 123456789012345678901234567890  # beyond 64 bits
 
 
 def data_with(number: str) -> bytes:
-    return b'{"query": "hi", "n": ' + number.encode() + b"}"
+    """A valid payload but for `number`, where the model takes any JSON (its parameters)."""
+    return b'{"query": "hi", "parameters": {"n": ' + number.encode() + b"}}"
 
 
 def structured_with(number: str) -> bytes:
@@ -63,22 +64,22 @@ def test_the_dialect_refuses_non_finite_numbers(number: str) -> None:
 
 def test_the_dialect_keeps_big_integers_exactly() -> None:
     """An integer beyond 64 bits comes back as that integer, not a float."""
-    assert loads(data_with(str(BIG)))["n"] == BIG
-    assert loads(data_with(str(-BIG)))["n"] == -BIG
+    assert loads(data_with(str(BIG)))["parameters"]["n"] == BIG
+    assert loads(data_with(str(-BIG)))["parameters"]["n"] == -BIG
 
 
 def test_a_structured_event_keeps_its_big_integers_as_bytes() -> None:
     """Its JSON data is carried as the bytes of the exact value, which every encoder embeds."""
     event = decode_structured(structured_with(str(BIG)))
     assert event.data is not None
-    assert loads(event.data) == {"query": "hi", "n": BIG}
+    assert loads(event.data) == {"query": "hi", "parameters": {"n": BIG}}
 
 
 def test_a_batch_keeps_its_big_integers_as_bytes() -> None:
     """The same in a batch, for every member."""
     (event,) = decode_batch(b"[" + structured_with(str(BIG)) + b"]", 10)
     assert event.data is not None
-    assert loads(event.data)["n"] == BIG
+    assert loads(event.data)["parameters"]["n"] == BIG
 
 
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
