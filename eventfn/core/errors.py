@@ -3,13 +3,15 @@
     FunctionError                      500  (root; never raised bare)
     ├── ClientError                    4xx: the broker must not retry, it dead-letters
     │   ├── MalformedEvent             400  not a valid CloudEvent (binding rules)
-    │   │   └── InvalidBatch           400  one event of a batch is malformed (names its index)
+    │   │   ├── InvalidBatch           400  one event of a batch is malformed (names its index)
+    │   │   └── Unencodable            400  cannot be written in binary mode (in eventfn.binding)
     │   ├── SchemaViolation            400  the payload fails its schema (lists field errors)
     │   ├── UnknownEventType           400  no handler for the type (lists the accepted ones)
     │   ├── Unauthenticated            401  always with a WWW-Authenticate challenge
     │   ├── Forbidden                  403
     │   ├── NotFound                   404
     │   ├── MethodNotAllowed           405
+    │   ├── RequestTimeout             408  the body did not arrive in time (in ingress/deadline.py)
     │   ├── Conflict                   409  retryable: the same event is still being handled
     │   ├── NoSink                     409  replay asked for but K_SINK is not set
     │   ├── PayloadTooLarge            413
@@ -19,7 +21,7 @@
     │   └── Reject                     4xx  a handler refuses the event (422 unless it says)
     └── TransientError                 503  the broker retries (Retry-After where known)
         ├── StoreUnavailable           503  dedupe/outbox/dead-letter store unreachable
-        ├── IssuerUnavailable          503  OIDC issuer/JWKS unreachable (in handler/auth.py)
+        ├── IssuerUnavailable          503  OIDC issuer/JWKS unreachable (in auth/checks.py)
         ├── HandlerTimeout             504  the handler exceeded its time budget
         ├── HandlerFailed              500  the handler raised something else
         └── Retry                      503  a handler asks for a retry (429 if it says)
