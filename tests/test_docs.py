@@ -103,3 +103,12 @@ def test_every_python_example_in_the_manual_is_an_included_file_of_examples() ->
     assert not inline, (
         f"Python written inline (make it a file of examples/ and include it): {inline}"
     )
+
+
+def test_every_link_of_the_readme_reaches_a_file() -> None:
+    """The README's relative links (into docs/ and examples/) name files that exist."""
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(((?!https?://|#)[^)#]+)", readme)
+    assert targets
+    broken = [target for target in targets if not (ROOT / target).exists()]
+    assert not broken, f"README links to nothing: {broken}"
