@@ -112,3 +112,21 @@ def test_every_link_of_the_readme_reaches_a_file() -> None:
     assert targets
     broken = [target for target in targets if not (ROOT / target).exists()]
     assert not broken, f"README links to nothing: {broken}"
+
+
+def test_every_stage_of_the_layers_contract_is_on_the_architecture_page() -> None:
+    """Each layer of pyproject's import contract has its row on docs/internals/architecture.md."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [layers] = [
+        contract["layers"]
+        for contract in config["tool"]["importlinter"]["contracts"]
+        if contract.get("containers") == ["eventfn"]
+    ]
+    page = (ROOT / "docs/internals/architecture.md").read_text()
+    stages = [name.strip() for layer in layers for name in layer.split("|")]
+    missing = [
+        name for name in stages if not any(f"`{name}{end}`" in page for end in ("", "/", ".py"))
+    ]
+    assert not missing, f"stages without a row on docs/internals/architecture.md: {missing}"
