@@ -57,14 +57,25 @@ class Component(Protocol):
 Sample = Callable[[Metrics], Awaitable[None]]
 
 
-def build_dedupe(settings: Settings) -> DedupeStore:
-    """The dedupe store the settings ask for: Redis (shared by replicas) when `redis_url` is set."""
+def build_redis(settings: Settings) -> Any:
+    """The one Redis client every store of a runtime shares, when `redis_url` is set (no I/O:
+    it connects on first use); each store holds it, and the pool closes with the last."""
+    if not settings.redis_url:
+        return None
+    from eventfn.stores.redis import build_client
+
+    return build_client(settings)
+
+
+def build_dedupe(settings: Settings, redis: Any = None) -> DedupeStore:
+    """The dedupe store the settings ask for: Redis (shared by replicas) when `redis_url` is
+    set, on the runtime's client `redis` (or one of its own), else in memory."""
     if settings.redis_url:
         from eventfn.stores.dedupe_redis import RedisDedupeStore
-        from eventfn.stores.redis import redis_client
+        from eventfn.stores.redis import client_for
 
         return RedisDedupeStore(
-            redis_client(settings.redis_url, settings.redis_timeout_seconds),
+            client_for(settings, redis),
             ttl=settings.dedupe_ttl_seconds,
             lease=settings.dedupe_lease_seconds,
         )
@@ -76,27 +87,22 @@ def build_dedupe(settings: Settings) -> DedupeStore:
     )
 
 
-def build_feed_client(settings: Settings) -> Any:
+def build_feed_client(settings: Settings, redis: Any = None) -> Any:
     """The Redis client of the live feed (shared by replicas) when `redis_url` is set."""
     if not settings.redis_url:
         return None
-    from eventfn.stores.redis import redis_client
+    from eventfn.stores.redis import client_for
 
-    return redis_client(settings.redis_url, settings.redis_timeout_seconds)
+    return client_for(settings, redis)
 
 
 class Runtime:
     """Everything a request needs that outlives the request."""
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
-        from eventfn.stores.redis import shared_redis
-
-        with shared_redis(settings):  # one Redis client and pool for every store built here
-            self._assemble(settings, registry)
-
-    def _assemble(self, settings: Settings, registry: Registry) -> None:
         # The dedupe window and lease follow the catalogue's delivery policies (unless set).
         settings = following_deliveries(settings, registry.catalogue.deliveries)
+        redis = build_redis(settings)  # one client and pool for every store built here
         self.settings = settings
         self.catalogue: Catalogue = registry.catalogue
         self.routes: Mapping[str, Route] = registry.routes()
@@ -108,9 +114,11 @@ class Runtime:
         self._drained: asyncio.Task[None] | None = None
         self.metrics = Metrics(self.catalogue)
         # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
-        self.feed = LiveFeed(settings, client=build_feed_client(settings))
-        self.dedupe = build_dedupe(settings)
-        delivery = build_delivery(settings, metrics=self.metrics, observe=self.feed.offer)
+        self.feed = LiveFeed(settings, client=build_feed_client(settings, redis))
+        self.dedupe = build_dedupe(settings, redis)
+        delivery = build_delivery(
+            settings, redis=redis, metrics=self.metrics, observe=self.feed.offer
+        )
         # None without K_SINK; the dead-letter inbox is always there.
         self.publisher: Publisher | None = delivery.publisher
         self.deadletters: DeadLetterStore = delivery.deadletters

@@ -24,7 +24,8 @@ from eventfn.core.errors import StoreUnavailable
 from eventfn.stores.deadletters import RedisDeadLetterStore
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.outbox import RedisOutbox
-from eventfn.stores.redis import Outage, redis_client, transient_errors
+from eventfn.stores.redis import redis_client
+from eventfn.stores.redis_outage import Outage, transient_errors
 from tests.redis_servers import Servers, cluster_servers
 from tests.support import binary_headers, dumps, free_port, function_client, query
 

@@ -19,7 +19,8 @@ from eventfn.dispatch.registry import Registry
 from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
-from eventfn.stores.redis import AutoPipeline, redis_client
+from eventfn.stores.redis import redis_client
+from eventfn.stores.redis_pipeline import AutoPipeline
 from tests import support
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.support import (

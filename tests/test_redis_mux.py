@@ -18,7 +18,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from eventfn.stores.redis import AutoPipeline, build_client, transient_errors
+from eventfn.stores.redis import build_client
+from eventfn.stores.redis_outage import transient_errors
+from eventfn.stores.redis_pipeline import AutoPipeline
 from tests import support
 from tests.faults import own_redis
 

@@ -15,11 +15,12 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from eventfn.core.errors import StoreUnavailable
-from eventfn.stores import redis as redis_stores
+from eventfn.stores import redis_outage
 from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.outbox import RedisOutbox
-from eventfn.stores.redis import Outage, redis_client
+from eventfn.stores.redis import redis_client
+from eventfn.stores.redis_outage import Outage
 from tests.faults import own_redis
 from tests.support import captured_logs
 
@@ -49,7 +50,7 @@ def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 def test_an_outage_is_logged_when_it_begins_then_once_per_interval_then_when_it_ends() -> None:
     clock = Clock()
     outage = Outage("dedupe", every=10.0, clock=clock)
-    with captured_logs(redis_stores) as logs:
+    with captured_logs(redis_outage) as logs:
         for n in range(50):
             clock.now = 100.0 + n * 0.1  # 50 failures in 5 s: within the first interval
             error = outage.failed(RedisConnectionError("Connection refused"))
@@ -75,7 +76,7 @@ def test_an_outage_is_logged_when_it_begins_then_once_per_interval_then_when_it_
 
 def test_the_context_turns_redis_errors_into_503s_and_passes_our_own_bugs_on() -> None:
     outage = Outage("outbox")
-    with captured_logs(redis_stores) as logs:
+    with captured_logs(redis_outage) as logs:
         with pytest.raises(StoreUnavailable) as raised, outage:
             raise TimeoutError("no answer")
         assert raised.value.retry_after == 1
@@ -96,7 +97,7 @@ async def test_a_killed_redis_logs_one_outage_per_store_and_its_end_after_the_re
         outbox = RedisOutbox(redis_client(server.url, 0.5))
         try:
             await dedupe.claim("warm", "f")  # connected before the fault
-            with captured_logs(redis_stores) as logs:
+            with captured_logs(redis_outage) as logs:
                 server.kill()
                 for n in range(20):
                     with pytest.raises(StoreUnavailable):
@@ -128,7 +129,7 @@ async def test_a_passing_readiness_probe_ends_the_outage_of_a_replica_without_de
         dedupe = RedisDedupeStore(redis_client(server.url, 0.5), ttl=60, lease=5)
         failed_probes = 0
         try:
-            with captured_logs(redis_stores) as logs:
+            with captured_logs(redis_outage) as logs:
                 server.kill()
                 with pytest.raises(StoreUnavailable):
                     await dedupe.claim("during", "f")

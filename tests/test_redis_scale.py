@@ -20,10 +20,10 @@ from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.observability.feed import LiveFeed
 from eventfn.runtime import build_feed_client
-from eventfn.stores import redis as redis_stores
+from eventfn.stores import redis_outage
 from eventfn.stores.deadletters import RedisDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import RedisOutbox
-from eventfn.stores.redis import build_client, shared_redis
+from eventfn.stores.redis import build_client
 from tests import redis_servers, support
 from tests.functions import Answer, Question
 from tests.support import (
@@ -166,10 +166,8 @@ async def test_the_live_feed_crosses_replicas_in_every_mode(
     settings = Settings(
         **redis_settings, feed_channel=f"knfn-test-{new_id()}", feed_probe_seconds=0.05
     )
-    with shared_redis(settings):
-        sender = LiveFeed(settings, client=build_feed_client(settings))
-    with shared_redis(settings):
-        receiver = LiveFeed(settings, client=build_feed_client(settings))
+    sender = LiveFeed(settings, client=build_feed_client(settings))
+    receiver = LiveFeed(settings, client=build_feed_client(settings))
     await sender.start()
     await receiver.start()
     try:
@@ -195,7 +193,7 @@ async def test_a_cluster_node_reached_as_one_server_is_not_ready(
     often probed; the logs say why once, not once per probe."""
     url = f"redis://127.0.0.1:{cluster_ports[0]}/0"
     async with handler_client(Handler(), redis_url=url) as client:
-        with captured_logs(redis_stores) as logs:  # once the app has configured its logging
+        with captured_logs(redis_outage) as logs:  # once the app has configured its logging
             responses = [await client.get("/health/readiness") for _ in range(5)]
     assert [r.status_code for r in responses] == [503] * 5
     assert responses[0].json() == {"status": "redis-unavailable"}

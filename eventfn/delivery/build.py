@@ -26,29 +26,31 @@ class Delivery:
 def build_delivery(
     settings: Settings,
     *,
+    redis: Any = None,
     metrics: Metrics | None = None,
     observe: Callable[[Event], None] | None = None,
 ) -> Delivery:
     """Dead-letter store always; with K_SINK also the outbox, the publisher and the redeliverer.
 
-    Redis when `redis_url` is set (shared by replicas), SQLite files under `data_dir` otherwise.
+    Redis when `redis_url` is set (shared by replicas; on the runtime's client `redis`, or on
+    clients of their own), SQLite files under `data_dir` otherwise.
     """
     from eventfn.delivery.redeliver import Redeliverer
     from eventfn.stores.deadletters import RedisDeadLetterStore, SQLiteDeadLetterStore
     from eventfn.stores.outbox import RedisOutbox, SQLiteOutbox
-    from eventfn.stores.redis import redis_client
+    from eventfn.stores.redis import client_for
 
     deadletters: DeadLetterStore
     outbox: Outbox
-    url, timeout = settings.redis_url, settings.redis_timeout_seconds
+    url = settings.redis_url
     if url:
-        deadletters = RedisDeadLetterStore(redis_client(url, timeout))
+        deadletters = RedisDeadLetterStore(client_for(settings, redis))
     else:
         deadletters = SQLiteDeadLetterStore(settings.data_dir / "deadletters.sqlite3")
     if not settings.k_sink:
         return Delivery(None, deadletters, [deadletters])
     if url:
-        outbox = RedisOutbox(redis_client(url, timeout))
+        outbox = RedisOutbox(client_for(settings, redis))
     else:
         outbox = SQLiteOutbox(settings.data_dir / "outbox.sqlite3")
     publisher = Publisher(

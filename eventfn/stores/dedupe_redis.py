@@ -28,7 +28,8 @@ import orjson
 
 from eventfn.observability.logs import get_logger
 from eventfn.stores.dedupe import ClaimResult, Reply, State
-from eventfn.stores.redis import AutoPipeline, Outage, usable
+from eventfn.stores.redis_outage import Outage, usable
+from eventfn.stores.redis_pipeline import AutoPipeline
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
     import redis.asyncio as aioredis

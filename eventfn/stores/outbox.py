@@ -27,7 +27,8 @@ import orjson
 from eventfn.binding import Event
 from eventfn.observability.logs import get_logger
 from eventfn.stores.records import dump_event, event_key, load_event
-from eventfn.stores.redis import Outage, hash_tagged
+from eventfn.stores.redis import hash_tagged
+from eventfn.stores.redis_outage import Outage
 from eventfn.stores.sqlite import SQLiteFile
 
 if TYPE_CHECKING:  # redis costs ~140 ms to import: only replicas using it pay that
