@@ -75,27 +75,32 @@ class _Deadline:
 
 
 def _classes() -> tuple[type[Any], type[Any]]:
-    """The shared standalone and cluster client classes (built on first use: redis' import)."""
+    """The shared standalone and cluster client classes, defined on first use: redis-py is
+    imported only by replicas configured for Redis (see the module docstring)."""
     global _CLASSES  # noqa: PLW0603 - a cache of two classes, made once
     if _CLASSES is None:
         import redis.asyncio as aioredis
         from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
-        async def execute(pipe: Any, *args: Any, **kwargs: Any) -> Any:
-            async with asyncio.timeout(pipe.cluster_client.deadline):
-                return await ClusterPipeline.execute(pipe, *args, **kwargs)
+        class BoundedClusterPipeline(ClusterPipeline):
+            """A Cluster pipeline held to its client's deadline, like its commands."""
 
-        bounded = type(
-            "BoundedClusterPipeline", (ClusterPipeline,), {"__slots__": (), "execute": execute}
-        )
-        _CLASSES = (
-            type("SharedRedis", (_Shared, aioredis.Redis), {}),
-            type(
-                "SharedRedisCluster",
-                (_Shared, _Deadline, RedisCluster),
-                {"pipeline_class": bounded},
-            ),
-        )
+            __slots__ = ()
+
+            async def execute(self, *args: Any, **kwargs: Any) -> Any:
+                async with asyncio.timeout(self.cluster_client.deadline):  # type: ignore[attr-defined]
+                    return await super().execute(*args, **kwargs)
+
+        class SharedRedis(_Shared, aioredis.Redis):  # type: ignore[misc]  # redis-py's mixins
+            """A standalone or Sentinel client the stores of a runtime share (the ignore: two of
+            redis-py's own command mixins type `command_info` differently)."""
+
+        class SharedRedisCluster(_Shared, _Deadline, RedisCluster):  # type: ignore[misc]  # idem
+            """A Cluster client the stores share, its commands held to one deadline."""
+
+            pipeline_class = BoundedClusterPipeline
+
+        _CLASSES = (SharedRedis, SharedRedisCluster)
     return _CLASSES
 
 
