@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from eventfn.binding import Event
 from eventfn.core.errors import StoreUnavailable
 from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import SQLiteOutbox
+from eventfn.stores.sqlite import SQLiteFile
 from tests.support import binary_headers, dumps, function_client, query
 
 
@@ -52,6 +54,29 @@ async def test_a_dead_letter_store_under_an_uncreatable_data_dir_is_unavailable(
     store = SQLiteDeadLetterStore(uncreatable / "deadletters.sqlite3")
     with pytest.raises(StoreUnavailable):
         await store.add(dead_letter_of(letter_event()))
+
+
+SQLITE_ERRORS = sorted(
+    (
+        kind
+        for kind in vars(sqlite3).values()
+        if isinstance(kind, type) and issubclass(kind, Exception)
+    ),
+    key=lambda kind: kind.__name__,
+)
+
+
+@pytest.mark.parametrize("kind", [*SQLITE_ERRORS, OSError], ids=lambda kind: kind.__name__)
+async def test_every_sqlite_error_is_a_store_outage(kind: type[Exception], tmp_path: Path) -> None:
+    """Each exception class sqlite3 defines (and OSError), raised by a store's work, is a 503."""
+
+    def work(_db: sqlite3.Connection) -> None:
+        raise kind("failed")
+
+    database = SQLiteFile(tmp_path / "store.sqlite3", "")
+    with pytest.raises(StoreUnavailable):
+        await database.run(work)
+    await database.close()
 
 
 def assert_unavailable(response: httpx.Response) -> None:

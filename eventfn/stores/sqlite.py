@@ -1,7 +1,7 @@
 """What every SQLite store shares: one database file used from asyncio, and how it fails.
 
 Everything opening or using the file can raise is translated here, in one place, into the 503
-the broker retries (`StoreUnavailable`): `sqlite3.Error` (its whole tree: a locked, corrupt or
+the broker retries (`StoreUnavailable`): every exception class of `sqlite3` (a locked, corrupt or
 full database) and `OSError` (a `DATA_DIR` that cannot be created or is read-only, before
 SQLite is even asked). `usable` is the readiness side of the same: whether `DATA_DIR` can take
 a write now.
@@ -22,8 +22,9 @@ from eventfn.observability.logs import get_logger
 
 log = get_logger("eventfn.stores.sqlite")
 T = TypeVar("T")
-# What using a database file can raise that is no bug of ours: the disk, the directory, SQLite.
-ERRORS = (sqlite3.Error, OSError)
+# What using a database file can raise: the disk, the directory, and the whole of sqlite3's tree
+# (`sqlite3.Warning` is not an `sqlite3.Error`).
+ERRORS = (sqlite3.Error, sqlite3.Warning, OSError)
 
 
 class SQLiteFile:
