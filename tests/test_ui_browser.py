@@ -148,12 +148,12 @@ def test_a_replayed_dead_letter_leaves_the_table(
     page.goto(f"{console}/dead_letters")
     # The grid draws on a canvas; its accessible twin in the DOM holds the cells' text.
     table = page.get_by_test_id("stDataFrame")
-    playwright.expect(table).to_contain_text(ident)
+    playwright.expect(table).to_contain_text(ident, timeout=WAIT_MS)
     page.get_by_label("Or choose by event id").click()
     page.get_by_role("option", name=ident).click()
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Replay selected (1)").click()
     page.get_by_text("Replayed 1 (1 delivered).").wait_for()
-    playwright.expect(table).not_to_contain_text(ident)
+    playwright.expect(table).not_to_contain_text(ident, timeout=WAIT_MS)
     listed = httpx.get(f"{function.url}/api/v1/deadletters", params={"limit": 500}).json()
     assert ident not in [letter["event_id"] for letter in listed["items"]]

@@ -382,3 +382,70 @@ def test_status_shows_readiness_outbox_dedupe_redis_and_auth(
     rows = app.table[0].value
     assert "open (no credentials asked)" in set(rows["now"])
     assert function.url in set(rows["now"])
+
+
+# -- never waiting on the feed or /metrics --------------------------------------------------------
+
+
+class Stalled:
+    """A backend that lists the types at once but never answers `/metrics` nor the WebSocket
+    handshake (until the test ends)."""
+
+    def __init__(self, types: bytes) -> None:
+        import http.server
+        import threading
+
+        self.release = threading.Event()
+        self.stalled = threading.Semaphore(0)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/api/v1/types":
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(types)))
+                    self.end_headers()
+                    self.wfile.write(types)
+                    return
+                outer.stalled.release()
+                outer.release.wait()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stalled(function: ServerProcess) -> Iterator[Stalled]:
+    backend = Stalled(httpx.get(f"{function.url}/api/v1/types").content)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def test_the_live_page_draws_while_metrics_and_the_feed_hang(
+    stalled: Stalled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With /metrics and the WebSocket stuck, the page still draws, and again, at once."""
+    import ui.client
+
+    # A page that waited on either would now wait longer than AppTest lets a run take.
+    monkeypatch.setattr(ui.client, "QUICK_SECONDS", 600.0)
+    app = console(stalled.url, monkeypatch, page="views/live.py")
+    assert stalled.stalled.acquire(timeout=20)  # the background readers are stuck in there
+    app.run(timeout=20)
+    assert not app.exception
+    captions = [c.value for c in app.caption]
+    assert any(c.startswith("Event feed: connecting") for c in captions)
+    assert "Charts start after two scrapes of /metrics (every 2 s)." in captions

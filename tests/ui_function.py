@@ -6,18 +6,16 @@
                                         fields and defaults; reports progress on the WebSocket
 
 The first two are the README's example types; the third gives the form generator every JSON
-Schema shape it must handle. `python -m tests.ui_function` serves them like `python -m eventfn`
-serves the function's own catalogue (settings from the environment).
+Schema shape it must handle. Served as any function is: `python -m eventfn serve
+tests.ui_function:registry`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from enum import StrEnum
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,7 +119,7 @@ async def route_ticket(ticket: TicketOpened) -> AsyncIterator[object]:
 
 def function_process(env: Mapping[str, str] | None = None) -> ServerProcess:
     """This module's function in a process of its own (not started yet)."""
-    return ServerProcess(env, argv=("-m", "tests.ui_function"))
+    return ServerProcess(env, argv=("-m", "eventfn", "serve", "tests.ui_function:registry"))
 
 
 @contextlib.contextmanager
@@ -136,17 +134,6 @@ def running_function(env: Mapping[str, str] | None = None) -> Iterator[ServerPro
             yield server
         finally:
             server.stop()
-
-
-def main() -> None:
-    from eventfn import Settings, create_app
-    from eventfn.server.serve import serve
-
-    settings = Settings()
-    # Settings() reads DATA_DIR; a relative default would write into the working tree.
-    if not Path(settings.data_dir).is_absolute():
-        settings = settings.model_copy(update={"data_dir": Path(tempfile.mkdtemp())})
-    serve(settings, app=create_app(settings, registry=registry))
 
 
 def dead_letter(
@@ -172,7 +159,3 @@ def dead_letter(
     }
     response = httpx.post(f"{url}/deadletter", headers=headers, content=orjson.dumps(data))
     response.raise_for_status()
-
-
-if __name__ == "__main__" and os.environ.get("PORT"):
-    main()

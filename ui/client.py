@@ -87,12 +87,13 @@ class Backend:
     # -- HTTP ----------------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, timeout: float = QUICK_SECONDS, **kwargs: Any
+        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
     ) -> httpx.Response:
         """The response to a 2xx; `Problem` for anything else."""
         url = f"{self.url}{path}"
+        wait = QUICK_SECONDS if timeout is None else timeout
         try:
-            response = httpx.request(method, url, headers=self.headers, timeout=timeout, **kwargs)
+            response = httpx.request(method, url, headers=self.headers, timeout=wait, **kwargs)
         except httpx.HTTPError as exc:
             raise _unreachable(url, exc) from None
         if response.is_error:
