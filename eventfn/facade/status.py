@@ -29,6 +29,8 @@ _REASONS = {
     "draining": "shutting down (SIGTERM): new work goes to other replicas",
     "redis-unavailable": "Redis cannot serve the stores now (unreachable, read-only after a "
     "failover, or not in REDIS_MODE's mode): out of the Service's endpoints until it is back",
+    "data-dir-unavailable": "DATA_DIR cannot be created or written (a read-only or missing "
+    "volume): the embedded stores answer 503 until it can",
 }
 
 
@@ -118,7 +120,7 @@ async def _readiness(runtime: Runtime) -> Readiness:
     code, body = probes.readiness(runtime)
     status = body["status"]
     if code == 200 and not await probes.stores_usable(runtime):
-        code, status = 503, "redis-unavailable"
+        code, status = 503, probes.unusable(runtime)
     return Readiness(ready=code == 200, status=status, reason=_REASONS.get(status, status))
 
 

@@ -55,6 +55,11 @@ async def stores_usable(runtime: Runtime) -> bool:
         return False
 
 
+def unusable(runtime: Runtime) -> str:
+    """The readiness status of stores that cannot serve: which of them it is."""
+    return "redis-unavailable" if runtime.settings.redis_url else "data-dir-unavailable"
+
+
 def probes(runtime: Runtime) -> dict[str, Any]:
     """The ASGI endpoints of both probes, by path: GET (and HEAD) only."""
 
@@ -73,8 +78,7 @@ def probes(runtime: Runtime) -> dict[str, Any]:
     async def readiness_probe(scope: Any, _receive: Any, send: Any) -> None:
         status, body = readiness(runtime)
         if status == 200 and not await stores_usable(runtime):
-            unusable = "redis" if runtime.settings.redis_url else "data-dir"
-            status, body = 503, {"status": f"{unusable}-unavailable"}
+            status, body = 503, {"status": unusable(runtime)}
         elif status == 200 and runtime.publisher is not None and runtime.publisher.outbox_failing:
             # Events to publish cannot be kept: out of the endpoints for a moment, then back
             # (the next write-ahead tells whether the outbox writes again).
