@@ -20,8 +20,7 @@ import traceback
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from eventfn.auth.checks import header
-from eventfn.auth.posture import log_posture
+from eventfn.auth.policy import header, log_posture
 from eventfn.binding import is_json, loads
 from eventfn.core.asgi import Receive, Scope, Send, declared_length, send_response
 from eventfn.core.config import Settings

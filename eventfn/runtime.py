@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
-from eventfn.auth.checks import FacadeAuth, build_auth
+from eventfn.auth.policy import FacadeAuth, build_auth
 from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings, following_deliveries
 from eventfn.delivery.build import build_delivery

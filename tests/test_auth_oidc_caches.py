@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import jwt
 
-from eventfn.auth.checks import OIDCVerifier
+from eventfn.auth.oidc import OIDCVerifier
 from tests.oidc import AUDIENCE, SUBJECT, Issuer
 from tests.support import binary_headers, client_for, dumps, make_app, query
 from tests.support import test_settings as settings_for

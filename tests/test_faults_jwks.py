@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eventfn.auth.checks import IssuerUnavailable, OIDCVerifier
+from eventfn.auth.oidc import IssuerUnavailable, OIDCVerifier
 from eventfn.core.errors import Unauthenticated
 from tests.oidc import AUDIENCE, Issuer
 from tests.support import binary_headers, dumps, function_client, query, test_settings

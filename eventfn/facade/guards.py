@@ -1,6 +1,6 @@
 """The facade's side of authentication: FastAPI's dependency and the WebSocket handshake check.
 
-Kept apart from `eventfn.auth.checks` (the checks themselves) so that the ingress, which needs only
+Kept apart from `eventfn.auth.policy` (the checks themselves) so that the ingress, which needs only
 those, never imports FastAPI (see `eventfn.app`).
 """
 
@@ -13,7 +13,7 @@ from fastapi import Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.websockets import WebSocket
 
-from eventfn.auth.checks import API_KEY_HEADER, FacadeAuth, bearer
+from eventfn.auth.policy import API_KEY_HEADER, FacadeAuth, bearer
 
 _API_KEY = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="One of API_KEYS.")
 _BEARER = HTTPBearer(

@@ -1,33 +1,24 @@
-"""Who gets in: OIDC tokens on broker deliveries, API keys or tokens on the facade and WebSocket.
+"""`OIDCVerifier`: checks the OIDC tokens Knative sends, against the issuer's JWKS.
 
 Knative Eventing with `authentication-oidc` sends each delivery with `Authorization: Bearer <JWT>`
-signed by the cluster's service-account issuer for the subscriber's audience. `OIDCVerifier`
-checks such tokens with PyJWT against the issuer's JWKS, fetched with one httpx client, cached,
-and refreshed on an unknown `kid` no more often than `OIDC_JWKS_MIN_REFRESH_SECONDS`. An issuer
-that cannot be reached is a 503 the broker retries, never an open door.
-
-API keys are kept only as SHA-256 digests and compared with `hmac.compare_digest`, so neither
-the process memory nor the timing of a comparison gives a key away. Nothing here logs a token.
-
-A 401 raised for a token that was presented and refused says so (`invalid_token=True`): its
-challenge then carries RFC 6750's `error="invalid_token"`, so a client knows to get a new token
-rather than to add one.
+signed by the cluster's service-account issuer for the subscriber's audience. The verifier checks
+such tokens with PyJWT against the issuer's JWKS, fetched with one httpx client, cached, and
+refreshed on an unknown `kid` no more often than `OIDC_JWKS_MIN_REFRESH_SECONDS`. An issuer that
+cannot be reached is a 503 the broker retries, never an open door; so is a key id it cannot look
+up while the keys cannot be refreshed. Nothing here logs a token. Who may present a token, and
+where, is `eventfn.auth.policy`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import hmac
 import math
 import ssl
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
 from eventfn.core.errors import Forbidden, TransientError, Unauthenticated
 from eventfn.observability.logs import get_logger
@@ -36,7 +27,7 @@ if TYPE_CHECKING:  # PyJWT (with cryptography) and httpx: imported only where OI
     import httpx
     import jwt
 
-log = get_logger("eventfn.auth.checks")
+log = get_logger("eventfn.auth.oidc")
 
 # Only asymmetric algorithms: a JWKS holds public keys, and refusing HS*/none closes the
 # algorithm-confusion and unsigned-token doors before PyJWT is even asked.
@@ -51,9 +42,6 @@ VERIFIED_CACHE_SIZE = 1024
 # verification per interval; an issuer that cannot be reached is never remembered (503).
 REFUSED_SECONDS = 5.0
 REFUSED_CACHE_SIZE = 1024
-# Where the facade takes an API key (a Bearer header takes one too).
-API_KEY_HEADER = "X-API-Key"
-
 # PyJWT's messages can quote parts of the token; these are ours, and say what to fix.
 _REASONS: tuple[tuple[str, str], ...] = (
     ("ExpiredSignatureError", "the token has expired"),
@@ -82,25 +70,6 @@ def _reason(error: Exception) -> str:
         (text for kind, text in _REASONS if isinstance(error, getattr(jwt, kind))),
         "invalid token",
     )
-
-
-def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    """The first value of header `name` (lowercase) in an ASGI header list."""
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-def bearer(authorization: str | None) -> str | None:
-    """The credentials of an `Authorization: Bearer <credentials>` value, else None."""
-    if authorization is None:
-        return None
-    scheme, _, credentials = authorization.strip().partition(" ")
-    credentials = credentials.strip()
-    if scheme.lower() != "bearer" or not credentials:
-        return None
-    return credentials
 
 
 def looks_like_jwt(credentials: str) -> bool:
@@ -373,101 +342,3 @@ class OIDCVerifier:
         if not isinstance(document, dict):
             raise IssuerUnavailable("the issuer answered something other than a JSON object")
         return document
-
-
-class DeliveryTokenAuth:
-    """`DeliveryAuth` for the ingress and the dead-letter sink: a valid OIDC bearer token."""
-
-    def __init__(self, verifier: OIDCVerifier) -> None:
-        self.verifier = verifier
-
-    async def check(self, scope: Scope) -> None:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                # Knative's dispatcher sends `Bearer <token>` exactly: the token's bytes are the
-                # cache key, with no decoding on the way. Any other spelling takes the long way.
-                if value[:7] == b"Bearer " and len(value) > 7 and b" " not in value[7:]:
-                    await self.verifier.verify(value[7:])
-                    return
-                break
-        token = bearer(header(scope["headers"], b"authorization"))
-        if token is None:
-            raise Unauthenticated("deliveries need an `Authorization: Bearer <OIDC token>` header")
-        await self.verifier.verify(token)
-
-
-def digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8")).digest()
-
-
-@dataclass
-class FacadeAuth:
-    """API keys (as digests) and/or OIDC tokens for `/api/v1/*` and the WebSocket."""
-
-    digests: tuple[bytes, ...]
-    verifier: OIDCVerifier | None
-
-    @classmethod
-    def build(cls, keys: Sequence[str], verifier: OIDCVerifier | None) -> FacadeAuth | None:
-        """None when there is nothing to check (the facade runs open)."""
-        if not keys and verifier is None:
-            return None
-        return cls(tuple(digest(k) for k in keys), verifier)
-
-    def _known_key(self, candidate: str) -> bool:
-        presented = digest(candidate)
-        # Compare with every key, without stopping early, so timing says nothing about which.
-        return sum(hmac.compare_digest(presented, d) for d in self.digests) > 0
-
-    async def check(self, api_key: str | None, bearer_credentials: str | None) -> None:
-        """Let the caller in, or raise Unauthenticated (401), Forbidden (403) or 503.
-
-        Where API keys are configured, the 401's challenge offers `X-API-Key` next to Bearer.
-        """
-        try:
-            await self._check(api_key, bearer_credentials)
-        except Unauthenticated as error:
-            if self.digests:
-                error.api_key_header = API_KEY_HEADER
-            raise
-
-    async def check_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        """`check` of the credentials in an ASGI header list (`X-API-Key`, `Authorization`)."""
-        headers = list(headers)
-        await self.check(
-            header(headers, API_KEY_HEADER.lower().encode()),
-            bearer(header(headers, b"authorization")),
-        )
-
-    async def _check(self, api_key: str | None, bearer_credentials: str | None) -> None:
-        if api_key is not None:
-            if self._known_key(api_key):
-                return
-            raise Unauthenticated("the API key is not valid")
-        if bearer_credentials is None:
-            raise Unauthenticated("send an `X-API-Key` header or `Authorization: Bearer <token>`")
-        if self.digests and self._known_key(bearer_credentials):
-            return
-        if self.verifier is not None and looks_like_jwt(bearer_credentials):
-            await self.verifier.verify(bearer_credentials)
-            return
-        raise Unauthenticated("the bearer credentials are not valid", invalid_token=True)
-
-
-@dataclass
-class AuthSetup:
-    """What the settings turn on: the verifier (a Component), delivery auth and facade auth."""
-
-    verifier: OIDCVerifier | None
-    delivery: DeliveryTokenAuth | None
-    facade: FacadeAuth | None
-
-
-def build_auth(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AuthSetup:
-    """Build the authentication the settings ask for; no I/O (the verifier fetches lazily)."""
-    verifier = OIDCVerifier(settings, transport=transport) if settings.oidc_audience else None
-    return AuthSetup(
-        verifier=verifier,
-        delivery=DeliveryTokenAuth(verifier) if verifier else None,
-        facade=FacadeAuth.build(settings.api_keys, verifier),
-    )
