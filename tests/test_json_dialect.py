@@ -147,3 +147,17 @@ async def test_a_structured_dead_letter_replays_its_big_integers_exactly(tmp_pat
     assert replay.status_code == 202
     assert loads(sink.bodies[letter_id])["n"] == BIG
     assert str(BIG).encode() in sink.bodies[letter_id]
+
+
+@pytest.mark.parametrize("body", [b'{"n": NaN}', b"{not json", b"[1e400]"])
+async def test_a_dead_letter_is_kept_whatever_its_json_data_holds(
+    body: bytes, tmp_path: Path
+) -> None:
+    """`POST /deadletter` keeps data the ingress refused: it may be why it was dead-lettered."""
+    async with function_client(data_dir=tmp_path) as client:
+        stored = await client.post(
+            "/deadletter", headers=binary_headers(knativeerrorcode="400"), content=body
+        )
+        (shown,) = (await client.get("/api/v1/deadletters")).json()["items"]
+    assert stored.status_code == 202
+    assert "data_base64" in shown["event"]  # not JSON in the dialect: shown as its bytes
