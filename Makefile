@@ -164,8 +164,8 @@ bench-instructions: venv ## CPU instructions per event of the ingress (callgrind
 	$(PY) -m bench.instructions
 
 .PHONY: bench-filters
-bench-filters: venv ## a Trigger filter's cost per event beside decoding the event (CESQL, exact)
-	$(PY) -m bench.filters
+bench-filters: venv ## a Trigger filter's cost per event beside decoding it (FILTERS_ARGS=--instructions: callgrind)
+	$(PY) -m bench.filters $(FILTERS_ARGS)
 
 .PHONY: clean
 clean: ## remove the environments and caches

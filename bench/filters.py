@@ -10,15 +10,21 @@ extensions, a small JSON body):
 - `trigger filters`: a routed Trigger's whole check (exact type, exact region, the CESQL);
 - `compile`: parsing and compiling the expression, paid once per filter, not per event.
 
-Best of several repeats of many calls each (timeit); the absolute numbers move with the machine,
-the ratios to `decode` much less.
+Timed, the best of several repeats of many calls each (timeit): the absolute numbers move with
+the machine's load, the ratios to `decode` much less. `--instructions` counts CPU instructions
+per call instead (callgrind, two runs of each step, their difference): deterministic.
 
     python -m bench.filters [--number N]
+    python -m bench.filters --instructions
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import subprocess
+import sys
 import timeit
 from collections.abc import Callable
 
@@ -48,36 +54,85 @@ TRIGGER = {
 }
 
 
-def per_call(fn: Callable[[], object], number: int, repeat: int = 5) -> float:
+def steps() -> dict[str, Callable[[], object]]:
+    """Each step on the event, by name, as a call of no arguments."""
+    event = binding.decode(HEADERS, BODY).events[0]
+    attributes = cesql.attributes_of(event.attributes)
+    typical, richer = cesql.compile(TYPICAL), cesql.compile(RICHER)
+    check = compile_trigger(TRIGGER)
+    if not (typical.matches(attributes) and richer.matches(attributes) and check(attributes).match):
+        raise RuntimeError("the benchmark's event must pass its filters (all of them are timed)")
+    return {
+        "decode": lambda: binding.decode(HEADERS, BODY),
+        "attributes": lambda: cesql.attributes_of(event.attributes),
+        f"cesql {TYPICAL}": lambda: typical.matches(attributes),
+        "cesql (LIKE, IN, NOT)": lambda: richer.matches(attributes),
+        "trigger filters": lambda: check(attributes),
+        "compile (once per filter)": lambda: cesql.compile(TYPICAL),
+    }
+
+
+# The compile step is a hundred times slower: run it a hundred times less.
+SLOW = "compile (once per filter)"
+
+
+def per_call(fn: Callable[[], object], number: int, repeat: int = 7) -> float:
     """Microseconds per call: the best of `repeat` runs of `number` calls."""
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
 
 def measure(number: int) -> dict[str, float]:
-    attributes = cesql.attributes_of(binding.decode(HEADERS, BODY).events[0].attributes)
-    typical, richer = cesql.compile(TYPICAL), cesql.compile(RICHER)
-    check = compile_trigger(TRIGGER)
-    if not (typical.matches(attributes) and richer.matches(attributes) and check(attributes).match):
-        raise RuntimeError("the benchmark's event must pass its filters (all of them are timed)")
-    event = binding.decode(HEADERS, BODY).events[0]
+    """Microseconds per call of every step (timed: the ratios are what holds)."""
     return {
-        "decode": per_call(lambda: binding.decode(HEADERS, BODY), number),
-        "attributes": per_call(lambda: cesql.attributes_of(event.attributes), number),
-        f"cesql {TYPICAL}": per_call(lambda: typical.matches(attributes), number),
-        "cesql (LIKE, IN, NOT)": per_call(lambda: richer.matches(attributes), number),
-        "trigger filters": per_call(lambda: check(attributes), number),
-        "compile (once per filter)": per_call(lambda: cesql.compile(TYPICAL), number // 100),
+        name: per_call(fn, number // 100 if name == SLOW else number)
+        for name, fn in steps().items()
     }
+
+
+def count(step: str, calls: int) -> int:
+    """Instructions callgrind counts for a run of `--drive STEP CALLS`."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind not found: apt-get install -y valgrind")
+    argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    argv += [sys.executable, "-m", "bench.filters", "--drive", step, str(calls)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)  # noqa: S603
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no callgrind total in:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(calls: int) -> dict[str, float]:
+    """Instructions per call of every step: two runs' difference (start-up cancels out)."""
+    counted = {}
+    for name in steps():
+        n = calls // 100 if name == SLOW else calls
+        counted[name] = (count(name, 11 * n) - count(name, n)) / (10 * n)
+    return counted
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.filters")
-    parser.add_argument("--number", type=int, default=50_000)
+    parser.add_argument("--number", type=int, default=50_000, help="calls per timed repeat")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) instead"
+    )
+    parser.add_argument("--drive", nargs=2, metavar=("STEP", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    results = measure(args.number)
+    if args.drive:
+        step, calls = args.drive[0], int(args.drive[1])
+        fn = steps()[step]
+        for _ in range(calls):
+            fn()
+        return 0
+    if args.instructions:
+        results, unit = instructions(2_000), "instructions"
+    else:
+        results, unit = measure(args.number), "µs"
     decode = results["decode"]
-    for name, micros in results.items():
-        print(f"{name:40} {micros:8.2f} µs  {micros / decode:5.2f}x decode")
+    for name, value in results.items():
+        print(f"{name:40} {value:10.2f} {unit}  {value / decode:5.2f}x decode")
     return 0
 
 

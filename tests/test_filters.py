@@ -22,10 +22,12 @@ class Order(BaseModel):
     sku: str
 
 
+# --8<-- [start:routes]
 EU_URGENT = Route("eu-urgent", Exact("region", "eu"), CESQL("priority > 3"))
 ELSEWHERE = Route("elsewhere", Not(Exact("region", "eu")))
 ORDER = EventSpec(ORDER_TYPE, Order, "An order", consumes=True, routes=(EU_URGENT, ELSEWHERE))
 PLAIN = EventSpec("com.acme.order.cancelled", Order, "A cancellation", consumes=True)
+# --8<-- [end:routes]
 
 
 def event(**attributes: Any) -> dict[str, Any]:

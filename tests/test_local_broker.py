@@ -204,6 +204,7 @@ async def test_replies_stop_at_the_hop_limit() -> None:
 # --- Retries and backoff ---------------------------------------------------------------------
 
 
+# --8<-- [start:retries]
 async def test_a_retry_answer_is_redelivered_with_exponential_backoff(
     tmp_path: Path, sleeps: Sleeps
 ) -> None:
@@ -216,6 +217,9 @@ async def test_a_retry_answer_is_redelivered_with_exponential_backoff(
     assert [a.status for a in placed.attempts] == [503, 503, 200]
     assert sleeps.waits == [1.0, 2.0]
     assert shop.accepted == ["book"]
+
+
+# --8<-- [end:retries]
 
 
 async def test_linear_backoff_retries_the_first_time_at_once(sleeps: Sleeps) -> None:
@@ -332,6 +336,7 @@ async def test_knative_error_data_is_cut_at_1024_characters() -> None:
     assert len(failed.dead_letter["knativeerrordata"]) == 1024
 
 
+# --8<-- [start:eventing]
 async def test_the_rendered_eventing_delivers_and_dead_letters_to_the_function(
     tmp_path: Path, sleeps: Sleeps
 ) -> None:
@@ -348,6 +353,9 @@ async def test_the_rendered_eventing_delivers_and_dead_letters_to_the_function(
     assert [a.status for a in rejected.attempts] == [422]
     assert rejected.dead_letter_status == 202
     assert shop.accepted == ["book"]
+
+
+# --8<-- [end:eventing]
 
 
 async def test_a_types_own_delivery_policy_is_its_triggers(sleeps: Sleeps) -> None:

@@ -21,6 +21,7 @@ A filter is checked where it is built: a CESQL expression that does not parse ra
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,7 +238,7 @@ class Not:
 
     def compile(self) -> Check:
         inner = self.filter.compile()
-        shown = self.filter.to_dict()
+        shown = json.dumps(self.filter.to_dict())
 
         def check(attributes: Attributes) -> Verdict:
             verdict = inner(attributes)
