@@ -28,14 +28,14 @@ class Greeted(BaseModel):
     message: str
 
 
-GREETED = EventSpec("com.example.greeting.answered", Greeted, "The answer to a greeting.")
+GREETED = EventSpec("org.eventfn.stand-in.greeted", Greeted, "The answer to a greeting.")
 GREETING = EventSpec(
-    "com.example.greeting.requested",
+    "org.eventfn.stand-in.greeting",
     Greeting,
     "A greeting: the user's new type.",
     consumes=True,
     reply=GREETED,
-    name="greet",
+    name="stand-in-greeting",
 )
 
 
