@@ -133,6 +133,60 @@ async def test_many_unknown_kids_at_once_during_an_outage_are_all_503(issuer: Is
     await verifier.stop()
 
 
+HTTPX_ERRORS = sorted(
+    (
+        kind
+        for kind in vars(httpx).values()
+        if isinstance(kind, type) and issubclass(kind, Exception)
+    ),
+    key=lambda kind: kind.__name__,
+)
+
+
+def raised_by_httpx(kind: type[Exception], request: httpx.Request) -> Exception:
+    """An instance of `kind`, whatever its constructor takes."""
+    if issubclass(kind, httpx.HTTPStatusError):
+        return kind("failed", request=request, response=httpx.Response(500, request=request))
+    if issubclass(kind, httpx.RequestError):
+        return kind("failed", request=request)
+    if issubclass(kind, httpx.StreamError) and kind is not httpx.StreamError:
+        bare: Any = kind  # its subclasses take no message
+        return bare()  # type: ignore[no-any-return]
+    return kind("failed")
+
+
+@pytest.mark.parametrize("kind", HTTPX_ERRORS, ids=lambda kind: kind.__name__)
+async def test_every_httpx_error_of_a_jwks_fetch_is_503(
+    kind: type[Exception], issuer: Issuer
+) -> None:
+    """Each exception class httpx exports, raised fetching the keys, is a 503, never a 500."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise raised_by_httpx(kind, request)
+
+    settings = test_settings(oidc_audience=AUDIENCE, oidc_issuer=issuer.url)
+    verifier = OIDCVerifier(settings, transport=httpx.MockTransport(fail), clock=Clock())
+    await verifier.start()
+    with pytest.raises(IssuerUnavailable) as raised:
+        await verifier.verify(issuer.token())
+    assert raised.value.retry_after is not None
+    await verifier.stop()
+
+
+async def test_an_unreadable_jwks_token_file_is_503(issuer: Issuer, tmp_path: Any) -> None:
+    """The pod's token file gone (a rotation caught half-way): a 503, not an OSError's 500."""
+    settings = test_settings(
+        oidc_audience=AUDIENCE,
+        oidc_issuer=issuer.url,
+        oidc_jwks_token_file=tmp_path / "missing-token",
+    )
+    verifier = OIDCVerifier(settings, transport=httpx.MockTransport(MockIssuer(issuer).handle))
+    await verifier.start()
+    with pytest.raises(IssuerUnavailable):
+        await verifier.verify(issuer.token())
+    await verifier.stop()
+
+
 @pytest.mark.chaos
 async def test_a_jwks_issuer_answering_500_turns_new_keys_into_retries(issuer: Issuer) -> None:
     """A real issuer answering 500 while its key rotates: every delivery is 503 + Retry-After."""

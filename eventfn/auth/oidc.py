@@ -60,6 +60,23 @@ class IssuerUnavailable(TransientError):
     problem = "issuer-unavailable"
     title = "Token issuer unavailable"
 
+    def __init__(self, detail: str, *, retry_after: int = 5, **extensions: Any) -> None:
+        # Every 503 carries Retry-After: an issuer that answered wrongly is retried like one down.
+        super().__init__(detail, retry_after=retry_after, **extensions)
+
+
+def _fetch_errors(httpx: Any) -> tuple[type[Exception], ...]:
+    """What fetching a document can raise that is the issuer's fault or the network's: every
+    exception class httpx exports (`HTTPError`'s tree, and `InvalidURL`, `CookieConflict` and
+    `StreamError`'s, which are not in it), a body that is not JSON (`ValueError`) and a token
+    file that cannot be read (`OSError`). None of them is a reason to answer 500."""
+    library = tuple(
+        kind
+        for kind in vars(httpx).values()
+        if isinstance(kind, type) and issubclass(kind, Exception)
+    )
+    return (*library, ValueError, OSError)
+
 
 def _reason(error: Exception) -> str:
     import jwt
@@ -328,13 +345,13 @@ class OIDCVerifier:
         assert self._client is not None, "OIDCVerifier used before start()"  # noqa: S101
         headers = {"accept": "application/json"}
         token_file = self.settings.oidc_jwks_token_file
-        if token_file is not None:  # read each time: kubelet rotates projected tokens
-            headers["authorization"] = f"Bearer {token_file.read_text().strip()}"
         try:
+            if token_file is not None:  # read each time: kubelet rotates projected tokens
+                headers["authorization"] = f"Bearer {token_file.read_text().strip()}"
             response = await self._client.get(url, headers=headers)
             response.raise_for_status()
             document = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+        except _fetch_errors(httpx) as error:
             log.warning("jwks_unreachable", url=url, error=type(error).__name__)
             raise IssuerUnavailable(
                 "the token issuer could not be reached; retry later", retry_after=5
