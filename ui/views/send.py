@@ -64,6 +64,7 @@ def _leaves(fields: tuple[forms.Field, ...]) -> list[forms.Field]:
 
 
 values_key = f"values:{chosen}"
+RAW = "#raw"  # the raw JSON editor's key: no property path starts with '#'
 if values_key not in st.session_state:
     # First visit of this type in the session: a shared link's data, else the schema's example.
     linked = bool(asked) and asked in (chosen, spec["name"])
@@ -72,7 +73,7 @@ if values_key not in st.session_state:
     )
     st.session_state[values_key] = {
         **forms.initial(form, start),
-        "raw": json.dumps(start, indent=2),
+        RAW: json.dumps(start, indent=2),
     }
 values: dict[str, Any] = st.session_state[values_key]
 for name, value in values.items():
@@ -86,9 +87,9 @@ def switch_editor() -> None:
     state = st.session_state
     if state[f"{prefix}editor"] == "raw JSON":
         data, _ = forms.collect(form, {f.key: state.get(prefix + f.key) for f in _leaves(form)})
-        state[f"{prefix}raw"] = values["raw"] = json.dumps(data, indent=2)
+        state[prefix + RAW] = values[RAW] = json.dumps(data, indent=2)
         return
-    parsed = forms.shared_data(state.get(f"{prefix}raw"))
+    parsed = forms.shared_data(state.get(prefix + RAW))
     for name, value in forms.initial(form, parsed).items():
         state[prefix + name] = values[name] = value
 
@@ -134,7 +135,7 @@ with left, st.form(f"form:{chosen}", border=False):
         for f in form:
             widget(f)
     else:
-        st.text_area("Payload (JSON)", key=f"{prefix}raw", height=240)
+        st.text_area("Payload (JSON)", key=prefix + RAW, height=240)
     submitted = st.form_submit_button("Send", type="primary")
 for name in values:
     if prefix + name in st.session_state:
@@ -146,7 +147,7 @@ def payload() -> tuple[Any, dict[str, str]]:
         raw = {f.key: st.session_state.get(prefix + f.key) for f in _leaves(form)}
         return forms.collect(form, raw)
     try:
-        return json.loads(st.session_state.get(f"{prefix}raw") or "null"), {}
+        return json.loads(st.session_state.get(prefix + RAW) or "null"), {}
     except json.JSONDecodeError as exc:
         return None, {"": f"not JSON: {exc.msg} (line {exc.lineno})"}
 
@@ -202,8 +203,11 @@ with left:
         for line in outcome["local"]:
             st.warning(line)
     elif "problem" in outcome:
-        show_problem(Problem(outcome["problem"]), general=outcome["general"])
-        if outcome["placed"]:
+        general = list(outcome["general"])
+        if editor == "raw JSON":  # no field to show them beside: listed with the problem
+            general += [f"{k}: {m}" for k, ms in outcome["placed"].items() for m in ms]
+        show_problem(Problem(outcome["problem"]), general=general)
+        if outcome["placed"] and editor == "form":
             st.caption("The fields it is about say why, above.")
     elif "answer" in outcome:
         st.subheader("Reply")
