@@ -21,10 +21,11 @@ import pytest
 
 from eventfn.binding import Event
 from eventfn.core.errors import StoreUnavailable
+from eventfn.stores import sqlite as sqlite_module
 from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.stores.sqlite import SQLiteFile
-from tests.support import binary_headers, dumps, function_client, query
+from tests.support import binary_headers, captured_logs, dumps, function_client, query
 
 
 def letter_event() -> Event:
@@ -77,6 +78,22 @@ async def test_every_sqlite_error_is_a_store_outage(kind: type[Exception], tmp_p
     with pytest.raises(StoreUnavailable):
         await database.run(work)
     await database.close()
+
+
+async def test_a_failing_data_dir_is_logged_once_then_its_recovery(uncreatable: Path) -> None:
+    """Failing call after call (every poll of the redeliverer), the store logs one line, not
+    one per call, and one more when it works again."""
+    outbox = SQLiteOutbox(uncreatable / "outbox.sqlite3")
+    with captured_logs(sqlite_module) as logs:
+        for _ in range(5):
+            with pytest.raises(StoreUnavailable):
+                await outbox.depth()
+        uncreatable.parent.unlink()  # the blocking file goes: DATA_DIR can be made now
+        assert await outbox.depth() == 0
+    await outbox.stop()
+    events = [line["event"] for line in logs]
+    assert events == ["sqlite_error", "sqlite_recovered"]
+    assert logs[1]["failures"] == 5
 
 
 def assert_unavailable(response: httpx.Response) -> None:

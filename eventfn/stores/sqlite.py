@@ -13,6 +13,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +26,7 @@ T = TypeVar("T")
 # What using a database file can raise: the disk, the directory, and the whole of sqlite3's tree
 # (`sqlite3.Warning` is not an `sqlite3.Error`).
 ERRORS = (sqlite3.Error, sqlite3.Warning, OSError)
+LOG_EVERY = 10.0  # seconds between two lines about one store failing call after call
 
 
 class SQLiteFile:
@@ -35,13 +37,22 @@ class SQLiteFile:
         self._schema = schema
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # The failures in a row, and when the last line about them was logged: a DATA_DIR that
+        # cannot be written fails every call (the redeliverer's every poll too), and is logged
+        # once, then at most every LOG_EVERY seconds, and once more when it works again.
+        self._failures = 0
+        self._logged = 0.0
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        db.execute("PRAGMA synchronous=FULL")  # a parked event survives a power cut too
-        db.executescript(self._schema)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            db.execute("PRAGMA synchronous=FULL")  # a parked event survives a power cut too
+            db.executescript(self._schema)
+        except BaseException:
+            db.close()  # not kept half-open: the next call opens it again
+            raise
         self._db = db
 
     def present(self) -> bool:
@@ -60,10 +71,24 @@ class SQLiteFile:
                     return work(self._db)
 
         try:
-            return await asyncio.to_thread(call)
+            result = await asyncio.to_thread(call)
         except ERRORS as exc:
-            log.exception("sqlite_error", path=str(self.path), error=str(exc))
+            self._failed(exc)
             raise StoreUnavailable(f"the store {self.path.name} failed", retry_after=1) from None
+        if self._failures:
+            log.info("sqlite_recovered", path=str(self.path), failures=self._failures)
+            self._failures = 0
+        return result
+
+    def _failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._failures += 1
+        if self._failures == 1:
+            self._logged = now
+            log.error("sqlite_error", path=str(self.path), error=str(exc), exc_info=exc)
+        elif now - self._logged >= LOG_EVERY:
+            self._logged = now
+            log.error("sqlite_error", path=str(self.path), error=str(exc), failures=self._failures)
 
     async def close(self) -> None:
         def close() -> None:
