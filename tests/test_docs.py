@@ -92,13 +92,14 @@ def test_the_readmes_example_is_the_runnable_examples_code() -> None:
 
 
 def test_every_python_example_in_the_manual_is_an_included_file_of_examples() -> None:
-    """Each ```python block of docs/ is a snippet of a file under examples/ (which tests run)."""
+    """Each ```python block of docs/ is a snippet of a file of examples/ or tests/ (both run)."""
     fence = re.compile(r"^( *)```python\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
     inline = []
     for page in sorted((ROOT / "docs").rglob("*.md")):
         for match in fence.finditer(page.read_text()):
             body = [line.strip() for line in match.group(2).splitlines() if line.strip()]
-            if not body or not all(re.fullmatch(r'--8<-- "examples/[^"]+"', line) for line in body):
+            snippet = r'--8<-- "(examples|tests)/[^"]+"'  # files that `make test` runs
+            if not body or not all(re.fullmatch(snippet, line) for line in body):
                 inline.append(str(page.relative_to(ROOT)))
     assert not inline, (
         f"Python written inline (make it a file of examples/ and include it): {inline}"
