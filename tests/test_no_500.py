@@ -3,7 +3,8 @@
 Numbers out of range on the dead-letter paths are 400s; an unexpected error of the facade is a
 problem+json 500 that discloses nothing. Then a property: whatever Hypothesis sends through
 each door (`POST /` in every mode, `POST /deadletter`, the facade's routes, the dead-letter
-inbox), the answer is never a 500 unless the handler failed, and every error is problem+json.
+inbox, the WebSocket), the answer is never a 500 unless the handler failed, and every error is
+problem+json.
 """
 
 from __future__ import annotations
@@ -212,5 +213,88 @@ def test_no_door_answers_500_unless_a_handler_raised(tmp_path: Path) -> None:
             if response.status_code == 500:
                 problem = orjson.loads(response.content)
                 assert problem["type"].endswith("/handler-failed"), (path, response.text)
+
+        check()
+
+
+# -- the WebSocket door --------------------------------------------------------------------------
+
+ws_messages = st.one_of(
+    text,  # not JSON at all
+    json_values.map(_dumps).map(bytes.decode),  # JSON, any shape
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["ping", "subscribe", "unsubscribe", "{ask}", "nope"]) | text},
+        optional={
+            "id": text | json_values,
+            "types": json_values,
+            "query": json_values,
+            "parameters": json_values,
+        },
+    )
+    .map(_dumps)
+    .map(bytes.decode),
+)
+
+
+@contextlib.contextmanager
+def served(tmp: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, str, str]]:
+    """The function served by uvicorn on a loop of its own; its address and ask message type."""
+    from tests.live import serving
+
+    loop = asyncio.new_event_loop()
+    app = make_app(test_settings(data_dir=tmp))
+    default = app.state.runtime.catalogue.default
+    ask: str = default.message_type if default is not None else "none"
+    server = serving(app)
+    address = loop.run_until_complete(server.__aenter__())
+    try:
+        yield loop, address, ask
+    finally:
+        loop.run_until_complete(server.__aexit__(None, None, None))
+        loop.close()
+
+
+async def exchange(address: str, message: str, ask: str) -> list[dict[str, Any]]:
+    """Send `message`, then a ping: every message received until its pong, and until the answer
+    of a query (a result or an error with its `id`), which may come after the pong."""
+    from tests.live import socket
+
+    try:
+        sent = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        sent = None
+    query_id = sent.get("id") if isinstance(sent, dict) and sent.get("type") == ask else None
+    waiting = isinstance(query_id, str) and 0 < len(query_id) <= 200
+    received: list[dict[str, Any]] = []
+    ponged = False
+    async with socket(address) as ws, asyncio.timeout(10):  # a hang guard
+        await ws.send(message)
+        await ws.send(_dumps({"type": "ping", "id": "end-of-exchange"}).decode())
+        while not ponged or waiting:
+            answer = orjson.loads(await ws.recv())
+            if answer == {"type": "pong", "id": "end-of-exchange"}:
+                ponged = True
+                continue
+            received.append(answer)
+            if answer.get("id") == query_id and answer.get("type") in ("result", "error"):
+                waiting = False
+    return received
+
+
+@pytest.mark.server
+def test_no_websocket_message_is_answered_500_unless_a_handler_raised(tmp_path: Path) -> None:
+    """Any text message on the WebSocket: its errors are problems, never a 500 of ours."""
+    with served(tmp_path) as (loop, address, ask):
+
+        @settings(PROPERTY, max_examples=40)
+        @given(ws_messages)
+        def check(message: str) -> None:
+            answers = loop.run_until_complete(exchange(address, message.replace("{ask}", ask), ask))
+            for answer in answers:
+                if answer.get("type") == "error":
+                    problem = answer["error"]
+                    assert problem["status"] != 500 or problem["type"].endswith(
+                        "/handler-failed"
+                    ), answer
 
         check()
