@@ -451,3 +451,19 @@ def test_the_live_page_draws_while_metrics_and_the_feed_hang(
     captions = [c.value for c in app.caption]
     assert any(c.startswith("Event feed: connecting") for c in captions)
     assert "Charts start after two scrapes of /metrics (every 2 s)." in captions
+
+
+def test_replay_all_replays_every_letter_after_confirmation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Replay all asks first; confirmed, every letter in the inbox is replayed and leaves it."""
+    with running_function() as own:
+        for n in range(3):
+            dead_letter(own.url, f"all-{n}", {"sku": "cup", "quantity": n + 1})
+        app = console(own.url, monkeypatch, page="views/dead_letters.py")
+        next(b for b in app.button if b.label == "Replay all…").click().run()
+        assert len(letter_ids(app)) == 3
+        app.button(key="dl_yes").click().run()
+        assert "Replayed all 3." in [s.value for s in app.success]
+        # What is left are the replies the replays made, refused by K_SINK (the function).
+        assert not {"all-0", "all-1", "all-2"} & set(letter_ids(app))

@@ -91,6 +91,16 @@ async def test_status_says_how_long_the_oldest_event_has_waited(tmp_path: Path) 
     assert status["outbox"]["oldest_age_seconds"] > 86400
 
 
+async def test_status_with_redis_names_its_mode_and_the_shared_stores(tmp_path: Path) -> None:
+    """With REDIS_URL the dedupe store and the inbox are Redis, in REDIS_MODE's mode."""
+    async with function(tmp_path, redis_url=support.redis_url(15)) as (_, client):
+        status = (await client.get("/api/v1/status")).json()
+    assert status["redis"] == {"configured": True, "mode": "standalone"}
+    assert status["dedupe"]["store"] == "redis"
+    assert status["deadletters"] == "redis"
+    assert status["readiness"]["ready"] is True
+
+
 async def test_status_names_the_authentication_that_is_on(tmp_path: Path) -> None:
     """Behind API keys the status is refused without one and says `api_keys` with one."""
     async with function(tmp_path, api_keys="k1") as (_, client):

@@ -90,6 +90,14 @@ nav[1].button(
 )
 nav[2].caption(f"Page {number} · {len(letters)} letters · newest first")
 
+message = state.pop("dl_message", None)
+if message is not None:
+    kind, text, body = message
+    if kind == "ok":
+        st.success(text)
+    else:
+        show_problem(Problem(body))
+
 if not letters:
     st.info("The inbox is empty." if number == 1 else "No more letters.")
     st.stop()
@@ -139,7 +147,9 @@ def act(kind: str, chosen: list[dict[str, Any]]) -> None:
 
 
 def replay_all() -> None:
-    """Every letter, a page at a time: with letters leaving the inbox, always the first page."""
+    """Every letter that was in the inbox when asked, a page at a time, following the cursor:
+    it points below the letters already seen, so letters arriving meanwhile (a replay refused
+    again comes back as a new one) are not replayed in the same pass, and the pass ends."""
     done = 0
     cursor: str | None = None
     try:
@@ -148,8 +158,8 @@ def replay_all() -> None:
             for letter in batch["items"]:
                 replay(current, letter)
                 done += 1
-            cursor = batch["next"] if keep else None
-            if (keep and cursor is None) or not batch["items"]:
+            cursor = batch["next"]
+            if cursor is None:
                 break
     except Problem as problem:
         state["dl_message"] = ("error", f"after {done}: {problem}", problem.problem)
@@ -186,14 +196,6 @@ if confirm is not None:
     if no.button("Cancel", key="dl_no"):
         go(state["dl_cursors"])
         st.rerun()
-
-message = state.pop("dl_message", None)
-if message is not None:
-    kind, text, body = message
-    if kind == "ok":
-        st.success(text)
-    else:
-        show_problem(Problem(body))
 
 st.subheader("Inspect")
 focus = selected[0] if selected else letters[0]
