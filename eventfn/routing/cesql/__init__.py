@@ -4,9 +4,9 @@
     expression.matches({"region": "eu", "priority": 5})      # True: the filter's question
     expression.evaluate({"region": "eu"})                    # Result(False, <missingAttribute>)
 
-`compile` parses the expression into closures (`compiler`), so an event costs a few Python
-calls and no tree walk. Every error comes with the value the spec says goes with it and its
-kind, named as the TCK names them (`Kind`): a syntax error is a `ParseError` raised by
+`compile` parses the expression (`descent`) into closures (`nodes`), so an event costs a few
+Python calls and no tree walk. Every error comes with the value the spec says goes with it and
+its kind, named as the TCK names them (`Kind`): a syntax error is a `ParseError` raised by
 `compile` with its position; the others come back from `evaluate` in the `Result`.
 Attributes are given as a mapping of lowercase names to `bool`, `int` or `str`
 (`attributes_of` makes one from a structured-mode event).
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eventfn.routing.cesql.compiler import compile_tree
+from eventfn.routing.cesql.descent import parse
 from eventfn.routing.cesql.nodes import Attributes, Node
 from eventfn.routing.cesql.types import (
     ZERO,
@@ -86,7 +86,7 @@ class Expression:
 
 def compile(expression: str) -> Expression:
     """Parse and compile `expression`; a `ParseError` (kind parse, with its position) if invalid."""
-    return Expression(expression, compile_tree(expression))
+    return Expression(expression, parse(expression))
 
 
 _PRIMITIVE = frozenset({bool, int, str})

@@ -1,8 +1,15 @@
-"""From the parse to closures: the parser's callbacks, each grammar rule to a `nodes` builder.
+"""The reference grammar: CESQL as the spec's ANTLR grammar says, for lark, with the same nodes.
 
-The LALR parser calls these bottom-up while it parses (no tree is built); what is wrong with
-the expression's text (an integer literal out of range, a name of the wrong shape) is a
-`ParseError` at its token's line and column.
+The runtime parses by hand (`eventfn.routing.cesql.descent`: no parser table to build, no
+library to import at start-up); this is the spec's `CESQLParser.g4` nearly line for line as a
+lark LALR grammar, its callbacks building the same `nodes`. `tests/test_cesql_grammar.py`
+holds the two equal: same value and error on every TCK expression and the corners below it,
+same line and column for every parse error.
+
+Where the ANTLR grammar decides, this one follows it: function calls, then NOT and unary minus,
+bind tighter than LIKE and IN, which bind tighter than `* / %`, `+ -`, the comparisons, and last
+AND, OR, XOR, which share one level and group to the right. Keywords are case-insensitive; an
+integer literal carries its sign.
 """
 
 from __future__ import annotations
@@ -16,6 +23,63 @@ from eventfn.routing.cesql import nodes
 from eventfn.routing.cesql.functions import resolve
 from eventfn.routing.cesql.nodes import Node
 from eventfn.routing.cesql.types import INT_MAX, INT_MIN, ParseError
+
+GRAMMAR: Final = r"""
+?start: expr
+
+?expr: cmp
+     | cmp LOGIC expr                          -> logic
+
+?cmp: add
+    | cmp CMP add                              -> compare
+
+?add: mul
+    | add ADD mul                              -> arith
+
+?mul: post
+    | mul MUL post                             -> arith
+
+?post: unary
+     | post LIKE string                        -> like
+     | post NOT LIKE string                    -> not_like
+     | post IN "(" expr ("," expr)* ")"        -> in_set
+     | post NOT IN "(" expr ("," expr)* ")"    -> not_in_set
+
+?unary: primary
+      | NOT unary                              -> not_
+      | MINUS unary                            -> negate
+
+?primary: NAME "(" [expr ("," expr)*] ")"      -> call
+        | EXISTS NAME                          -> exists
+        | NAME                                 -> identifier
+        | INT                                  -> integer
+        | TRUE                                 -> true
+        | FALSE                                -> false
+        | string
+        | "(" expr ")"
+
+string: DQ_STRING | SQ_STRING
+
+LOGIC.2: /(and|or|xor)(?![a-z0-9_])/i
+NOT.2: /not(?![a-z0-9_])/i
+LIKE.2: /like(?![a-z0-9_])/i
+IN.2: /in(?![a-z0-9_])/i
+EXISTS.2: /exists(?![a-z0-9_])/i
+TRUE.2: /true(?![a-z0-9_])/i
+FALSE.2: /false(?![a-z0-9_])/i
+
+CMP: "!=" | "<>" | "<=" | ">=" | "=" | "<" | ">"
+ADD: "+" | "-"
+MUL: "*" | "/" | "%"
+MINUS: "-"
+INT: /[+-]?[0-9]+(?![a-z0-9_])/i
+NAME: /[a-z0-9_]*[a-z_][a-z0-9_]*/i
+DQ_STRING: /"(\\.|""|[^"\\])*"/s
+SQ_STRING: /'(\\.|''|[^'\\])*'/s
+
+%ignore /[ \t\r\n]+/
+"""
+
 
 _FUNCTION_NAME: Final = re.compile(r"[A-Za-z][A-Za-z_]*")
 _ATTRIBUTE_NAME: Final = re.compile(r"[A-Za-z0-9]+")
@@ -108,12 +172,16 @@ class Compiler(lark.Transformer[lark.Token, Node]):
         return nodes.call(name, resolve(name, len(args)), args)
 
 
+_PARSER: lark.Lark | None = None
+
+
 def compile_tree(expression: str) -> Node:
     """Parse `expression` and compile it (ParseError on a syntax error, with its position)."""
-    from eventfn.routing.cesql.parser import parser
-
+    global _PARSER  # noqa: PLW0603 - one table per test session
+    if _PARSER is None:
+        _PARSER = lark.Lark(GRAMMAR, parser="lalr", lexer="contextual", transformer=_COMPILER)
     try:
-        return parser(_COMPILER).parse(expression)  # type: ignore[return-value]
+        return _PARSER.parse(expression)  # type: ignore[return-value]
     except _Syntax as e:
         raise ParseError(str(e), expression, e.line, e.column) from None
     except lark.exceptions.VisitError as e:
