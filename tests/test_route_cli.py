@@ -16,6 +16,7 @@ import manifests
 from eventfn import CESQL, Catalogue, EventSpec, Exact, Route
 from eventfn.__main__ import main
 from eventfn.routing import commands
+from eventfn.routing.triggers import duration, triggers_in
 
 ORDER_TYPE = "com.acme.order.placed"
 
@@ -139,3 +140,58 @@ def test_help_lists_the_routing_commands(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "route EVENT_FILE" in out
     assert "cesql EXPRESSION" in out
+
+
+# --- Reading Triggers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("PT0.5S", 0.5), ("PT2M", 120.0), ("PT1H30M", 5400.0), ("P1D", 86400.0)]
+)
+def test_durations_are_read_as_knative_spells_them(text: str, seconds: float) -> None:
+    """ISO 8601 durations: days, hours, minutes, seconds."""
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0.5", "PT", "P", "PT1X", "1S"])
+def test_a_duration_that_is_not_iso_8601_is_refused(text: str) -> None:
+    """A malformed backoffDelay or timeout is an error, not zero."""
+    with pytest.raises(ValueError, match="ISO 8601"):
+        duration(text)
+
+
+def test_a_triggers_delivery_is_read_whole() -> None:
+    """retry, backoff policy and delay, timeout, retryAfterMax and the dead-letter sink."""
+    [trigger] = triggers_in(
+        [
+            {
+                "apiVersion": "eventing.knative.dev/v1",
+                "kind": "Trigger",
+                "metadata": {"name": "t"},
+                "spec": {
+                    "broker": "b",
+                    "subscriber": {"uri": "http://x/"},
+                    "delivery": {
+                        "retry": 2,
+                        "backoffPolicy": "linear",
+                        "backoffDelay": "PT1S",
+                        "timeout": "PT3S",
+                        "retryAfterMax": "PT9S",
+                        "deadLetterSink": {"uri": "http://dls/"},
+                    },
+                },
+            }
+        ]
+    )
+    assert (trigger.broker, trigger.subscriber.uri) == ("b", "http://x/")
+    delivery = trigger.delivery
+    assert (delivery.retry, delivery.backoff_policy, delivery.timeout) == (2, "linear", 3.0)
+    assert (delivery.backoff(1), delivery.backoff(3), delivery.retry_after_max) == (0.0, 2.0, 9.0)
+    assert delivery.dead_letter_sink is not None
+    assert delivery.dead_letter_sink.uri == "http://dls/"
+
+
+def test_only_eventing_triggers_are_read() -> None:
+    """Other kinds, other API groups and empty documents are skipped."""
+    docs = [None, {"kind": "Service"}, {"apiVersion": "other.dev/v1", "kind": "Trigger"}]
+    assert triggers_in(docs) == []
