@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 from eventfn.dispatch.budget import run_within
@@ -25,11 +24,11 @@ from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
+from manifests import objects
 from tests import support
 from tests.faults import own_redis
-from tests.functions import Answer, Question
+from tests.functions import ASK, Answer, Question
 from tests.support import (
-    ROOT,
     binary_headers,
     dumps,
     handler_client,
@@ -44,9 +43,9 @@ FAST_BROKER = BrokerDelivery(retry=5, backoff_delay=0.2)
 
 
 def rendered_delivery() -> BrokerDelivery:
-    """The delivery policy of the Trigger `make manifests` rendered into eventing/."""
-    doc = yaml.safe_load((ROOT / "eventing" / "trigger-com-example-query-request.yaml").read_text())
-    delivery = doc["spec"]["delivery"]
+    """The delivery policy of a Trigger as `make manifests` renders it into eventing/ (for the
+    suite's type, which declares no policy of its own)."""
+    delivery = objects.trigger(ASK)["spec"]["delivery"]
     assert delivery["backoffPolicy"] == "exponential"
     match = re.fullmatch(r"PT([0-9.]+)S", delivery["backoffDelay"])
     assert match is not None

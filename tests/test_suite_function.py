@@ -20,9 +20,10 @@ import pytest
 from tests.support import ROOT
 
 TESTS = ROOT / "tests"
-# The example's names: its types, its specs, its handler, its models and their module.
+# The example's names: its types (and their slugs, the rendered files' names), its specs, its
+# handler, its models and their module.
 EXAMPLE = re.compile(
-    r"com\.example\.query|QUERY_REQUEST|QUERY_RESPONSE|handle_query|"
+    r"com\.example\.query|com-example-query|QUERY_REQUEST|QUERY_RESPONSE|handle_query|"
     r"QueryRequest|QueryResponse|QueryMetadata|schemas\.query"
 )
 # The tests of the example itself, the bench (it measures the function as it ships), and the
