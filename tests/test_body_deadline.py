@@ -154,3 +154,28 @@ async def test_a_read_past_its_deadline_raises_request_timeout() -> None:
     with pytest.raises(RequestTimeout) as raised:
         await deadline.read(withheld, 1000, 0)
     assert raised.value.status_code == 408
+
+
+async def test_waiting_for_a_disconnect_once_the_body_is_whole_is_not_cut() -> None:
+    """After the body, `receive` waits as long as the response needs (a streamed one)."""
+    deadline = BodyDeadline(0.02)
+    gone = asyncio.Event()
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    bounded = deadline.receive(receive)
+    assert (await bounded())["body"] == b"{}"
+
+    async def next_message() -> Any:
+        return await bounded()
+
+    waiting = asyncio.create_task(next_message())
+    await asyncio.sleep(0.1)  # five deadlines: a tick would have cut it by now
+    assert not waiting.done()
+    gone.set()
+    assert (await waiting)["type"] == "http.disconnect"

@@ -38,6 +38,7 @@ class BodyDeadline:
         self._reading: dict[asyncio.Task[Any], float] = {}  # task -> when its read must end
         self._expired: set[asyncio.Task[Any]] = set()  # cancelled by the tick, not by anyone else
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the timer is armed on
 
     async def read(self, receive: Receive, limit: int, length: int) -> bytes:
         """`read_body(receive, limit, length)`, or RequestTimeout past the deadline."""
@@ -45,8 +46,8 @@ class BodyDeadline:
         assert task is not None  # noqa: S101 - always called from a request's task
         loop = task.get_loop()
         self._reading[task] = loop.time() + self.seconds
-        if self._timer is None:
-            self._timer = loop.call_later(self.seconds / 4, self._tick, loop)
+        if self._timer is None or self._loop is not loop:
+            self._arm(loop)
         try:
             return await read_body(receive, limit, length)
         except asyncio.CancelledError:
@@ -56,31 +57,42 @@ class BodyDeadline:
             del self._reading[task]
 
     def receive(self, receive: Receive) -> Receive:
-        """`receive` whose messages must all arrive within the deadline of its first call.
+        """`receive` whose body messages must all arrive within the deadline of its first call.
 
         For the facade, where FastAPI reads the body: RequestTimeout is raised from `receive`.
+        Once the body is whole, `receive` is the server's again: what waits for the client to
+        disconnect (a streamed response) waits as long as it likes.
         """
         deadline: float | None = None
+        whole = False
 
         async def bounded_receive() -> Any:
-            nonlocal deadline
+            nonlocal deadline, whole
+            if whole:
+                return await receive()
             task = asyncio.current_task()
             assert task is not None  # noqa: S101 - always called from a request's task
             loop = task.get_loop()
             if deadline is None:
                 deadline = loop.time() + self.seconds
             self._reading[task] = deadline
-            if self._timer is None:
-                self._timer = loop.call_later(self.seconds / 4, self._tick, loop)
+            if self._timer is None or self._loop is not loop:
+                self._arm(loop)
             try:
-                return await receive()
+                message = await receive()
             except asyncio.CancelledError:
                 self._interrupted(task)
                 raise
             finally:
                 del self._reading[task]
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
 
         return bounded_receive
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._timer = loop.call_later(self.seconds / 4, self._tick, loop)
 
     def _interrupted(self, task: asyncio.Task[Any]) -> None:
         """A read was cancelled: by the tick (then it becomes RequestTimeout), or by another."""
