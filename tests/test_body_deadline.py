@@ -3,13 +3,18 @@
 The requests are made straight through the ASGI interface with a `receive` that withholds the
 body (or trickles it), which no HTTP client does on purpose. The deadline is tiny (50 ms, cut
 within a quarter more); the facade's credentials are checked before its body is read, so an
-unauthenticated client is answered 401 without waiting for a body that never comes.
+unauthenticated client is answered 401 without waiting for a body that never comes. The chaos
+case serves the function for real and trickles bodies over sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,7 +22,7 @@ import pytest
 
 from eventfn.app import FunctionApp
 from eventfn.ingress.deadline import BodyDeadline, RequestTimeout
-from tests.support import binary_headers, make_app, test_settings
+from tests.support import binary_headers, make_app, running_server, test_settings
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -179,3 +184,46 @@ async def test_waiting_for_a_disconnect_once_the_body_is_whole_is_not_cut() -> N
     assert not waiting.done()
     gone.set()
     assert (await waiting)["type"] == "http.disconnect"
+
+
+# -- a served function (chaos) -------------------------------------------------------------------
+
+
+def trickle(port: int, head: bytes, *, every: float = 0.2, within: float = 10.0) -> bytes:
+    """Send `head`, then one byte of body every `every` s until the server answers; its answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=within) as sock:
+        sock.sendall(head)
+        sock.settimeout(every)
+        deadline = time.monotonic() + within  # a hang guard, not a measurement
+        while time.monotonic() < deadline:
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b" ")
+                continue
+            return answer
+    raise AssertionError("no answer while the body trickled")
+
+
+def head_of(path: str, **headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "host: function", "content-length: 1000000"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.mark.chaos
+def test_slow_bodies_to_a_served_function_are_refused_or_cut(tmp_path: Path) -> None:
+    """Served for real: 20 unauthenticated facade bodies at a byte per 0.2 s are all 401 at once;
+    a delivery's trickled body is 408 once BODY_TIMEOUT_SECONDS (1 s here) passed."""
+    path = facade_path(make_app())
+    env = {"API_KEYS": "secret", "BODY_TIMEOUT_SECONDS": "1", "DATA_DIR": str(tmp_path)}
+    with running_server(env) as server:
+        facade = [
+            trickle(server.port, head_of(path, **{"content-type": "application/json"}))
+            for _ in range(20)
+        ]
+        delivery = trickle(server.port, head_of("/", **binary_headers()))
+    assert all(answer.startswith(b"HTTP/1.1 401") for answer in facade), facade[0][:200]
+    assert delivery.startswith(b"HTTP/1.1 408"), delivery[:200]
+    assert b"application/problem+json" in delivery
