@@ -19,8 +19,7 @@ from typing import Any, Final
 
 import lark
 
-from eventfn.routing.cesql import nodes
-from eventfn.routing.cesql.functions import resolve
+from eventfn.routing.cesql import functions, nodes, patterns
 from eventfn.routing.cesql.nodes import Node
 from eventfn.routing.cesql.types import INT_MAX, INT_MIN, ParseError
 
@@ -153,23 +152,23 @@ class Compiler(lark.Transformer[lark.Token, Node]):
         return nodes.logic(left, str(op).upper(), right)
 
     def like(self, child: Node, _like: lark.Token, pattern: Node) -> Node:
-        return nodes.like(child, str(pattern.value()), negated=False)
+        return patterns.like(child, str(pattern.value()), negated=False)
 
     def not_like(self, child: Node, _not: lark.Token, _like: lark.Token, pattern: Node) -> Node:
-        return nodes.like(child, str(pattern.value()), negated=True)
+        return patterns.like(child, str(pattern.value()), negated=True)
 
     def in_set(self, child: Node, _in: lark.Token, *elements: Node) -> Node:
-        return nodes.member(child, elements, negated=False)
+        return patterns.member(child, elements, negated=False)
 
     def not_in_set(self, child: Node, _not: lark.Token, _in: lark.Token, *elements: Node) -> Node:
-        return nodes.member(child, elements, negated=True)
+        return patterns.member(child, elements, negated=True)
 
     def call(self, token: lark.Token, *arguments: Node | None) -> Node:
         name = str(token)
         if not _FUNCTION_NAME.fullmatch(name):
             raise _Syntax(f"{name!r} is not a function name", token)
         args = [a for a in arguments if a is not None]
-        return nodes.call(name, resolve(name, len(args)), args)
+        return functions.call(name, functions.resolve(name, len(args)), args)
 
 
 _PARSER: lark.Lark | None = None

@@ -26,8 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
-from eventfn.routing.cesql import nodes
-from eventfn.routing.cesql.functions import resolve
+from eventfn.routing.cesql import functions, nodes, patterns
 from eventfn.routing.cesql.nodes import Node
 from eventfn.routing.cesql.types import INT_MAX, INT_MIN, ParseError
 
@@ -169,10 +168,10 @@ class _Parser:
                 self._take()
                 if self.token.kind != "string":
                     self._unexpected()
-                node = nodes.like(node, _unquote(self._take().text), negated=negated)
+                node = patterns.like(node, _unquote(self._take().text), negated=negated)
             elif self._is("keyword", "IN"):
                 self._take()
-                node = nodes.member(node, self._set(), negated=negated)
+                node = patterns.member(node, self._set(), negated=negated)
             else:
                 return node
 
@@ -246,7 +245,7 @@ class _Parser:
                 self._take()
                 args.append(self.expression())
         self._expect("op", ")")
-        return nodes.call(name.text, resolve(name.text, len(args)), args)
+        return functions.call(name.text, functions.resolve(name.text, len(args)), args)
 
     def _attribute(self, token: _Token) -> str:
         if not _ATTRIBUTE_NAME.fullmatch(token.text):

@@ -1,7 +1,9 @@
 """CESQL's built-in functions (spec 3.5) and how a call is dispatched by name and arity.
 
 A function returns its value, or raises `FunctionFailure` carrying the value the spec says it
-returns with its error (`LEFT('abc', -2)` is `'abc'` and a functionEvaluation error).
+returns with its error (`LEFT('abc', -2)` is `'abc'` and a functionEvaluation error). `call`
+compiles an invocation: the overload is resolved once, when the expression is parsed, and each
+argument is cast to its parameter's type.
 """
 
 from __future__ import annotations
@@ -10,8 +12,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from eventfn.routing.cesql.nodes import (
+    Attributes,
+    Fn,
+    Node,
+    boolean_of,
+    fail,
+    integer_of,
+    problems_of,
+)
 from eventfn.routing.cesql.types import (
     INT_MIN,
+    ZERO,
     CastFailure,
     Kind,
     Type,
@@ -150,3 +162,39 @@ def resolve(name: str, arity: int, functions: Sequence[Function] = BUILTINS) -> 
         if function.name == upper and function.accepts(arity):
             return function
     return None
+
+
+def _argument(node: Node, param: Type, tag: object, zero: Value) -> Fn:
+    if param is Type.ANY or node.type is param:
+        return node.fn
+    if param is Type.INTEGER:
+        return integer_of(node, tag, zero)
+    fn = node.fn
+    if param is Type.STRING:
+        return lambda a: to_string(fn(a))
+    return boolean_of(node, tag)
+
+
+def call(name: str, function: Function | None, args: Sequence[Node]) -> Node:
+    """A function invocation; without `function` (none answers), a missingFunction every time."""
+    problems = problems_of(*args)
+    tag = object()
+    if function is None:
+        message = f"no function {name.upper()} takes {len(args)} argument(s)"
+
+        def missing(_a: Attributes) -> Value:
+            fail(Kind.MISSING_FUNCTION, message, False, tag)
+
+        return Node(missing, Type.BOOLEAN, tag, problems=(*problems, message))
+    zero = ZERO[function.returns]
+    casts = [_argument(arg, function.param(i), tag, zero) for i, arg in enumerate(args)]
+    impl = function.impl
+
+    def invocation(a: Attributes) -> Value:
+        values = [cast(a) for cast in casts]
+        try:
+            return impl(*values)
+        except FunctionFailure as e:
+            fail(e.kind, str(e), e.value, tag)
+
+    return Node(invocation, function.returns, tag, problems=problems)
