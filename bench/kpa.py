@@ -38,8 +38,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # the server pinned to one core): (connections, events/s per core, p99 ms). Used when no
 # bench/results/sweep.json is at hand, so the documented simulation can be rerun as is.
 MEASURED: tuple[tuple[int, float, float], ...] = (
-    (1, 1356.0, 6.93),
-    (8, 4949.0, 6.62),
+    (1, 3343.0, 12.612),
+    (8, 6748.0, 14.314),
+    (32, 9470.0, 24.033),
+    (64, 8803.0, 36.633),
+    (128, 8183.0, 115.996),
 )
 
 
@@ -203,31 +206,57 @@ def ramp(peak: float, ramp_seconds: float) -> Callable[[float], float]:
     return lambda t: peak * min(1.0, t / ramp_seconds)
 
 
+def pod_capacity(curve: Curve, cap: float, io: float = 0.0) -> float:
+    """The most events/s one pod takes: its best throughput, or less where holding them would
+    take more than `cap` requests in flight (each also awaiting `io` seconds of I/O)."""
+
+    def held(rate: float) -> float:
+        return curve.concurrency_at(rate) + rate * io
+
+    if held(curve.capacity) <= cap:
+        return curve.capacity
+    low, high = 0.0, curve.capacity
+    for _ in range(60):  # bisection: held() is increasing in the rate
+        middle = (low + high) / 2
+        low, high = (middle, high) if held(middle) <= cap else (low, middle)
+    return low
+
+
 def simulate(
-    config: Config, curve: Curve, load: Callable[[float], float], seconds: int
+    config: Config,
+    curve: Curve,
+    load: Callable[[float], float],
+    seconds: int,
+    io_ms: float = 0.0,
 ) -> list[Second]:
-    """Second by second: arrivals, what each pod holds, the KPA's ticks, pods starting."""
+    """Second by second: arrivals, what each pod holds, the KPA's ticks, pods starting.
+
+    `io_ms`: time each event's handler awaits I/O (a database, an API) on top of what the
+    sweep measured; it holds a request in flight without using the CPU (Little's law: a pod at
+    r events/s holds r x io more), and adds to every latency.
+    """
+    io = io_ms / 1000
     kpa = Autoscaler(config)
     pods = Pods(ready=config.min_scale)
     samples: list[tuple[float, float]] = []
     backlog, desired = 0.0, config.min_scale
-    cap = config.container_concurrency or math.inf
+    per_pod_max = pod_capacity(curve, config.container_concurrency or math.inf, io)
     out = []
     for now in range(1, seconds + 1):
         pods.advance(now)
         rate = load(now)
         ready = pods.ready
-        # What the ready pods can take this second; the rest joins the queue-proxies' backlog.
-        capacity = ready * min(curve.capacity, _rate_at_cap(curve, cap))
+        # What the ready pods take this second; the rest joins the queue-proxies' backlog.
+        capacity = ready * per_pod_max
         offered = rate + backlog
         served = min(offered, capacity)
         backlog = offered - served
         per_pod = served / ready if ready else 0.0
-        held = curve.concurrency_at(per_pod)
-        total = ready * held + backlog
+        busy = curve.concurrency_at(per_pod)  # competing for the event loop
+        total = ready * (busy + per_pod * io) + backlog
         samples.append((now, total))
         drain_ms = 1000 * backlog / capacity if capacity else math.inf
-        p99 = curve.p99_at(held) + drain_ms
+        p99 = curve.p99_at(busy) + io_ms + drain_ms
         if now % config.tick == 0:
             stable = window_average(samples, now, config.stable_window)
             panic = window_average(samples, now, config.panic_window)
@@ -247,21 +276,6 @@ def simulate(
             )
         )
     return out
-
-
-def _rate_at_cap(curve: Curve, cap: float) -> float:
-    """The events/s of one pod held at `cap` requests in flight."""
-    if math.isinf(cap):
-        return curve.capacity
-    xs = [(float(c), rate) for c, rate, _ in curve.points]
-    best = 0.0
-    for c, rate in xs:
-        if c <= cap:
-            best = max(best, rate)
-    if best == 0.0:
-        first_c, first_rate = xs[0]
-        best = first_rate * cap / first_c
-    return best
 
 
 def load_sweep(path: Path) -> tuple[tuple[int, float, float], ...]:
@@ -300,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=480)
     parser.add_argument("--pod-start", type=float, default=5.0, help="seconds to a ready pod")
     parser.add_argument("--every", type=int, default=30, help="print one row every N seconds")
+    parser.add_argument("--io-ms", type=float, default=0.0, help="I/O each handler call awaits")
     parser.add_argument("--target", type=float, default=DEPLOYMENT.target)
     parser.add_argument("--cc", type=int, default=DEPLOYMENT.container_concurrency)
     parser.add_argument("--max-scale", type=int, default=DEPLOYMENT.max_scale)
@@ -313,14 +328,16 @@ def main(argv: list[str] | None = None) -> int:
         max_scale=args.max_scale,
         pod_start_seconds=args.pod_start,
     )
-    run = simulate(config, curve, ramp(args.peak, args.ramp), args.seconds)
+    run = simulate(config, curve, ramp(args.peak, args.ramp), args.seconds, args.io_ms)
     print(report(run, args.every))
     held = [s for s in run if s.at > args.ramp + config.stable_window]
     worst = max(run, key=lambda s: s.p99_ms)
     print(
         f"\nKPA: target {config.target:g} (x{config.utilization:.0%}), containerConcurrency "
-        f"{config.container_concurrency}, scale {config.min_scale}..{config.max_scale}; one pod "
-        f"serves up to {curve.capacity:.0f} events/s"
+        f"{config.container_concurrency}, scale {config.min_scale}..{config.max_scale}; handler "
+        f"I/O {args.io_ms:g} ms; one pod serves up to "
+        f"{pod_capacity(curve, config.container_concurrency or math.inf, args.io_ms / 1000):.0f}"
+        " events/s"
     )
     if held:
         print(

@@ -2,11 +2,14 @@
 
 The server runs as `eventing/` deploys it: `make bench`'s `function-oidc` row (JSON logs, Redis
 dedupe through `REDIS_URL`, an RS256 token on every delivery, checked against a JWKS), on the
-production-like venv `bench.run` prepares. With `--pin` (the default here) it has one CPU to
-itself, as `limits.cpu: 1` gives a pod one core, and wrk, Redis and the JWKS server share the
-others. Each step warms up, then runs `--rounds` rounds of `--duration` seconds; its row is the
-median round. CPU time per event is measured too: it hardly depends on what else the machine
-does, so `1e6 / cpu_us` is what the pod would do with its core to itself.
+production-like venv `bench.run` prepares. It is one event loop, so it uses one core at most,
+as `limits.cpu: 1` lets a pod. Each step warms up, then runs in `--rounds` interleaved rounds
+of `--duration` seconds; its row is the median round. CPU time per event is measured too: it
+moves much less with what else the machine does than events/s, so `1e6 / cpu_us` is what the pod
+would do with its core to itself. `--pin` puts the server on a CPU of its own and the rest on the
+others (bench/cpus.py); on a machine others are busy on too that starves the load generator
+and Redis, so unpinned is the default, and `nice -n -10 make bench-sweep` (root) keeps the
+measured processes ahead of the machine's other work.
 
 `choose` turns the table into the Service's numbers by the rule docs/operations/scaling.md
 states; the run prints them beside what `manifests.deployment.DEPLOYMENT` renders.
@@ -167,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per step")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per step")
     parser.add_argument("--steps", type=lambda v: [int(x) for x in v.split(",")], default=STEPS)
-    parser.add_argument("--no-pin", action="store_true", help="let the scheduler place all")
+    parser.add_argument("--pin", action="store_true", help="the server on a CPU of its own")
     parser.add_argument("--dev-venv", action="store_true", help="run on .venv (with dev tools)")
     args = parser.parse_args(argv)
-    if not args.no_pin:
+    if args.pin:
         cpus.pin()
     binary = run.ensure_wrk()
     run.PYTHON[:] = [run.prepare_python(args.dev_venv)]

@@ -30,18 +30,19 @@ class Deployment(BaseModel):
     )
     max_scale: int = Field(default=10, ge=1, description="Most replicas Knative may run.")
     target: int = Field(
-        default=50,
+        default=46,  # make bench-sweep: knee 32 connections / 70% (docs/operations/scaling.md)
         ge=1,
         description=(
             "Soft concurrency target per replica (the KPA keeps 70% of it in flight on average)."
         ),
     )
     container_concurrency: int = Field(
-        default=100,
+        default=64,  # make bench-sweep: the most connections with p99 within 100 ms
         ge=0,
         description="Hard cap of requests in flight per replica; more wait in the queue-proxy.",
     )
-    cpu_request: str = Field(default="250m", description="CPU the scheduler reserves per pod.")
+    # A pod at target is at the knee, its one event loop busy: it uses its core (the rule).
+    cpu_request: str = Field(default="1", description="CPU the scheduler reserves per pod.")
     cpu_limit: str = Field(default="1", description="CPU one pod may use at most.")
     memory_request: str = Field(default="256Mi")
     memory_limit: str = Field(default="512Mi")

@@ -127,3 +127,22 @@ def test_the_sweeps_rule_picks_the_knee_and_the_cap_within_the_p99_budget() -> N
     assert choice.capacity == pytest.approx(1e6 / 190)
     assert choice.busy == pytest.approx(4000 * 190 / 1e6, abs=0.01)
     assert (choice.cpu_request, choice.cpu_limit) == ("1", "1")
+
+
+def test_a_pods_capacity_is_its_best_rate_or_what_the_cap_lets_it_hold() -> None:
+    """No cap: the sweep's best; cap 4.5 in flight: 2,500/s; with 1 ms of I/O each, less."""
+    assert kpa.pod_capacity(CURVE, math.inf) == 4000.0
+    assert kpa.pod_capacity(CURVE, 4.5) == pytest.approx(2500.0)
+    with_io = kpa.pod_capacity(CURVE, 4.5, io=0.001)
+    assert CURVE.concurrency_at(with_io) + with_io * 0.001 == pytest.approx(4.5)
+
+
+def test_handler_io_holds_requests_in_flight_and_adds_to_p99() -> None:
+    """20 ms of I/O per event at 1,000 events/s: 20 more in flight (Little's law) beside the 1
+    the CPU holds, so 21 / 7 per pod = 3 pods, and p99 carries the 20 ms."""
+    quick = kpa.simulate(config(), CURVE, lambda t: 1000.0, seconds=200)
+    slow = kpa.simulate(config(), CURVE, lambda t: 1000.0, seconds=200, io_ms=20.0)
+    assert quick[-1].ready == 1
+    assert slow[-1].ready * slow[-1].concurrency_per_pod == pytest.approx(21.0)
+    assert slow[-1].ready == 3
+    assert slow[-1].p99_ms == pytest.approx(quick[-1].p99_ms + 20.0)

@@ -241,16 +241,16 @@ def test_exported_json_schemas_equal_the_pydantic_models() -> None:
 
 
 def test_service_autoscaling_uses_kebab_case_annotations() -> None:
-    """min-scale 1, max-scale 10, target 50 on concurrency; no deprecated camelCase keys."""
+    """min-scale 1, max-scale 10, the measured target on concurrency; no camelCase keys."""
     template = load("service.yaml")["spec"]["template"]
     annotations = template["metadata"]["annotations"]
     assert annotations["autoscaling.knative.dev/min-scale"] == "1"
     assert annotations["autoscaling.knative.dev/max-scale"] == "10"
-    assert annotations["autoscaling.knative.dev/target"] == "50"
+    assert annotations["autoscaling.knative.dev/target"] == str(manifests.TARGET)
     assert annotations["autoscaling.knative.dev/metric"] == "concurrency"
     assert not any(k.endswith(("minScale", "maxScale")) for k in annotations)
     assert annotations["prometheus.io/path"] == "/metrics"
-    assert template["spec"]["containerConcurrency"] >= 50
+    assert template["spec"]["containerConcurrency"] >= manifests.TARGET
     assert template["spec"]["timeoutSeconds"] > test_settings().handler_timeout_seconds
 
 
