@@ -7,12 +7,20 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import ROOT, ServerProcess
-from tests.ui_function import AUDIT_TYPE, ORDER_TYPE, TICKET_TYPE, dead_letter, running_function
+from tests.support import ROOT, ServerProcess, free_port
+from tests.ui_function import (
+    AUDIT_TYPE,
+    ORDER_TYPE,
+    TICKET_TYPE,
+    dead_letter,
+    function_process,
+    running_function,
+)
 from ui.metrics import parse
 
 pytest.importorskip("streamlit", reason="the `ui` extra is not installed")
@@ -467,3 +475,19 @@ def test_replay_all_replays_every_letter_after_confirmation(
         assert "Replayed all 3." in [s.value for s in app.success]
         # What is left are the replies the replays made, refused by K_SINK (the function).
         assert not {"all-0", "all-1", "all-2"} & set(letter_ids(app))
+
+
+def test_status_says_why_the_function_is_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its Redis unreachable the function is alive, not ready: the page says why."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    server = function_process({"DATA_DIR": str(tmp_path), "REDIS_URL": dead_redis})
+    server.spawn().wait_alive()
+    try:
+        app = console(server.url, monkeypatch, page="views/status.py")
+        assert app.error[0].value.startswith("**Not ready: redis-unavailable**")
+        assert "Redis cannot serve the stores now" in app.error[0].value
+        assert {m.label: m.value for m in app.metric}["Redis"] == "standalone"
+    finally:
+        server.stop()

@@ -63,7 +63,8 @@ if outbox["error"]:
     st.error(f"The outbox did not answer: {outbox['error']}")
 
 st.subheader("Details")
-facade = ", ".join(a.replace("_", " ") for a in auth["facade"]) or "open (no credentials asked)"
+NAMES = {"api_keys": "API keys", "oidc": "OIDC tokens"}
+facade = " or ".join(NAMES.get(a, a) for a in auth["facade"]) or "open (no credentials asked)"
 st.table(
     {
         "setting": [
