@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support import ROOT, ServerProcess, free_port
-from tests.ui_function import dead_letter, running_function
+from tests.ui_function import AUDIT_TYPE, dead_letter, running_function
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -157,3 +157,22 @@ def test_a_replayed_dead_letter_leaves_the_table(
     playwright.expect(table).not_to_contain_text(ident, timeout=WAIT_MS)
     listed = httpx.get(f"{function.url}/api/v1/deadletters", params={"limit": 500}).json()
     assert ident not in [letter["event_id"] for letter in listed["items"]]
+
+
+@pytest.mark.parametrize(
+    ("link", "answer"),
+    [
+        ('?type=order&data={"sku":"pen","quantity":3}', "pen-3"),
+        (f'?type={AUDIT_TYPE}&data={{"actor":"ada","action":"login"}}', "nothing to say back"),
+        # The title comes back in the reply only (a form's values are not page text).
+        ('?type=ticket&data={"title":"Fan-42","customer":{"name":"ada"}}', "Fan-42"),
+    ],
+    ids=["order", "audit", "ticket"],
+)
+def test_every_type_opens_from_a_shared_link_and_sends(
+    page: Page, console: str, link: str, answer: str
+) -> None:
+    """A link with a type and its data opens that type's form filled in; Send answers."""
+    page.goto(console + "/" + link)
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text(answer).first.wait_for()
