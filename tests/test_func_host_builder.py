@@ -206,6 +206,41 @@ def test_readiness_is_func_pythons_text_answer_of_the_functions_state(
     assert response.text == "ready"
 
 
+# func-python's own ASGI app around `function.new()`, asked for readiness before `start()`.
+NOT_READY_PROBE = """
+import asyncio, json
+from func_python.http import ASGIApplication
+from function import new
+
+sent = []
+
+async def send(message):
+    sent.append(message)
+
+async def receive():
+    return {"type": "http.request", "body": b""}
+
+app = ASGIApplication(new())
+scope = {"type": "http", "path": "/health/readiness", "method": "GET", "headers": []}
+asyncio.run(app(scope, receive, send))
+print(json.dumps([sent[0]["status"], sent[1]["body"].decode()]))
+"""
+
+
+def test_func_python_answers_not_ready_with_500_not_503(build: Path) -> None:
+    """Before start-up completes func-python answers readiness 500 (`python -m eventfn`: 503)."""
+    done = subprocess.run(
+        [str(build.parent / "venv" / "bin" / "python"), "-c", NOT_READY_PROBE],
+        cwd=build,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": "lib", "LOG_LEVEL": "error"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == [500, "starting"]
+
+
 def test_liveness_is_func_pythons_text_answer(http: httpx.Client) -> None:
     """The liveness probe: 200 text/plain `alive`, from the function's `alive()`."""
     response = http.get("/health/liveness")
