@@ -95,3 +95,16 @@ def test_series_pairs_consecutive_samples() -> None:
     assert rows[0]["ok"] == 1.0
     assert rows[1]["p50 ms"] is None
     assert 2.5 < (rows[0]["p50 ms"] or 0) <= 5.0
+
+
+def test_one_scrape_serves_every_type_filter() -> None:
+    """Parsed once, a scrape gives each selection of types its own counts."""
+    m = Metrics(TYPES)
+    m.event("com.example.a", "binary", "ok")
+    m.event("com.example.b", "batch", "ok")
+    m.event("com.example.b", "binary", "failed")
+    scraped = metrics.scrape(m.render().decode(), 5.0)
+    assert metrics.select(scraped, ["com.example.a"]).outcomes == {"ok": 1}
+    assert metrics.select(scraped, ["com.example.b"]).outcomes == {"ok": 1, "failed": 1}
+    assert metrics.select(scraped).outcomes == {"ok": 2, "failed": 1}
+    assert metrics.select(scraped).at == 5.0

@@ -1,7 +1,8 @@
 """What the Live page charts, from the function's `/metrics`: pure functions over samples.
 
-A `Sample` is one scrape parsed with prometheus_client's own parser (never regexes): the event
-counters by outcome and the handler-duration histogram's buckets. Rates and quantiles come from
+A `Scrape` is one `/metrics` text parsed once with prometheus_client's own parser (never regexes),
+by event type; a `Sample` is what a chart needs of it for the types it shows: the event counters by
+outcome and the handler-duration histogram's buckets. Rates and quantiles come from
 the difference of two samples, as Prometheus computes `rate()` and `histogram_quantile()`.
 """
 
@@ -27,23 +28,49 @@ class Sample:
     buckets: dict[float, float] = field(default_factory=dict)
 
 
-def parse(text: str, at: float, types: Iterable[str] = ()) -> Sample:
-    """A `Sample` of the exposition `text` scraped at `at`; only event `types` if any given."""
-    wanted = frozenset(types)
-    outcomes: dict[str, float] = {}
-    buckets: dict[float, float] = {}
+@dataclass(frozen=True)
+class Scrape:
+    """One scrape by event type, parsed once: `select` sums it for the types a chart shows."""
+
+    at: float
+    events: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, outcome)
+    buckets: dict[tuple[str, float], float] = field(default_factory=dict)  # (type, le)
+
+
+def scrape(text: str, at: float) -> Scrape:
+    """The exposition `text` scraped at `at`, by type (the parser runs once per scrape)."""
+    events: dict[tuple[str, str], float] = {}
+    buckets: dict[tuple[str, float], float] = {}
     for family in text_string_to_metric_families(text):
         if family.name == EVENTS:
             for s in family.samples:
-                if s.name == f"{EVENTS}_total" and (not wanted or s.labels["type"] in wanted):
-                    outcome = s.labels["outcome"]
-                    outcomes[outcome] = outcomes.get(outcome, 0.0) + s.value
+                if s.name == f"{EVENTS}_total":
+                    key = (s.labels["type"], s.labels["outcome"])
+                    events[key] = events.get(key, 0.0) + s.value  # summed over content modes
         elif family.name == DURATION:
             for s in family.samples:
-                if s.name == f"{DURATION}_bucket" and (not wanted or s.labels["type"] in wanted):
-                    bound = float(s.labels["le"])
-                    buckets[bound] = buckets.get(bound, 0.0) + s.value
-    return Sample(at, outcomes, buckets)
+                if s.name == f"{DURATION}_bucket":
+                    buckets[(s.labels["type"], float(s.labels["le"]))] = s.value
+    return Scrape(at, events, buckets)
+
+
+def select(scraped: Scrape, types: Iterable[str] = ()) -> Sample:
+    """The `Sample` of `types` (every type when none given) in one scrape."""
+    wanted = frozenset(types)
+    outcomes: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    for (event_type, outcome), count in scraped.events.items():
+        if not wanted or event_type in wanted:
+            outcomes[outcome] = outcomes.get(outcome, 0.0) + count
+    for (event_type, bound), count in scraped.buckets.items():
+        if not wanted or event_type in wanted:
+            buckets[bound] = buckets.get(bound, 0.0) + count
+    return Sample(scraped.at, outcomes, buckets)
+
+
+def parse(text: str, at: float, types: Iterable[str] = ()) -> Sample:
+    """A `Sample` of the exposition `text` scraped at `at`; only event `types` if any given."""
+    return select(scrape(text, at), types)
 
 
 def rates(before: Sample, after: Sample) -> dict[str, float]:

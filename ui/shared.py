@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from ui.client import Backend, FeedListener, Problem
-from ui.metrics import Sample, parse
+from ui.metrics import Sample, Scrape, scrape, select
 
 SAMPLE_SECONDS = 2.0
 SAMPLES = 300  # ten minutes of scrapes
@@ -88,14 +88,14 @@ class MetricsSampler(threading.Thread):
     def __init__(self, backend: Backend) -> None:
         super().__init__(name="metrics-sampler", daemon=True)
         self.backend = backend
-        self.texts: deque[tuple[float, str]] = deque(maxlen=SAMPLES)
+        self.scrapes: deque[Scrape] = deque(maxlen=SAMPLES)
         self.error: str | None = None
         self._stop = threading.Event()
 
     def run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.texts.append((time.time(), self.backend.metrics()))
+                self.scrapes.append(scrape(self.backend.metrics(), time.time()))
                 self.error = None
             except Problem as problem:
                 self.error = str(problem)
@@ -105,7 +105,7 @@ class MetricsSampler(threading.Thread):
         self._stop.set()
 
     def samples(self, types: list[str]) -> list[Sample]:
-        return [parse(text, at, types) for at, text in list(self.texts)]
+        return [select(s, types) for s in list(self.scrapes)]
 
 
 @st.cache_resource(show_spinner=False)
