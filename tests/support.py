@@ -144,6 +144,23 @@ async def function_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def shipped_function_consuming(event_type: str, tool: str) -> str:
+    """FUNCTION_REGISTRY of the function as it ships, which `tool` (the bench, the load test)
+    measures by sending `event_type`; skips once that function no longer consumes it (the
+    example replaced or removed: the tool must follow it, not the suite)."""
+    from eventfn import load_registry
+    from eventfn.loading import RegistryNotFound
+
+    shipped = str(Settings.model_fields["function_registry"].default)
+    try:
+        catalogue = load_registry(shipped).catalogue
+    except RegistryNotFound as exc:
+        pytest.skip(f"{tool} measures {shipped}, which does not load: {exc}")
+    if event_type not in catalogue or not catalogue[event_type].consumes:
+        pytest.skip(f"{tool} sends {event_type}, which {shipped} does not consume")
+    return shipped
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,6 +22,7 @@ from tests.support import (
     free_port,
     query,
     running_server,
+    shipped_function_consuming,
     test_settings,
 )
 
@@ -29,22 +30,11 @@ from tests.support import (
 # bench/run.py and bench/event.lua send, and what its stand-in servers answer.
 BENCH_TYPE = run.EVENT_HEADERS["ce-type"]
 BENCH_REPLY = "com.example.query.response"
-SHIPPED = "handler.functions:registry"
 
 
 def shipped_function() -> str:
-    """FUNCTION_REGISTRY of the function `make bench` measures; skips once it no longer
-    consumes the type the bench sends (the example replaced: the bench must follow it)."""
-    from eventfn import load_registry
-    from eventfn.loading import RegistryNotFound
-
-    try:
-        catalogue = load_registry(SHIPPED).catalogue
-    except RegistryNotFound as exc:
-        pytest.skip(f"the bench measures {SHIPPED}, which does not load: {exc}")
-    if BENCH_TYPE not in catalogue:
-        pytest.skip(f"the bench sends {BENCH_TYPE}, which {SHIPPED} no longer consumes")
-    return SHIPPED
+    """FUNCTION_REGISTRY of the function `make bench` measures (skips once it cannot be)."""
+    return shipped_function_consuming(BENCH_TYPE, "the bench")
 
 
 def asgi_client(app: Any) -> httpx.AsyncClient:

@@ -9,6 +9,7 @@ it first and skips, saying why, where it cannot be had.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import re
@@ -31,9 +32,11 @@ from tests.support import (
     binary_headers,
     dumps,
     query,
+    shipped_function_consuming,
 )
 
 UV = ROOT / ".tools" / "bin" / "uv"
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 POETRY = ROOT / ".tools" / "poetry" / "bin" / "poetry"
 LOCUST = ROOT / ".tools" / "locust" / "bin" / "locust"
 
@@ -237,18 +240,30 @@ def test_synced_venv_has_bytecode_for_every_module(package: str) -> None:
     assert missing == [], f"{len(missing)} modules without bytecode, e.g. {missing[:3]}"
 
 
-# Step 5: the load test and the cold-start figure
+# Step 5: the load test and the cold-start figure: both measure the function as it ships, with
+# the event type of its example
+
+
+def sent_by_the_locustfile() -> str:
+    """The event type loadtest/locustfile.py sends (its `QUERY`; locust is not importable here)."""
+    for node in ast.parse(LOCUSTFILE.read_text()).body:
+        match node:
+            case ast.Assign(targets=[ast.Name(id="QUERY")], value=value):
+                return str(ast.literal_eval(value))
+    raise AssertionError(f"{LOCUSTFILE} has no QUERY")
 
 
 @pytest.mark.server
 @pytest.mark.timeout(300)
 def test_locustfile_runs_headless_against_a_real_server(tmp_path: Path) -> None:
     """`make loadtest`'s runner: Locust headless, few users, a few seconds, no failed request."""
+    shipped = shipped_function_consuming(sent_by_the_locustfile(), "the load test")
     locust = tool("locust", LOCUST)
     argv = [sys.executable, "-m", "loadtest.run", "--locust", str(locust)]
     argv += ["--run-time", "3s", "--users", "4", "--spawn-rate", "4"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATA_DIR", str(tmp_path))
+        patch.setenv("FUNCTION_REGISTRY", shipped)
         out = run(argv).stdout
     assert re.search(r"total: [1-9]\d* requests, 0 failed", out), out
 
@@ -256,6 +271,9 @@ def test_locustfile_runs_headless_against_a_real_server(tmp_path: Path) -> None:
 @pytest.mark.server
 def test_cold_start_command_prints_the_functions_cold_start() -> None:
     """`python -m bench.run --cold-start-only` (here on this interpreter) prints the table."""
+    from bench.run import EVENT_HEADERS
+
+    shipped_function_consuming(EVENT_HEADERS["ce-type"], "the bench")
     out = run(
         [sys.executable, "-m", "bench.run", "--cold-start-only", "--as-is", "--cold-runs", "1"]
     )
