@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import ServerProcess, free_port
 from tests.ui_function import TICKET_TYPE, running_function
-from ui.client import EXPLAIN, Backend, Problem
+from ui.client import EXPLAIN, IDLE_SECONDS, Backend, FeedListener, Problem
 
 pytestmark = pytest.mark.server
 
@@ -76,3 +76,19 @@ def test_nothing_to_say_is_none(keyed: ServerProcess) -> None:
     backend = Backend(keyed.url, api_key="sesame")
     path = next(t["facade_path"] for t in backend.types()["types"] if t["reply"] is None)
     assert backend.send(path, {"actor": "ada", "action": "login"}) is None
+
+
+def test_a_feed_nobody_reads_is_let_go() -> None:
+    """A reader stays wanted while a page reads it, and ends IDLE_SECONDS after the last read."""
+    now = [100.0]
+    listener = FeedListener(Backend("http://127.0.0.1:1"), clock=lambda: now[0])
+    now[0] += IDLE_SECONDS - 1
+    assert listener.wanted
+    assert listener.recent() == []  # a read
+    now[0] += IDLE_SECONDS - 1
+    assert listener.wanted
+    now[0] += 2
+    assert not listener.wanted
+    listener.touch()
+    listener.stop()
+    assert not listener.wanted

@@ -25,6 +25,7 @@ TIMEOUT_SECONDS = 30.0
 # The short calls a page makes while painting: a slow function shows as an error, not a hang.
 QUICK_SECONDS = 5.0
 FEED_SIZE = 500
+IDLE_SECONDS = 60.0
 
 # What 401 and 403 mean here, for a person who did not write the function.
 EXPLAIN = {
@@ -191,21 +192,44 @@ def _refused_handshake(exc: Exception) -> Problem | None:
     return Problem(body)
 
 
-class FeedListener(threading.Thread):
-    """Keeps one WebSocket subscribed to the live feed and the last events in memory.
+class Reader(threading.Thread):
+    """A background reader a page reads without waiting; it ends once no page has read it for
+    IDLE_SECONDS (no open Live tab), and the UI starts another when one comes back."""
 
-    A thread, so a page reads what arrived without ever waiting for it.
-    """
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name=name, daemon=True)
+        self._stop = threading.Event()
+        self._clock = clock
+        self._read_at = clock()
 
-    def __init__(self, backend: Backend) -> None:
-        super().__init__(name="feed-listener", daemon=True)
+    def touch(self) -> None:
+        """A page read it: keep it going."""
+        self._read_at = self._clock()
+
+    @property
+    def wanted(self) -> bool:
+        return not self._stop.is_set() and self._clock() - self._read_at < IDLE_SECONDS
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class FeedListener(Reader):
+    """Keeps one WebSocket subscribed to the live feed and the last events in memory."""
+
+    def __init__(self, backend: Backend, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__("feed-listener", clock)
         self.backend = backend
         self.events: deque[dict[str, Any]] = deque(maxlen=FEED_SIZE)
         self.status = "connecting"
-        self._stop = threading.Event()
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The events kept, newest first."""
+        self.touch()
+        return list(self.events)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while self.wanted:
             try:
                 self._listen()
             except Problem as problem:
@@ -213,9 +237,6 @@ class FeedListener(threading.Thread):
             except Exception as exc:  # any failure: say so, retry shortly
                 self.status = f"disconnected ({type(exc).__name__}); retrying"
             self._stop.wait(2.0)
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def _listen(self) -> None:
         try:
@@ -227,7 +248,7 @@ class FeedListener(threading.Thread):
         with ws:
             ws.send(json.dumps({"type": "subscribe", "types": []}))
             self.status = "live"
-            while not self._stop.is_set():
+            while self.wanted:
                 try:
                     raw = ws.recv(timeout=1.0)
                 except TimeoutError:

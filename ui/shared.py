@@ -5,14 +5,13 @@ two background readers (the live feed, the `/metrics` sampler) that pages read w
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import deque
 from typing import Any
 
 import streamlit as st
 
-from ui.client import Backend, FeedListener, Problem
+from ui.client import Backend, FeedListener, Problem, Reader
 from ui.metrics import Sample, Scrape, scrape, select
 
 SAMPLE_SECONDS = 2.0
@@ -81,19 +80,18 @@ def types(url: str, api_key: str | None, token: str | None) -> dict[str, Any]:
     return Backend(url, api_key, token).types()
 
 
-class MetricsSampler(threading.Thread):
+class MetricsSampler(Reader):
     """Scrapes `/metrics` every SAMPLE_SECONDS and keeps the parsed samples: the Live page's
     charts read them, never the function."""
 
     def __init__(self, backend: Backend) -> None:
-        super().__init__(name="metrics-sampler", daemon=True)
+        super().__init__("metrics-sampler")
         self.backend = backend
         self.scrapes: deque[Scrape] = deque(maxlen=SAMPLES)
         self.error: str | None = None
-        self._stop = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while self.wanted:
             try:
                 self.scrapes.append(scrape(self.backend.metrics(), time.time()))
                 self.error = None
@@ -101,14 +99,18 @@ class MetricsSampler(threading.Thread):
                 self.error = str(problem)
             self._stop.wait(SAMPLE_SECONDS)
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def samples(self, types: list[str]) -> list[Sample]:
+        self.touch()
         return [select(s, types) for s in list(self.scrapes)]
 
 
-@st.cache_resource(show_spinner=False)
+def _alive(reader: Reader) -> bool:
+    return reader.is_alive()
+
+
+# One reader per function and credentials for the whole UI process; an idle one has ended and is
+# started again (`validate`), and a few credentials tried in turn do not pile readers up.
+@st.cache_resource(show_spinner=False, validate=_alive, max_entries=8)
 def feed(url: str, api_key: str | None, token: str | None) -> FeedListener:
     """One feed listener per function and credentials for the whole UI process."""
     listener = FeedListener(Backend(url, api_key, token))
@@ -116,7 +118,7 @@ def feed(url: str, api_key: str | None, token: str | None) -> FeedListener:
     return listener
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, validate=_alive, max_entries=8)
 def sampler(url: str, api_key: str | None, token: str | None) -> MetricsSampler:
     """One `/metrics` sampler per function for the whole UI process."""
     thread = MetricsSampler(Backend(url, api_key, token))

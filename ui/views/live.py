@@ -65,8 +65,9 @@ def rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @st.fragment(run_every="2s")
 def event_feed() -> None:
     listener = feed(current.url, current.api_key, current.token)
-    shown = rows(list(listener.events))
-    st.caption(f"Event feed: {listener.status} · {len(shown)} of the last {len(listener.events)}")
+    events = listener.recent()
+    shown = rows(events)
+    st.caption(f"Event feed: {listener.status} · {len(shown)} of the last {len(events)}")
     if shown:
         st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", height=300)
     else:
