@@ -227,3 +227,25 @@ def test_slow_bodies_to_a_served_function_are_refused_or_cut(tmp_path: Path) -> 
     assert all(answer.startswith(b"HTTP/1.1 401") for answer in facade), facade[0][:200]
     assert delivery.startswith(b"HTTP/1.1 408"), delivery[:200]
     assert b"application/problem+json" in delivery
+
+
+async def test_a_body_whose_first_chunk_came_with_the_head_is_still_timed() -> None:
+    """The first chunk at once, the rest never: the read is timed from there on (408)."""
+    deadline = BodyDeadline(0.02)
+    first = [{"type": "http.request", "body": b"{", "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        return first.pop() if first else await withheld()
+
+    with pytest.raises(RequestTimeout):
+        await deadline.read(receive, 1000, 0)
+
+
+async def test_a_body_that_arrived_with_the_head_is_read_at_once() -> None:
+    """The usual delivery: the whole body is there already, and is the read's answer."""
+    deadline = BodyDeadline(0.02)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    assert await deadline.read(receive, 1000, 2) == b"{}"
