@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 import threading
 import time
 from collections.abc import Iterator

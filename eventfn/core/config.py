@@ -376,4 +376,3 @@ def following_deliveries(settings: Settings, deliveries: Iterable[BrokerDelivery
         return settings
     # Validated again: the derived lease must still satisfy the Redis timeout rule above.
     return type(settings).model_validate({**settings.model_dump(), **update})
-
