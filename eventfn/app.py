@@ -5,7 +5,7 @@ The function is one ASGI app, `FunctionApp`, in two parts:
 * the entry, which answers what Knative sends without any framework: the lifespan, the drain
   (503 to new work once SIGTERM came), header limits, and the fast paths (`POST /` the
   CloudEvents ingress, `POST /deadletter`, the health probes and `GET /metrics`);
-* the facade (`eventfn.facade.app`: `/api/v1`, the WebSocket, OpenAPI and the docs), a FastAPI
+* the facade (`eventfn.facade.factory`: `/api/v1`, the WebSocket, OpenAPI and the docs), a FastAPI
   app built on the first request that needs it.
 
 Why the facade waits: a replica that only receives broker deliveries never imports FastAPI,
@@ -106,7 +106,7 @@ class FunctionApp:
         fast paths do not parse X-Forwarded-* for nothing."""
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-        from eventfn.facade.app import build_facade
+        from eventfn.facade.factory import build_facade
 
         facade, self._facade_components = build_facade(self._runtime)
         self._facade = facade

@@ -230,7 +230,7 @@ async def refused_handshake(
     monkeypatch: pytest.MonkeyPatch, headers: list[tuple[bytes, bytes]], *, denial: bool
 ) -> list[dict[str, Any]]:
     """What the function sends for this handshake; fails if the facade would be built for it."""
-    from eventfn.facade import app as facade_app
+    from eventfn.facade import factory as facade_app
 
     def no_facade(*_: Any) -> Any:
         raise AssertionError("the facade was built for a handshake that should be refused")

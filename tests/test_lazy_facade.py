@@ -82,7 +82,7 @@ async def test_concurrent_first_facade_requests_build_it_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Concurrent first requests share one facade, and events keep flowing meanwhile."""
-    from eventfn.facade import app as facade_app
+    from eventfn.facade import factory as facade_app
 
     built = []
     real = facade_app.build_facade

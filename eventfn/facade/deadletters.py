@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from eventfn.binding import Event, check_binary, is_json, loads
 from eventfn.core.errors import MalformedEvent, NoSink, NotFound
-from eventfn.facade.query import problems
+from eventfn.facade.openapi import problems
 from eventfn.observability.logs import get_logger
 from eventfn.stores.deadletters import DeadLetter, DeadLetterStore, without_errors
 from eventfn.stores.records import dump_event

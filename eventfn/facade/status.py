@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from eventfn.facade.query import problems
+from eventfn.facade.openapi import problems
 from eventfn.ingress import probes
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Served at the ASGI entry like the ingress (`probes`): a probe must answer before anything else
 is built, and must never be what makes the function import FastAPI. The facade has them as
-routes too (`eventfn.facade.app`), only to document them in OpenAPI; the entry answers first.
+routes too (`eventfn.facade.factory`), only to document them in OpenAPI; the entry answers first.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from eventfn.core.errors import (
     UnsupportedMediaType,
     problem_response,
 )
-from eventfn.facade import asyncapi, deadletters, query, security, status
+from eventfn.facade import asyncapi, deadletters, events, openapi, schemas, security, status
 from eventfn.facade.guards import facade_dependency
 from eventfn.facade.ws import endpoint as ws
 from eventfn.ingress import probes as health
@@ -37,7 +37,7 @@ from eventfn.observability.tracing import telemetry_config
 if TYPE_CHECKING:
     from eventfn.runtime import Runtime
 
-log = get_logger("eventfn.facade.app")
+log = get_logger("eventfn.facade.factory")
 
 DESCRIPTION = """
 A CloudEvents-driven Knative Eventing function.
@@ -163,15 +163,15 @@ def build_facade(runtime: Runtime) -> tuple[FastAPI, list[Any]]:
     if runtime.facade_auth is not None:
         api = {
             "dependencies": [Depends(facade_dependency(runtime.facade_auth))],
-            "responses": query.problems(401, 403, 503),
+            "responses": openapi.problems(401, 403, 503),
         }
-    app.include_router(query.router, **api)
-    query.add_routes(app, runtime.catalogue, **api)
+    app.include_router(schemas.router, **api)
+    events.add_routes(app, runtime.catalogue, **api)
     app.include_router(deadletters.router, **api)
     app.include_router(status.router, **api)
     # API descriptions are documentation, open like /openapi.json.
     app.include_router(asyncapi.router)
     sessions = ws.install(app, runtime)
     security.install(app, settings)
-    query.document_400_not_422(app)
+    openapi.document_400_not_422(app)
     return app, [(sessions, sessions.sample, sessions.drain)]
