@@ -39,7 +39,7 @@ from eventfn.routing.filters import trigger_filter
 from eventfn.routing.triggers import Delivery, Destination, Trigger, load_triggers, triggers_in
 
 if TYPE_CHECKING:
-    from eventfn.core.asgi import ASGIApp
+    from eventfn.core.http import ASGIApp
     from eventfn.dispatch.catalogue import Catalogue
 
 TTL = "knativebrokerttl"

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from eventfn.auth.policy import header, log_posture
 from eventfn.binding import is_json, loads
-from eventfn.core.asgi import Receive, Scope, Send, declared_length, send_response
 from eventfn.core.config import Settings
 from eventfn.core.errors import (
     ClientError,
@@ -32,6 +31,7 @@ from eventfn.core.errors import (
     TransientError,
     problem_response,
 )
+from eventfn.core.http import Receive, Scope, Send, declared_length, send_response
 from eventfn.dispatch.catalogue import FACADE_PREFIX
 from eventfn.dispatch.registry import Registry
 from eventfn.ingress import probes as health
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
-    from eventfn.core.asgi import ASGIApp
+    from eventfn.core.http import ASGIApp
 
 
 # Probes and metrics keep answering while draining: they report the drain, they are not work.

@@ -15,8 +15,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
 from eventfn.auth.policy import FacadeAuth, build_auth
-from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings, following_deliveries
+from eventfn.core.http import Scope
 from eventfn.delivery.build import build_delivery
 from eventfn.delivery.outgoing import OutgoingHTTP
 from eventfn.delivery.publisher import Publisher

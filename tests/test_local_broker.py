@@ -24,7 +24,7 @@ from eventfn import (
     Retry,
     Route,
 )
-from eventfn.core.asgi import Receive, Scope, Send
+from eventfn.core.http import Receive, Scope, Send
 from eventfn.testing import LocalBroker, local_broker
 
 ORDER_TYPE = "com.acme.order.placed"

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eventfn.auth.oidc import OIDCVerifier, looks_like_jwt
-from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
 from eventfn.core.errors import Unauthenticated
+from eventfn.core.http import Scope
 from eventfn.observability.logs import get_logger
 
 if TYPE_CHECKING:

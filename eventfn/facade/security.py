@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from eventfn.core.asgi import Scope
 from eventfn.core.config import Settings
+from eventfn.core.http import Scope
 from eventfn.observability.logs import get_logger
 
 if TYPE_CHECKING:

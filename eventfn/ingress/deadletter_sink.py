@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from eventfn.core.asgi import Receive, Scope, Send
 from eventfn.core.errors import FunctionError, MethodNotAllowed, problem_response
+from eventfn.core.http import Receive, Scope, Send
 from eventfn.ingress.deadline import BodyDeadline
 from eventfn.observability.logs import get_logger
 from eventfn.stores.deadletters import DeadLetterStore, dead_letter_of
@@ -39,7 +39,7 @@ class DeadLetterSink:
         self._deadline = BodyDeadline(runtime.settings.body_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from eventfn.core.asgi import ClientDisconnected, send_response
+        from eventfn.core.http import ClientDisconnected, send_response
         from eventfn.ingress.request import read_request
 
         try:

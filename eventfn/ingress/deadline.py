@@ -19,8 +19,8 @@ import asyncio
 from collections.abc import Generator
 from typing import Any
 
-from eventfn.core.asgi import Receive, read_body
 from eventfn.core.errors import ClientError
+from eventfn.core.http import Receive, read_body
 
 
 class RequestTimeout(ClientError):

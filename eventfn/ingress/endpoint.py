@@ -22,12 +22,12 @@ from eventfn.binding import (
     to_binary,
 )
 from eventfn.binding import to_structured as encode_structured
-from eventfn.core.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send, send_response
 from eventfn.core.errors import (
     FunctionError,
     MethodNotAllowed,
     problem_response,
 )
+from eventfn.core.http import ASGIApp, ClientDisconnected, Receive, Scope, Send, send_response
 from eventfn.dispatch.dispatcher import Outcome
 from eventfn.ingress.deadline import BodyDeadline
 from eventfn.ingress.request import read_events

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventfn.core.asgi import Scope
 from eventfn.core.errors import HeadersTooLarge, problem_response
+from eventfn.core.http import Scope
 
 
 class HeaderLimits:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from eventfn.core.asgi import Receive, Scope, Send
 from eventfn.core.errors import MethodNotAllowed, problem_response
+from eventfn.core.http import Receive, Scope, Send
 from eventfn.observability.metrics import CONTENT_TYPE, Metrics
 
 

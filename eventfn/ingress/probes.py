@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventfn.core.asgi import send_response
 from eventfn.core.errors import MethodNotAllowed, problem_response
+from eventfn.core.http import send_response
 
 if TYPE_CHECKING:
     from eventfn.runtime import Runtime

@@ -4,7 +4,7 @@ decoded."""
 from __future__ import annotations
 
 from eventfn.binding import Head, Request, decode_head, read_head
-from eventfn.core.asgi import Receive, Scope, content_length
+from eventfn.core.http import Receive, Scope, content_length
 from eventfn.ingress.deadline import BodyDeadline
 
 
