@@ -38,11 +38,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # the server pinned to one core): (connections, events/s per core, p99 ms). Used when no
 # bench/results/sweep.json is at hand, so the documented simulation can be rerun as is.
 MEASURED: tuple[tuple[int, float, float], ...] = (
-    (1, 3343.0, 12.612),
-    (8, 6748.0, 14.314),
-    (32, 9470.0, 24.033),
-    (64, 8803.0, 36.633),
-    (128, 8183.0, 115.996),
+    (1, 3453.0, 5.133),
+    (8, 6553.0, 7.269),
+    (32, 7348.0, 12.595),
+    (64, 8157.0, 27.616),
+    (128, 7052.0, 53.139),
 )
 
 

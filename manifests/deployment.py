@@ -37,7 +37,7 @@ class Deployment(BaseModel):
         ),
     )
     container_concurrency: int = Field(
-        default=64,  # make bench-sweep: the most connections with p99 within 100 ms
+        default=128,  # make bench-sweep: the most connections with p99 within 100 ms
         ge=0,
         description="Hard cap of requests in flight per replica; more wait in the queue-proxy.",
     )
