@@ -127,11 +127,14 @@ async def test_schema_error_does_not_echo_the_input(client: httpx.AsyncClient) -
     assert "hunter2" not in response.text
 
 
-async def test_binary_body_that_is_not_json_is_a_schema_error(client: httpx.AsyncClient) -> None:
-    """A JSON-typed binary body that does not parse is 400 json_invalid."""
+async def test_binary_body_that_is_not_json_is_a_malformed_event(client: httpx.AsyncClient) -> None:
+    """A JSON-typed binary body that does not parse is 400 malformed-event, as in structured
+    mode: the binding reads every door's JSON in one dialect before any schema is applied."""
     response = await client.post("/", headers=binary_headers(), content=b"{not json")
     assert response.status_code == 400
-    assert response.json()["errors"][0]["type"] == "json_invalid"
+    problem = response.json()
+    assert problem["type"].endswith("/malformed-event")
+    assert problem["detail"].startswith("body is not valid JSON")
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
