@@ -97,6 +97,8 @@ class MetricsSampler(Reader):
                 self.error = None
             except Problem as problem:
                 self.error = str(problem)
+            except Exception as exc:  # a bad scrape must not end the reader: say so, go on
+                self.error = f"{type(exc).__name__}: {exc}"
             self._stop.wait(SAMPLE_SECONDS)
 
     def samples(self, types: list[str]) -> list[Sample]:
