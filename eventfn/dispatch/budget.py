@@ -4,8 +4,10 @@ the keep-alive of whatever the handler holds while it works (its dedupe claim)."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from eventfn.core.resumed import Resumed
 
 T = TypeVar("T")
 
@@ -32,10 +34,10 @@ async def run_within(
         result: T = done.value  # not typing.cast: this is the hot path, and cast is a call
         return result
     if keepalive is None:
-        return await _within(seconds, _Resumed(coro, first))
+        return await _within(seconds, Resumed(coro, first))
     stop = keepalive(key)
     try:
-        return await _within(seconds, _Resumed(coro, first))
+        return await _within(seconds, Resumed(coro, first))
     finally:
         stop()
 
@@ -64,39 +66,6 @@ class Renewal:
         self._handle.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-
-
-class _Resumed:
-    """Awaitable of a coroutine already started by hand, suspended after yielding `first`.
-
-    Awaiting it is `yield from` the rest of the coroutine: what the task sends or throws in goes
-    to the coroutine, what it yields goes to the task.
-    """
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self._coro = coro
-        self._first = first
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, step = self._coro, self._first
-        while True:
-            try:
-                sent = yield step
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # thrown in by the task: passed on to the coroutine
-                try:
-                    step = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    step = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
 
 
 async def _within(seconds: float, awaitable: Awaitable[T]) -> T:

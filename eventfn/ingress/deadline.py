@@ -16,11 +16,11 @@ past theirs. A body is therefore cut between one and 1.25 deadlines after its re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
 from typing import Any
 
 from eventfn.core.errors import ClientError
 from eventfn.core.http import Receive, read_body
+from eventfn.core.resumed import Resumed
 
 
 class RequestTimeout(ClientError):
@@ -61,7 +61,7 @@ class BodyDeadline:
                 if len(body) <= limit:
                     return body
             return await self._timed(_then(message, receive), limit, length)
-        return await self._timed(_then(_Started(started, waiting_on), receive), limit, length)
+        return await self._timed(_then(Resumed(started, waiting_on), receive), limit, length)
 
     async def _timed(self, receive: Receive, limit: int, length: int) -> bytes:
         """`read_body` registered with the timer: interrupted past the deadline."""
@@ -137,36 +137,6 @@ class BodyDeadline:
         self._timer = loop.call_later(self.seconds / 4, self._tick, loop) if self._reading else None
 
 
-class _Started:
-    """A coroutine started by hand and suspended on `waiting_on`, awaited from there on.
-
-    What `await` does for a coroutine it starts itself (`yield from`): every value the task
-    sends, and every exception it throws in (a cancellation), goes on to the coroutine.
-    """
-
-    __slots__ = ("_coroutine", "_waiting_on")
-
-    def __init__(self, coroutine: Any, waiting_on: Any) -> None:
-        self._coroutine = coroutine
-        self._waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coroutine, waiting_on = self._coroutine, self._waiting_on
-        while True:
-            try:
-                sent = yield waiting_on
-            except BaseException as exc:  # thrown in by the task: the coroutine's to handle
-                try:
-                    waiting_on = coroutine.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    waiting_on = coroutine.send(sent)
-                except StopIteration as done:
-                    return done.value
-
-
 def _then(first: Any, receive: Receive) -> Receive:
     """`receive` whose first message is `first` (a message, or an awaitable of one)."""
     pending = [first]
@@ -175,6 +145,6 @@ def _then(first: Any, receive: Receive) -> Receive:
         if not pending:
             return await receive()
         message = pending.pop()
-        return await message if isinstance(message, _Started) else message
+        return await message if isinstance(message, Resumed) else message
 
     return receive_next
