@@ -8,7 +8,6 @@ SIGCONT, kill and restart without touching the Redis other tests share.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -28,7 +27,7 @@ import pytest
 import trustme
 
 from tests.sink import serve_posts
-from tests.support import free_port
+from tests.support import free_port, until
 
 
 class RecordingSink:
@@ -98,14 +97,12 @@ class RecordingSink:
 
     async def until(self, check: Callable[[RecordingSink], bool], within: float) -> None:
         """Wait (bounded, without blocking the loop) until `check(self)` holds."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+
+        def holds() -> bool:
             with self._lock:
-                if check(self):
-                    return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"not reached in {within}s: arrived {len(self.arrived)}, "
-                             f"accepted {len(self.accepted)}")  # fmt: skip
+                return check(self)
+
+        await until(holds, within, f"arrived {len(self.arrived)}, accepted {len(self.accepted)}")
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ test can play a sink that is down (`start()` later), flaky (`script`) or slow (`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 import threading
@@ -18,7 +17,7 @@ from typing import Any
 
 import trustme
 
-from tests.support import free_port, tls_server_context
+from tests.support import free_port, tls_server_context, until
 
 
 def serve_posts(
@@ -111,13 +110,14 @@ class Sink:
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[Received]:
         """Wait (without blocking the event loop) until `count` requests arrived; bounded."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+
+        def arrived() -> bool:
             with self._lock:
-                if len(self.received) >= count:
-                    return list(self.received)
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"the sink got {len(self.received)} requests, not {count}")
+                return len(self.received) >= count
+
+        await until(arrived, within, f"the sink got {len(self.received)} requests, not {count}")
+        with self._lock:
+            return list(self.received)
 
 
 @contextlib.contextmanager

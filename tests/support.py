@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import ssl
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,35 @@ def shipped_function_consuming(event_type: str, tool: str) -> str:
     if event_type not in catalogue or not catalogue[event_type].consumes:
         pytest.skip(f"{tool} sends {event_type}, which {shipped} does not consume")
     return shipped
+
+
+async def until(condition: Callable[[], Any], within: float = 10.0, what: str = "") -> None:
+    """Wait until `condition()` (a plain or an async callable) is true, without blocking the
+    loop; AssertionError naming `what` after `within` seconds.
+
+    The one bounded poll of the suite, for what no event of ours can signal: a real process, a
+    real Redis, another thread (a sink's server). `within` is a generous ceiling, never a claim.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        holds = condition()
+        if inspect.isawaitable(holds):
+            holds = await holds
+        if holds:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not reached within {within}s: {what or condition}")
+        await asyncio.sleep(0.02)  # polling another process or thread: nothing to await
+
+
+class Clock:
+    """A clock the test moves by hand (`clock.now += 5`), for what takes `clock=`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State
 from eventfn.stores.records import event_key
 from tests.support import (
     STRUCTURED,
+    Clock,
     Counting,
     binary_headers,
     captured_logs,
@@ -22,17 +23,6 @@ from tests.support import (
     event_json,
     query,
 )
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 REPLY = Reply("2026-11-25T12:00:00.000Z", b"{}", "fp")
 

@@ -18,15 +18,7 @@ import pytest
 from eventfn.auth.oidc import IssuerUnavailable, OIDCVerifier
 from eventfn.core.errors import Unauthenticated
 from tests.oidc import AUDIENCE, Issuer
-from tests.support import binary_headers, dumps, function_client, query, test_settings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import Clock, binary_headers, dumps, function_client, query, test_settings
 
 
 class MockIssuer:

@@ -15,7 +15,7 @@ from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.observability.feed import LiveFeed, Subscription, channel_name
 from eventfn.runtime import build_feed_client
-from tests.support import QUERY, RESPONSE, free_port, redis_url, test_settings
+from tests.support import QUERY, RESPONSE, free_port, redis_url, test_settings, until
 
 
 def event(n: int = 0, type_: str = QUERY) -> Event:
@@ -39,14 +39,6 @@ async def next_event(subscription: Subscription, wait: float = 5.0) -> dict[str,
     assert message is not None
     parsed: dict[str, Any] = orjson.loads(message)
     return parsed
-
-
-async def until(condition: Any, wait: float = 5.0) -> None:
-    """Wait (bounded) for `condition()` to hold."""
-    deadline = time.monotonic() + wait
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 class TestInProcess:

@@ -7,9 +7,8 @@ end-to-end tests use a real local HTTP sink that is down (nothing listening) and
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,15 @@ from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
 from eventfn.stores.redis import redis_client
 from tests import support
 from tests.sink import Sink
-from tests.support import RESPONSE, client_for, function_client, make_app, query, test_settings
+from tests.support import (
+    RESPONSE,
+    client_for,
+    function_client,
+    make_app,
+    query,
+    test_settings,
+    until,
+)
 
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -139,14 +146,6 @@ def fast(**overrides: Any) -> dict[str, Any]:
     }
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Wait until `check()` is true, polling without blocking the loop; bounded."""
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_sink_down_for_a_while_gets_every_event_once_back(
     store_settings: dict[str, Any],
 ) -> None:
@@ -162,7 +161,7 @@ async def test_a_sink_down_for_a_while_gets_every_event_once_back(
         async def all_parked() -> bool:
             return publisher.pending == 0 and await publisher.outbox.depth() == 5
 
-        await eventually(all_parked)
+        await until(all_parked)
         sink.start()
         try:
             received = await sink.wait_for(5)
@@ -170,7 +169,7 @@ async def test_a_sink_down_for_a_while_gets_every_event_once_back(
             async def empty() -> bool:
                 return await publisher.outbox.depth() == 0
 
-            await eventually(empty)
+            await until(empty)
         finally:
             sink.stop()
     ids = [r.id for r in received]
@@ -230,7 +229,7 @@ async def test_a_parked_event_the_sink_then_refuses_becomes_a_dead_letter(
         async def parked() -> bool:
             return publisher.pending == 0 and await publisher.outbox.depth() == 1
 
-        await eventually(parked)
+        await until(parked)
         sink.start()
         try:
             await sink.wait_for(1)
@@ -238,7 +237,7 @@ async def test_a_parked_event_the_sink_then_refuses_becomes_a_dead_letter(
             async def moved() -> bool:
                 return await publisher.outbox.depth() == 0
 
-            await eventually(moved)
+            await until(moved)
             letters = (await client.get("/api/v1/deadletters")).json()["items"]
         finally:
             sink.stop()

@@ -22,15 +22,7 @@ from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_outage import Outage
 from tests.faults import own_redis
-from tests.support import captured_logs
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import Clock, captured_logs
 
 
 async def first_success(call: Callable[[], Awaitable[Any]], attempts: int = 50) -> Any:
@@ -48,7 +40,7 @@ def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 
 
 def test_an_outage_is_logged_when_it_begins_then_once_per_interval_then_when_it_ends() -> None:
-    clock = Clock()
+    clock = Clock(now=100.0)
     outage = Outage("dedupe", every=10.0, clock=clock)
     with captured_logs(redis_outage) as logs:
         for n in range(50):

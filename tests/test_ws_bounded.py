@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support import ServerProcess
+from tests.support import ServerProcess, until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server]
 
@@ -84,15 +84,6 @@ async def open_sessions(client: httpx.AsyncClient) -> int:
     match = re.search(r"^function_websocket_connections (\S+)$", text, re.MULTILINE)
     assert match is not None
     return int(float(match.group(1)))
-
-
-async def until(check: object, within: float, what: str = "") -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not reached within {within}s: {what}")
 
 
 async def flood(server: ServerProcess, http: httpx.AsyncClient) -> None:
