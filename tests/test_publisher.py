@@ -7,8 +7,6 @@ real local HTTP sink.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,6 +33,7 @@ from tests.support import (
     make_app,
     query,
     test_settings,
+    until,
 )
 
 SINK = "http://sink.test/events"
@@ -129,19 +128,20 @@ async def test_connection_errors_are_retried(publisher: Publisher) -> None:
 @respx.mock
 async def test_retry_after_is_honoured(publisher: Publisher) -> None:
     """A 429 with Retry-After: 1 makes the next attempt wait at least one second."""
-    times: list[float] = []
+    waits: list[float] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        times.append(time.monotonic())
-        return (
-            httpx.Response(429, headers={"retry-after": "1"})
-            if len(times) == 1
-            else (httpx.Response(202))
-        )
+    async def wait(delay: float) -> bool:  # the backoff's wait, recorded instead of slept
+        waits.append(delay)
+        return True
 
-    respx.post(SINK).mock(side_effect=answer)
+    publisher._wait = wait  # type: ignore[method-assign]
+    route = respx.post(SINK).mock(
+        side_effect=[httpx.Response(429, headers={"retry-after": "1"}), httpx.Response(202)]
+    )
     assert await publisher.publish(event()) == "delivered"
-    assert times[1] - times[0] >= 1.0
+    assert route.call_count == 2
+    assert len(waits) == 1
+    assert waits[0] >= 1.0
 
 
 @respx.mock
@@ -186,17 +186,18 @@ async def test_a_permanent_4xx_is_not_retried_and_becomes_a_dead_letter(
 async def test_stop_parks_what_is_still_retrying(tmp_path: Path) -> None:
     """At shutdown a publish in backoff stops waiting and its event is parked, not dropped."""
     settings = test_settings(
-        k_sink=SINK, publish_attempts=10, publish_backoff_seconds=1.0, publish_flush_seconds=2.0
+        k_sink=SINK, publish_attempts=10, publish_backoff_seconds=1.0, publish_flush_seconds=10.0
     )
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
     publisher = Publisher(settings, sink=SINK, outbox=outbox, rng=lambda: 1.0)
-    respx.post(SINK).mock(return_value=httpx.Response(503))
+    route = respx.post(SINK).mock(return_value=httpx.Response(503))
     await publisher.start()
     publisher.publish_soon(event())
-    await asyncio.sleep(0.1)  # first attempt failed; now waiting 1 s before the next
-    started = time.monotonic()
+    await until(lambda: route.call_count == 1)  # failed once; now waiting 1 s before the next
     await publisher.stop()
-    assert time.monotonic() - started < 0.5
+    # A publish still waiting would have made its second attempt 1 s in, well within the
+    # flush's 10 s: one attempt in all means the backoff ended when the stop began.
+    assert route.call_count == 1
     assert await outbox.depth() == 1
     await outbox.stop()
 
