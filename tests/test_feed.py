@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -98,7 +97,8 @@ class TestInProcess:
             subscription = feed.subscribe()
             broken = Event({**event(0).attributes, "weird": object()})
             feed.offer(broken)
-            await asyncio.sleep(0.05)  # the broken batch is processed on its own
+            # Once the queue is empty the pump holds the broken event as a batch of its own.
+            await until(feed._queue.empty)
             feed.offer(event(1))
             message = await next_event(subscription)
         assert message["event"]["id"] == "e1"
@@ -136,12 +136,16 @@ class TestAcrossReplicas:
         url = redis_url(13)
         async with running(self.settings(url)) as a, running(self.settings(url)) as b:
             mine = a.subscribe()
-            b.subscribe()  # someone elsewhere listens, so A publishes to Redis too
-            await until(lambda: a._remote > 0)
+            theirs = b.subscribe()  # someone elsewhere listens, so A publishes to Redis too
+            await until(lambda: a._remote > 0 and b._remote > 0)
             a.offer(event(1))
             a.offer(event(2))
             ids = [(await next_event(mine))["event"]["id"] for _ in range(2)]
-            await asyncio.sleep(0.2)
+            assert [(await next_event(theirs))["event"]["id"] for _ in range(2)] == ids
+            # B saw A's two PUBLISHes, so a third from B reaches A's listener after any echo
+            # of them: the next thing A's subscriber gets is B's event, nothing in between.
+            b.offer(event(3))
+            assert (await next_event(mine))["event"]["id"] == "e3"
             assert ids == ["e1", "e2"]
             assert mine.queue.empty()
 
@@ -156,6 +160,8 @@ class TestAcrossReplicas:
                 before = (await watcher.info("stats"))["total_commands_processed"]
                 for n in range(50):
                     feed.offer(event(n))
+                # An absence over the real Redis: no event marks "nothing was published", so the
+                # feed gets a couple of its 50 ms probes' worth of time to do it.
                 await asyncio.sleep(0.1)
                 after = (await watcher.info("stats"))["total_commands_processed"]
             finally:
@@ -185,12 +191,14 @@ async def test_stop_ends_the_probe_even_when_redis_turns_its_cancellation_into_a
     import redis
 
     calls: list[str] = []
+    asked = asyncio.Event()
 
     class Swallowing:
         async def pubsub_numsub(self, channel: str) -> list[Any]:
             calls.append(channel)
+            asked.set()
             try:
-                await asyncio.sleep(10)
+                await asyncio.Event().wait()  # a Redis call that hangs until cancelled
             except asyncio.CancelledError:
                 raise redis.ConnectionError("connection closed while reading") from None
             return []
@@ -202,13 +210,12 @@ async def test_stop_ends_the_probe_even_when_redis_turns_its_cancellation_into_a
     feed._redis = Swallowing()
     probe = asyncio.create_task(feed._probe())
     feed._tasks.append(probe)
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
+    await asyncio.wait_for(asked.wait(), 10)
     await feed.stop()
+    # stop() waits at most redis_timeout_seconds for its tasks and returns anyway: a probe that
+    # survived the error and went on would still be running then, not done.
     assert probe.done()
     assert not probe.cancelled()
     assert probe.exception() is None
-    assert time.monotonic() - started < 0.5  # not the whole timeout of stop's wait
-    made = len(calls)
-    await asyncio.sleep(0.05)
-    assert len(calls) == made == 1
+    # The probe has ended, so no call can follow: the closed client was asked once only.
+    assert len(calls) == 1
