@@ -14,11 +14,13 @@ import jwt
 import pytest
 import trustme
 
+from eventfn.auth.oidc import OIDCVerifier
 from eventfn.dispatch.registry import Registry
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
 from tests.support import (
     RESPONSE,
+    Clock,
     binary_headers,
     client_for,
     dumps,
@@ -47,12 +49,20 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def oidc_client(
-    issuer: Issuer, recorder: Recorder | None = None, **overrides: Any
+    issuer: Issuer,
+    recorder: Recorder | None = None,
+    *,
+    clock: Clock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A function with OIDC on, trusting `issuer`."""
+    """A function with OIDC on, trusting `issuer`; its verifier's intervals on `clock`."""
     settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
     app = make_app(settings, registry=(recorder or Recorder()).registry)
     async with client_for(app) as client:
+        if clock is not None:  # the function builds its verifier itself: its clock is set here
+            verifier = app.state.runtime.delivery_auth.verifier
+            assert isinstance(verifier, OIDCVerifier)
+            verifier._clock = clock
         yield client
 
 
@@ -192,6 +202,8 @@ async def test_a_remembered_token_is_refused_once_expired(issuer: Issuer) -> Non
     async with oidc_client(issuer, oidc_leeway_seconds=0) as client:
         assert (await deliver(client, token)).status_code == 200
         assert (await deliver(client, token)).status_code == 200
+        # `exp` is Unix time, checked by PyJWT against the real wall clock: no clock of ours
+        # reaches it, so the test waits for the token to expire.
         await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
         assert_refused(await deliver(client, token), 401, token)
 
@@ -205,9 +217,10 @@ async def test_unknown_kid_refreshes_once_then_401(issuer: Issuer) -> None:
         assert issuer.jwks_requests == 1  # fetched less than a minute ago: no refetch
         assert first.status_code == 503  # the key may be newer than the keys: retried
         assert 1 <= int(first.headers["retry-after"]) <= 60
-    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=0.2) as client:
+    clock = Clock(now=time.monotonic())
+    async with oidc_client(issuer, clock=clock, oidc_jwks_min_refresh_seconds=0.2) as client:
         assert (await deliver(client, issuer.token())).status_code == 200
-        await asyncio.sleep(0.25)
+        clock.now += 0.25
         assert_refused(await deliver(client, issuer.token(kid="rsa-2")), 401)
         # The same token again: refused from memory, no fetch.
         assert_refused(await deliver(client, issuer.token(kid="rsa-2")), 401)
@@ -261,10 +274,11 @@ async def test_unreachable_issuer_is_503_not_open(issuer: Issuer) -> None:
 async def test_failing_issuer_is_503_then_recovers(issuer: Issuer) -> None:
     """An issuer answering 500 is a 503; once it is back (after the interval) tokens pass."""
     issuer.failing = True
-    async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=0.1) as client:
+    clock = Clock(now=time.monotonic())
+    async with oidc_client(issuer, clock=clock, oidc_jwks_min_refresh_seconds=0.1) as client:
         assert_refused(await deliver(client, issuer.token()), 503)
         issuer.failing = False
-        await asyncio.sleep(0.15)
+        clock.now += 0.15
         assert (await deliver(client, issuer.token())).status_code == 200
 
 
@@ -343,13 +357,14 @@ async def test_old_keys_are_refetched_and_kept_if_the_issuer_is_down(issuer: Iss
         "oidc_jwks_max_age_seconds": 0.1,
         "oidc_jwks_min_refresh_seconds": 0,
     }
-    async with oidc_client(issuer, **overrides) as client:
+    clock = Clock(now=time.monotonic())
+    async with oidc_client(issuer, clock=clock, **overrides) as client:
         assert (await deliver(client, issuer.token())).status_code == 200
-        await asyncio.sleep(0.15)
+        clock.now += 0.15
         assert (await deliver(client, issuer.token(kid="ec-1"))).status_code == 200
         assert issuer.jwks_requests == 2
         issuer.failing = True
-        await asyncio.sleep(0.15)
+        clock.now += 0.15
         assert (
             await deliver(client, issuer.token(kid="rsa-1", sub=SUBJECT + "-2"))
         ).status_code == 200
