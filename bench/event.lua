@@ -1,5 +1,7 @@
--- wrk script: a binary-mode com.example.query.request with a unique ce-id per request,
--- so the function's dedupe never short-circuits the handler. Prints a JSON summary at the end.
+-- wrk script: a binary-mode event of the function's default type with a unique ce-id per
+-- request, so the function's dedupe never short-circuits the handler. Prints a JSON summary at
+-- the end. BENCH_TYPE and BENCH_BODY (the type and its payload as JSON) come from bench/run.py,
+-- which reads them off the function it drives (bench/target.py).
 local counter = 0
 local prefix = ""
 local threads = {}
@@ -13,11 +15,18 @@ function init(args)
   prefix = "bench-" .. tostring(tid) .. "-" .. tostring(os.time()) .. "-"
 end
 
-local body = '{"query": "What is Knative?"}'
+-- BENCH_GET=1 loads FastAPI's hello world (GET /) with the same connections and durations.
+local get = os.getenv("BENCH_GET") == "1"
+
+local event_type = os.getenv("BENCH_TYPE") or ""
+local body = os.getenv("BENCH_BODY") or ""
+if not get and (event_type == "" or body == "") then
+  error("BENCH_TYPE and BENCH_BODY name the event to send: run wrk through bench/run.py")
+end
 local headers = {
   ["ce-specversion"] = "1.0",
   ["ce-source"] = "/bench/wrk",
-  ["ce-type"] = "com.example.query.request",
+  ["ce-type"] = event_type,
   ["content-type"] = "application/json",
 }
 
@@ -27,9 +36,6 @@ local token = os.getenv("BENCH_TOKEN") or ""
 if token ~= "" then
   headers["authorization"] = "Bearer " .. token
 end
-
--- BENCH_GET=1 loads FastAPI's hello world (GET /) with the same connections and durations.
-local get = os.getenv("BENCH_GET") == "1"
 
 -- The request is formatted once, around a marker where the id goes: per request, wrk only
 -- joins three strings. Formatting the whole request each time (`wrk.format` walks the headers

@@ -37,18 +37,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from bench import production
-from bench.run import EVENT_BODY, EVENT_HEADERS, ROOT
+from bench.run import ROOT, event_headers
+from bench.target import BenchEvent, bench_event
 
 if TYPE_CHECKING:
     from eventfn.core.config import Settings
 
-# The event `make bench` sends, as uvicorn would hand its headers to the app.
-BODY = EVENT_BODY
-_HEADERS = [
-    (b"host", b"127.0.0.1:8080"),
-    *((name.encode(), value.encode()) for name, value in EVENT_HEADERS.items()),
-    (b"content-length", str(len(BODY)).encode()),
-]
 WARMUP = 200
 # Events in flight at once, like `make bench`'s 32 connections: the broker delivers concurrently,
 # and what a Redis round trip costs depends on how many requests share it.
@@ -57,14 +51,27 @@ CONCURRENCY = 32
 CONFIGS = {"memory": (False, False), "redis": (True, False), "redis-oidc": (True, True)}
 # Seconds a round of requests may take before the served driver gives up (a request unanswered).
 ROUND_TIMEOUT = 60.0
-# The request `make bench`'s wrk script sends, as bytes on the wire (`%d`: its ce-id).
-_WIRE_HEAD = b"POST / HTTP/1.1\r\n" + b"".join(
-    b"%s: %s\r\n" % (name, value) for name, value in _HEADERS
-)
 
 
-def _scope(number: int, token: bytes | None = None) -> dict[str, Any]:
-    headers = [*_HEADERS, (b"ce-id", b"event-%d" % number)]
+def _headers(event: BenchEvent) -> list[tuple[bytes, bytes]]:
+    """The event `make bench` sends, as uvicorn would hand its headers to the app."""
+    return [
+        (b"host", b"127.0.0.1:8080"),
+        *((name.encode(), value.encode()) for name, value in event_headers(event).items()),
+        (b"content-length", str(len(event.body)).encode()),
+    ]
+
+
+def _wire_head(event: BenchEvent) -> bytes:
+    """The request `make bench`'s wrk script sends, as bytes on the wire, up to its ce-id."""
+    lines = (b"%s: %s\r\n" % (name, value) for name, value in _headers(event))
+    return b"POST / HTTP/1.1\r\n" + b"".join(lines)
+
+
+def _scope(
+    event_headers: list[tuple[bytes, bytes]], number: int, token: bytes | None = None
+) -> dict[str, Any]:
+    headers = [*event_headers, (b"ce-id", b"event-%d" % number)]
     if token is not None:
         headers.append((b"authorization", b"Bearer " + token))
     return {
@@ -85,7 +92,7 @@ def _scope(number: int, token: bytes | None = None) -> dict[str, Any]:
 
 
 async def drive(events: int, settings: Settings | None = None, token: str | None = None) -> int:
-    """Send `WARMUP + events` binary-mode events through the app; the number answered 200.
+    """Send `WARMUP + events` binary-mode events through the app; the number answered 2xx.
 
     `settings` default to production's: the environment's, with JSON logs at info. `token`
     goes in every event's `Authorization: Bearer` header.
@@ -96,7 +103,9 @@ async def drive(events: int, settings: Settings | None = None, token: str | None
 
     settings = settings or Settings(log_format="json", log_level="info")
     app = create_app(settings, load_registry(settings.function_registry))
-    message = {"type": "http.request", "body": BODY, "more_body": False}
+    event = bench_event(settings.function_registry)
+    headers = _headers(event)
+    message = {"type": "http.request", "body": event.body, "more_body": False}
     statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:
@@ -109,13 +118,13 @@ async def drive(events: int, settings: Settings | None = None, token: str | None
     raw_token = token.encode() if token else None
 
     async def one(number: int) -> None:
-        await app(_scope(number, raw_token), receive, send)
+        await app(_scope(headers, number, raw_token), receive, send)
 
     async with app.lifespan_context():
         total = WARMUP + events
         for start in range(0, total, CONCURRENCY):
             await asyncio.gather(*(one(n) for n in range(start, min(total, start + CONCURRENCY))))
-    return statuses.count(200)
+    return sum(200 <= status < 300 for status in statuses)
 
 
 class MemoryTransport(asyncio.Transport):
@@ -166,11 +175,13 @@ class MemoryTransport(asyncio.Transport):
         self.protocol = protocol
 
 
-async def drive_served(events: int, config: Any, token: str | None = None) -> int:
+async def drive_served(
+    events: int, config: Any, event: BenchEvent, token: str | None = None
+) -> int:
     """`drive`, through the HTTP protocol of uvicorn `config` over 32 in-memory connections.
 
     Each connection gets one request at a time (keep-alive, as wrk sends them); the number of
-    200s answered.
+    2xx answers (200 with a reply, 202 for a type without one).
     """
     from uvicorn.server import ServerState
 
@@ -197,17 +208,18 @@ async def drive_served(events: int, config: Any, token: str | None = None) -> in
         transport.protocol = protocol
         protocol.connection_made(transport)
         connections.append(transport)
+    head = _wire_head(event)
     total = WARMUP + events
     for start in range(0, total, CONCURRENCY):
         batch = connections[: min(CONCURRENCY, total - start)]
         waiting[0], round_done[0] = len(batch), loop.create_future()
         for number, transport in enumerate(batch, start):
-            request = _WIRE_HEAD + b"ce-id: event-%d\r\n" % number + auth + b"\r\n" + BODY
+            request = head + b"ce-id: event-%d\r\n" % number + auth + b"\r\n" + event.body
             transport.protocol.data_received(request)
         await asyncio.wait_for(round_done[0], ROUND_TIMEOUT)  # a request left unanswered
     for transport in connections:
         transport.protocol.connection_lost(None)
-    return sum(transport.statuses.count(b"200") for transport in connections)
+    return sum(status[:1] == b"2" for transport in connections for status in transport.statuses)
 
 
 async def drive_server(
@@ -226,7 +238,7 @@ async def drive_server(
         from bench.bare import app as bare_app
 
         config = uvicorn.Config(bare_app, http="httptools", log_config=None, access_log=False)
-        return await drive_served(events, config)
+        return await drive_served(events, config, bench_event())
     from eventfn.app import create_app
     from eventfn.core.config import Settings
     from eventfn.loading import load_registry
@@ -234,8 +246,9 @@ async def drive_server(
 
     settings = settings or Settings(log_format="json", log_level="info")
     app = create_app(settings, load_registry(settings.function_registry))
+    event = bench_event(settings.function_registry)
     async with app.lifespan_context():
-        return await drive_served(events, server_config(app, settings), token)
+        return await drive_served(events, server_config(app, settings), event, token)
 
 
 @contextlib.contextmanager
@@ -273,7 +286,7 @@ def count(events: int, env: dict[str, str], through: str = "app") -> int:
 
 
 def run_drive(events: int, through: str) -> int:
-    """`--drive`: the events answered 200 (the server's layers run on uvloop, as it serves)."""
+    """`--drive`: the events answered 2xx (the server's layers run on uvloop, as it serves)."""
     token = os.environ.get("BENCH_TOKEN") or None
     if through == "app":
         return asyncio.run(drive(events, token=token))
@@ -294,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.drive is not None:
         answered = run_drive(args.drive, args.through)
         if answered != WARMUP + args.drive:
-            print(f"only {answered} of {WARMUP + args.drive} events answered 200", file=sys.stderr)
+            print(f"only {answered} of {WARMUP + args.drive} events answered 2xx", file=sys.stderr)
             return 1
         return 0
     small, large = 400, 400 + args.events

@@ -37,6 +37,7 @@ from typing import Any
 
 from bench import cpus
 from bench.report import TARGETS, ratios, table
+from bench.target import BenchEvent, bench_event
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -46,14 +47,8 @@ LUA = ROOT / "bench" / "event.lua"
 PROD_VENV = RESULTS / "venv"
 UVICORN = ["-m", "uvicorn", "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
 UVICORN += ["--log-level", "warning", "--host", "127.0.0.1"]
-EVENT_HEADERS = {
-    "ce-specversion": "1.0",
-    "ce-source": "/bench/probe",
-    "ce-type": "com.example.query.request",
-    "content-type": "application/json",
-}
-EVENT_BODY = b'{"query": "What is Knative?"}'
-FACADE_PATH = "/api/v1/query"
+# The event sent: the default type of the function FUNCTION_REGISTRY names, with its example.
+EVENT_SOURCE = "/bench/probe"
 # Production defaults of the function: JSON logs at info, in-memory dedupe.
 FUNCTION_ENV = {"LOG_FORMAT": "json", "LOG_LEVEL": "info"}
 
@@ -65,7 +60,7 @@ class Server:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    probe: str = "event"  # "event": POST a CloudEvent; "get": GET /; "facade": POST a query
+    probe: str = "event"  # "event": POST a CloudEvent; "get": GET /; "facade": POST its data
     redis: bool = False  # gets the benchmark's Redis as REDIS_URL (flushed before each load)
     oidc: bool = False  # gets the benchmark's issuer; every request carries its token
 
@@ -143,19 +138,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def event_headers(event: BenchEvent) -> dict[str, str]:
+    """The binary-mode headers of `event`, but its ce-id."""
+    return {
+        "ce-specversion": "1.0",
+        "ce-source": EVENT_SOURCE,
+        "ce-type": event.type,
+        "content-type": "application/json",
+    }
+
+
 def probe(port: int, kind: str, n: int = 0, token: str | None = None) -> bool:
     """One request; True on a 2xx answer, False while the server is not up yet."""
+    event = bench_event()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    headers = {**EVENT_HEADERS, "ce-id": f"probe-{time.time_ns()}-{n}"}
+    headers = {**event_headers(event), "ce-id": f"probe-{time.time_ns()}-{n}"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     try:
         if kind == "get":
             conn.request("GET", "/")
         elif kind == "facade":
-            conn.request("POST", FACADE_PATH, EVENT_BODY, {"content-type": "application/json"})
+            json_only = {"content-type": "application/json"}
+            conn.request("POST", event.facade_path, event.body, json_only)
         else:
-            conn.request("POST", "/", EVENT_BODY, headers)
+            conn.request("POST", "/", event.body, headers)
         return 200 <= conn.getresponse().status < 300
     except OSError:
         return False
@@ -173,6 +180,9 @@ def running(
     if server.argv[1] == "uvicorn":
         argv += ["--port", str(port)]
     env = {**os.environ, **server_env(server), "PORT": str(port), "HOST": "127.0.0.1"}
+    # The stand-in servers answer the function's reply (bench/target.py), the function its own:
+    # both serve the registry the event was read from.
+    env.update(bench_event().env(), FUNCTION_REGISTRY=bench_event().registry)
     for name in DROPPED_ENV:
         env.pop(name, None)
     started = time.perf_counter()
@@ -236,11 +246,14 @@ def wrk(
     """Run wrk against `port`; its Lua `done` prints one JSON summary line.
 
     With `token`, every request carries `Authorization: Bearer <token>` (the same bytes each
-    time, as Knative's dispatcher sends a cached token).
+    time, as Knative's dispatcher sends a cached token). The event is `bench_event()`'s, handed
+    to the script in its environment.
     """
     argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s"]
     argv += [str(LUA), f"http://127.0.0.1:{port}/"]
     env = {**os.environ, "BENCH_GET": "1" if get else "0", "BENCH_TOKEN": token or ""}
+    if not get:
+        env.update(bench_event().env())
     out = subprocess.run(  # noqa: S603
         argv,
         env=env,

@@ -5,6 +5,10 @@ runs Locust headless for `--run-time` with `--users` users spawned at `--spawn-r
 server, then prints one line per request name. Exits 1 when any request failed (Locust's own
 `--exit-code-on-error`) or when nothing was sent at all (which Locust counts as a success).
 
+The events are of the default type of the function `FUNCTION_REGISTRY` names, with its schema's
+example (bench/target.py), handed to Locust in its environment; `--print-env` prints them as
+shell `export`s, for running Locust by hand.
+
     python -m loadtest.run --locust .tools/locust/bin/locust --run-time 10s --users 20
 """
 
@@ -15,6 +19,7 @@ import contextlib
 import http.client
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -23,6 +28,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from bench.target import bench_event
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
@@ -77,7 +84,8 @@ def locust(args: argparse.Namespace, host: str, stats: Path) -> int:
     argv += ["--users", str(args.users), "--spawn-rate", str(args.spawn_rate)]
     argv += ["--run-time", args.run_time, "--stop-timeout", "5", "--exit-code-on-error", "1"]
     argv += ["--json-file", str(stats.with_suffix(""))]
-    return subprocess.run(argv, cwd=ROOT, check=False).returncode  # noqa: S603
+    env = {**os.environ, **bench_event().env()}
+    return subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
 
 
 def summary(stats: list[dict[str, Any]]) -> tuple[int, int]:
@@ -101,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-time", default="10s", help="how long Locust runs (10s, 1m)")
     parser.add_argument("--users", type=int, default=20, help="concurrent users at the peak")
     parser.add_argument("--spawn-rate", type=float, default=10, help="users started per second")
+    parser.add_argument("--print-env", action="store_true", help="print the event as `export`s")
     args = parser.parse_args(argv)
+    if args.print_env:
+        for name, value in bench_event().env().items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
     with tempfile.TemporaryDirectory() as scratch:
         stats = Path(scratch) / "stats.json"
         if args.host:

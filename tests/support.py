@@ -145,20 +145,19 @@ async def function_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def shipped_function_consuming(event_type: str, tool: str) -> str:
+def shipped_function(tool: str) -> str:
     """FUNCTION_REGISTRY of the function as it ships, which `tool` (the bench, the load test)
-    measures by sending `event_type`; skips once that function no longer consumes it (the
-    example replaced or removed: the tool must follow it, not the suite)."""
-    from eventfn import load_registry
+    measures with its default type and that type's example (bench/target.py); skips, saying
+    why, when that function does not load or gives nothing to send (no consumed type, no
+    valid example): the tool follows the function, whatever the example became."""
+    from bench.target import NoBenchEvent, bench_event
     from eventfn.loading import RegistryNotFound
 
     shipped = str(Settings.model_fields["function_registry"].default)
     try:
-        catalogue = load_registry(shipped).catalogue
-    except RegistryNotFound as exc:
-        pytest.skip(f"{tool} measures {shipped}, which does not load: {exc}")
-    if event_type not in catalogue or not catalogue[event_type].consumes:
-        pytest.skip(f"{tool} sends {event_type}, which {shipped} does not consume")
+        bench_event(shipped)
+    except (RegistryNotFound, NoBenchEvent) as exc:
+        pytest.skip(f"{tool} measures {shipped}: {exc}")
     return shipped
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,30 +12,96 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from bench import apps, bare, cpus, instructions, report, run
+from bench.target import BenchEvent, NoBenchEvent, bench_event
+from eventfn import Catalogue, EventSpec, Registry
 from eventfn.binding import decode
 from tests.sink import serve_posts
 from tests.support import (
     binary_headers,
     client_for,
-    dumps,
     free_port,
-    query,
     running_server,
-    shipped_function_consuming,
+    shipped_function,
     test_settings,
 )
 
-# The bench measures the function as it ships, with the example's event type: what
-# bench/run.py and bench/event.lua send, and what its stand-in servers answer.
-BENCH_TYPE = run.EVENT_HEADERS["ce-type"]
-BENCH_REPLY = "com.example.query.response"
+
+def shipped_event() -> BenchEvent:
+    """The event `make bench` sends the function as it ships: its default type, with that
+    type's example (skips when the function gives none)."""
+    return bench_event(shipped_function("the bench"))
 
 
-def shipped_function() -> str:
-    """FUNCTION_REGISTRY of the function `make bench` measures (skips once it cannot be)."""
-    return shipped_function_consuming(BENCH_TYPE, "the bench")
+class Parcel(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sku": "A-1", "count": 2}]})
+
+    sku: str
+    count: int
+
+
+class Labelled(BaseModel):
+    sku: str = Field(examples=["B-2"])
+    label: str = Field(examples=["fragile"])
+
+
+class Unexampled(BaseModel):
+    sku: str
+
+
+SHIPPED = EventSpec("org.bench.parcel.shipped", Labelled, "A reply with field examples.")
+PARCEL = EventSpec("org.bench.parcel", Parcel, "A parcel.", consumes=True, reply=SHIPPED)
+# Registries by import string, as FUNCTION_REGISTRY names one.
+PARCELS = Registry(Catalogue((PARCEL,)))
+LABELLED = Registry(Catalogue((EventSpec("org.bench.labelled", Labelled, "", consumes=True),)))
+UNEXAMPLED = Registry(Catalogue((EventSpec("org.bench.bare", Unexampled, "", consumes=True),)))
+INVALID = Registry(
+    Catalogue((EventSpec("org.bench.invalid", Labelled, "", consumes=True, name="x"),))
+)
+
+
+def test_the_bench_sends_the_default_type_with_its_models_example() -> None:
+    """The event is the catalogue's default consumed type, its body the model's first example;
+    the stand-ins' reply is the reply type with that type's example (from its fields here)."""
+    event = bench_event(f"{__name__}:PARCELS")
+    assert event.type == "org.bench.parcel"
+    assert json.loads(event.body) == {"sku": "A-1", "count": 2}
+    assert event.facade_path == PARCEL.facade_path
+    assert event.reply_type == "org.bench.parcel.shipped"
+    assert json.loads(event.reply_body) == {"sku": "B-2", "label": "fragile"}
+
+
+def test_a_type_without_a_reply_is_answered_without_a_body() -> None:
+    """A consumed type without a reply: an event built from its fields' examples, no reply."""
+    event = bench_event(f"{__name__}:LABELLED")
+    assert json.loads(event.body) == {"sku": "B-2", "label": "fragile"}
+    assert (event.reply_type, event.reply_body) == (None, b"")
+
+
+def test_a_default_type_without_an_example_is_an_error_naming_it() -> None:
+    """Nothing to send: the error names the type and how to give it an example."""
+    with pytest.raises(NoBenchEvent, match=r"org\.bench\.bare .* declares no example"):
+        bench_event(f"{__name__}:UNEXAMPLED")
+
+
+def test_the_example_sent_is_one_its_model_accepts() -> None:
+    """An example the model rejects is not sent: the error says which type's it is."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Labelled, "model_json_schema", lambda **_: {"examples": [{"sku": 1}]})
+        with pytest.raises(NoBenchEvent, match=r"example of org\.bench\.invalid is not valid"):
+            bench_event(f"{__name__}:INVALID")
+
+
+async def test_bare_asgi_answers_202_for_a_type_without_a_reply() -> None:
+    """Bare ASGI answers as the function does a type without a reply: 202, no body."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bare, "_REPLY", [])
+        patch.setenv("BENCH_REPLY_TYPE", "")
+        async with asgi_client(bare.app) as client:
+            response = await client.post("/", content=b"{}")
+    assert (response.status_code, response.content) == (202, b"")
 
 
 def asgi_client(app: Any) -> httpx.AsyncClient:
@@ -49,22 +116,28 @@ def reply_of(response: httpx.Response) -> Any:
 
 async def test_bare_app_answers_a_valid_binary_mode_reply() -> None:
     """The bare ASGI app answers 200 with a reply that is a valid binary-mode CloudEvent."""
+    event = shipped_event()
+    if event.reply_type is None:
+        pytest.skip(f"{event.type} has no reply type: bare ASGI answers 202 like the function")
     async with asgi_client(bare.app) as client:
-        headers = binary_headers(type=BENCH_TYPE)
-        response = await client.post("/", headers=headers, content=dumps(query()))
+        headers = binary_headers(type=event.type)
+        response = await client.post("/", headers=headers, content=event.body)
     assert response.status_code == 200
-    assert reply_of(response).type == BENCH_REPLY
+    assert reply_of(response).type == event.reply_type
+    assert response.content == event.reply_body
 
 
 async def test_tutorial_receiver_parses_with_the_sdk_and_replies() -> None:
     """The tutorial receiver reads the event with the cloudevents SDK and answers in binary mode."""
+    event = shipped_event()
+    if event.reply_type is None:
+        pytest.skip(f"{event.type} has no reply type: the receiver answers 202 like the function")
     async with client_for(apps.tutorial) as client:
-        body = dumps(query("from the bench"))
-        response = await client.post("/", headers=binary_headers(type=BENCH_TYPE), content=body)
+        headers = binary_headers(type=event.type)
+        response = await client.post("/", headers=headers, content=event.body)
     assert response.status_code == 200
-    event = reply_of(response)
-    assert event.type == BENCH_REPLY
-    assert response.json() == {"result": {"message": "Processed query: from the bench"}}
+    assert reply_of(response).type == event.reply_type
+    assert response.json() == json.loads(event.reply_body)
 
 
 async def test_hello_world_answers() -> None:
@@ -86,6 +159,7 @@ def wrk_binary() -> str:
 def test_wrk_sends_unique_ids_of_the_consumed_type_and_the_token_it_is_given() -> None:
     """What wrk sends with the bench's script, as a listener receives it: the event `make bench`
     describes, a fresh ce-id per request, and the same Bearer token on every one."""
+    event = shipped_event()
     received: list[tuple[dict[str, str], bytes]] = []
 
     def answer(headers: dict[str, str], body: bytes) -> int:
@@ -103,11 +177,11 @@ def test_wrk_sends_unique_ids_of_the_consumed_type_and_the_token_it_is_given() -
     ids = [headers["ce-id"] for headers, _ in received]
     assert len(set(ids)) == len(ids)
     for headers, body in received:
-        assert headers["ce-type"] == BENCH_TYPE
+        assert headers["ce-type"] == event.type
         assert headers["ce-specversion"] == "1.0"
         assert headers["content-type"] == "application/json"
         assert headers["authorization"] == "Bearer t0ken.of.bench"
-        assert body == run.EVENT_BODY
+        assert body == event.body
 
 
 def test_every_request_of_the_bench_is_an_event_the_function_answers_2xx() -> None:
@@ -115,7 +189,7 @@ def test_every_request_of_the_bench_is_an_event_the_function_answers_2xx() -> No
     binary = wrk_binary()
     # Warnings only: the test reads the server's output once it stops, and a line per event
     # would fill the pipe meanwhile.
-    env = {"LOG_LEVEL": "warning", "FUNCTION_REGISTRY": shipped_function()}
+    env = {"LOG_LEVEL": "warning", "FUNCTION_REGISTRY": shipped_event().registry}
     with running_server(env) as server:
         result = run.wrk(binary, server.port, 1, 4, 1)
     assert result["requests"] > 10  # a load, not a request or two
@@ -207,14 +281,14 @@ def test_the_table_and_the_verdicts_round_a_ratio_alike() -> None:
 
 async def test_instruction_counter_drives_events_the_function_answers(tmp_path: Path) -> None:
     """The in-process driver that callgrind runs gets a 200 for every event it sends."""
-    settings = test_settings(data_dir=tmp_path, function_registry=shipped_function())
+    settings = test_settings(data_dir=tmp_path, function_registry=shipped_event().registry)
     assert await instructions.drive(5, settings) == instructions.WARMUP + 5
 
 
 async def test_the_served_driver_sends_wire_requests_the_server_answers(tmp_path: Path) -> None:
     """`--served`: the function through the HTTP protocol `python -m eventfn` runs, and bare ASGI
     through uvicorn's, each answer a 200 to every request (bytes in, bytes out, no socket)."""
-    settings = test_settings(data_dir=tmp_path, function_registry=shipped_function())
+    settings = test_settings(data_dir=tmp_path, function_registry=shipped_event().registry)
     assert await instructions.drive_server(5, settings) == instructions.WARMUP + 5
     assert await instructions.drive_server(5, bare=True) == instructions.WARMUP + 5
 
@@ -252,7 +326,7 @@ async def test_instruction_counter_drives_redis_and_oidc_events(tmp_path: Path) 
     with production.redis_server() as url, production.issuer() as issuer:
         settings = test_settings(
             data_dir=tmp_path,
-            function_registry=shipped_function(),
+            function_registry=shipped_event().registry,
             redis_url=url,
             **{name.lower(): value for name, value in issuer.env().items()},
         )

@@ -9,7 +9,6 @@ it first and skips, saying why, where it cannot be had.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import re
@@ -32,7 +31,7 @@ from tests.support import (
     binary_headers,
     dumps,
     query,
-    shipped_function_consuming,
+    shipped_function,
 )
 
 UV = ROOT / ".tools" / "bin" / "uv"
@@ -241,23 +240,14 @@ def test_synced_venv_has_bytecode_for_every_module(package: str) -> None:
 
 
 # Step 5: the load test and the cold-start figure: both measure the function as it ships, with
-# the event type of its example
-
-
-def sent_by_the_locustfile() -> str:
-    """The event type loadtest/locustfile.py sends (its `QUERY`; locust is not importable here)."""
-    for node in ast.parse(LOCUSTFILE.read_text()).body:
-        match node:
-            case ast.Assign(targets=[ast.Name(id="QUERY")], value=value):
-                return str(ast.literal_eval(value))
-    raise AssertionError(f"{LOCUSTFILE} has no QUERY")
+# its default type and that type's example (bench/target.py)
 
 
 @pytest.mark.server
 @pytest.mark.timeout(300)
 def test_locustfile_runs_headless_against_a_real_server(tmp_path: Path) -> None:
     """`make loadtest`'s runner: Locust headless, few users, a few seconds, no failed request."""
-    shipped = shipped_function_consuming(sent_by_the_locustfile(), "the load test")
+    shipped = shipped_function("the load test")
     locust = tool("locust", LOCUST)
     argv = [sys.executable, "-m", "loadtest.run", "--locust", str(locust)]
     argv += ["--run-time", "3s", "--users", "4", "--spawn-rate", "4"]
@@ -271,11 +261,11 @@ def test_locustfile_runs_headless_against_a_real_server(tmp_path: Path) -> None:
 @pytest.mark.server
 def test_cold_start_command_prints_the_functions_cold_start() -> None:
     """`python -m bench.run --cold-start-only` (here on this interpreter) prints the table."""
-    from bench.run import EVENT_HEADERS
-
-    shipped_function_consuming(EVENT_HEADERS["ce-type"], "the bench")
-    out = run(
-        [sys.executable, "-m", "bench.run", "--cold-start-only", "--as-is", "--cold-runs", "1"]
-    )
+    shipped = shipped_function("the bench")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FUNCTION_REGISTRY", shipped)
+        out = run(
+            [sys.executable, "-m", "bench.run", "--cold-start-only", "--as-is", "--cold-runs", "1"]
+        )
     assert re.search(r"^\| this function \| \d+ \|", out.stdout, re.MULTILINE), out.stdout
     assert "cold start vs FastAPI hello:" in out.stdout
