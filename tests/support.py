@@ -312,11 +312,17 @@ def redis_url(db: int) -> str:
 
 
 class Counting:
-    """An `ASK` handler that records what it handled and can be held at a gate."""
+    """An `ASK` handler that records the query of every call (`handled`), sets `entered`, waits
+    at `gate` when it has one, fails (500) its first `failures` calls and, with `suspends`,
+    yields to the loop once like a handler doing I/O. Its answer names the call it came from."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, gate: asyncio.Event | None = None, failures: int = 0, suspends: bool = False
+    ) -> None:
         self.handled: list[str] = []
-        self.gate: asyncio.Event | None = None
+        self.gate = gate
+        self.failures = failures
+        self.suspends = suspends
         self.entered = asyncio.Event()
 
     @property
@@ -328,7 +334,12 @@ class Counting:
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
-        return Answer(result={"message": request.query})
+        if self.suspends:
+            await asyncio.sleep(0)  # load-bearing: the handler suspends, as real I/O would
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("boom")
+        return Answer(result={"message": request.query, "call": len(self.handled)})
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from eventfn.stores.redis import redis_client
 from manifests import objects
 from tests import support
 from tests.faults import own_redis
-from tests.functions import ASK, Answer, Question
+from tests.functions import ASK
 from tests.support import (
+    Counting,
     binary_headers,
     dumps,
     handler_client,
@@ -52,20 +52,6 @@ def rendered_delivery() -> BrokerDelivery:
     return BrokerDelivery(retry=delivery["retry"], backoff_delay=float(match.group(1)))
 
 
-class Handler:
-    """Counts runs per query text; sleeps `work` seconds (suspending) when told to."""
-
-    def __init__(self, work: float = 0.0) -> None:
-        self.work = work
-        self.runs: Counter[str] = Counter()
-
-    async def __call__(self, request: Question) -> Answer:
-        self.runs[request.query] += 1
-        if self.work:
-            await asyncio.sleep(self.work)
-        return Answer(result={"answer": request.query})
-
-
 async def broker(
     client: httpx.AsyncClient, text: str, policy: BrokerDelivery, event_id: str | None = None
 ) -> list[int]:
@@ -83,6 +69,8 @@ async def broker(
         if status < 300 or not (status in RETRYABLE or status >= 500):
             break
         if n < policy.retry:
+            # The broker's backoff, in real time: what it waits out (a frozen redis-server,
+            # a lease the Redis server expires) runs on real clocks, not ours.
             await asyncio.sleep(policy.backoff_delay * 2**n)
     return statuses
 
@@ -128,7 +116,7 @@ async def test_a_handler_that_answers_without_suspending_starts_no_renewal() -> 
 @pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_handler_working_past_its_lease_keeps_its_claim(store: str) -> None:
     """A redelivery while a long handler works is 409, however many leases it takes."""
-    handler = Handler(work=1.2)
+    handler = Counting(gate=asyncio.Event())  # works until the test lets it finish
     extra: dict[str, Any] = {"dedupe_lease_seconds": 0.3}
     if store == "redis":
         extra.update(redis_url=support.redis_url(9), redis_timeout_seconds=0.1)
@@ -140,11 +128,16 @@ async def test_a_handler_working_past_its_lease_keeps_its_claim(store: str) -> N
             return await client.post("/", headers=binary_headers(id=event_id), content=body)
 
         first = asyncio.create_task(deliver())
-        await asyncio.sleep(0.8)  # well past the 0.3 s lease
+        await handler.entered.wait()
+        # Leases run out on the real clock (a PX on the Redis server, the store's own timer in
+        # memory) and only the renewal keeps this one: the wait is real, well past 0.3 s.
+        await asyncio.sleep(0.8)
         during = await deliver()
+        assert handler.gate is not None
+        handler.gate.set()
         assert (await first).status_code == 200
     assert during.status_code == 409
-    assert handler.runs["long"] == 1
+    assert handler.handled.count("long") == 1
 
 
 @pytest.mark.redis
@@ -158,6 +151,7 @@ async def test_renew_extends_only_our_own_claim() -> None:
         assert (await ours.claim(key, "f")).state is State.CLAIMED
         assert await ours.renew(key)
         assert not await theirs.renew(key)
+        # The lease is a PX on the Redis server, expired by its clock: nothing to inject or await.
         await asyncio.sleep(0.3)
         assert (await theirs.claim(key, "f")).state is State.CLAIMED  # ours expired
         assert not await ours.renew(key)
@@ -173,7 +167,7 @@ async def test_a_replica_dying_mid_event_costs_retries_not_a_dead_letter() -> No
     url = support.redis_url(9)
     lease = FAST_BROKER.claim_lease()
     dead = RedisDedupeStore(redis_client(url, 1.0), ttl=60, lease=lease)
-    handler = Handler()
+    handler = Counting()
     settings = {"redis_url": url, "redis_timeout_seconds": 0.5, "dedupe_lease_seconds": lease}
     async with handler_client(handler, **settings) as client:
         # The first attempt reached a replica that claimed the event and died.
@@ -182,6 +176,7 @@ async def test_a_replica_dying_mid_event_costs_retries_not_a_dead_letter() -> No
         await dead.aclose()
         statuses = []
         for n in range(FAST_BROKER.retry):
+            # The broker's backoff against a lease the Redis server expires (PX): real time.
             await asyncio.sleep(FAST_BROKER.backoff_delay * 2**n)
             response = await client.post(
                 "/", headers=binary_headers(id=event_id), content=dumps(query("orphan"))
@@ -191,7 +186,7 @@ async def test_a_replica_dying_mid_event_costs_retries_not_a_dead_letter() -> No
                 break
     assert statuses[-1] == 200, statuses
     assert set(statuses[:-1]) <= {409}
-    assert handler.runs["orphan"] == 1
+    assert handler.handled.count("orphan") == 1
 
 
 @pytest.mark.chaos
@@ -201,7 +196,7 @@ async def test_a_redis_freeze_longer_than_its_timeout_costs_retries_not_dead_let
     tmp_path: Path,
 ) -> None:
     """Redis SIGSTOPped past REDIS_TIMEOUT_SECONDS: 503s and 409s, then every event runs once."""
-    handler = Handler()
+    handler = Counting()
     with own_redis() as redis:
         overrides = {"redis_url": redis.url, "redis_timeout_seconds": 0.3, "data_dir": tmp_path,
                      "dedupe_lease_seconds": FAST_BROKER.claim_lease()}  # fmt: skip
@@ -212,6 +207,8 @@ async def test_a_redis_freeze_longer_than_its_timeout_costs_retries_not_dead_let
                 return await broker(client, f"q{n}", FAST_BROKER)
 
             deliveries = asyncio.gather(*(one(n) for n in range(40)))
+            # A real redis-server frozen (SIGSTOP) for a while in the middle of the deliveries:
+            # its freeze and the client timeouts it causes run on real time, nothing to await.
             await asyncio.sleep(0.3)
             redis.freeze()
             await asyncio.sleep(1.5)
@@ -221,4 +218,4 @@ async def test_a_redis_freeze_longer_than_its_timeout_costs_retries_not_dead_let
     assert dead_lettered == []
     assert any(503 in r for r in results)  # the freeze was felt
     assert {s for r in results for s in r} <= {200, 409, 503, 504}
-    assert all(handler.runs[f"q{n}"] == 1 for n in range(40))
+    assert all(handler.handled.count(f"q{n}") == 1 for n in range(40))
