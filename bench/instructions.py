@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import production
 from bench.run import ROOT, event_headers
-from bench.target import BenchEvent, bench_event
+from bench.target import BenchEvent, bench_event, resolved_or_exit
 
 if TYPE_CHECKING:
     from eventfn.core.config import Settings
@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all")
     parser.add_argument("--served", action="store_true", help="through the server's HTTP layer")
     args = parser.parse_args(argv)
+    resolved_or_exit()  # the function's event, before valgrind starts
     if args.drive is not None:
         answered = run_drive(args.drive, args.through)
         if answered != WARMUP + args.drive:

@@ -37,7 +37,7 @@ from typing import Any
 
 from bench import cpus
 from bench.report import TARGETS, ratios, table
-from bench.target import BenchEvent, bench_event
+from bench.target import BenchEvent, bench_event, resolved_or_exit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -437,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         help="servers on the last CPU, wrk and the services on the others (bench/cpus.py)",
     )
     args = parser.parse_args(argv)
+    resolved_or_exit()  # the function's event, before any server starts
     if args.pin:
         cpus.pin()
     if args.cold_start_only or args.as_is:

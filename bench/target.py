@@ -52,6 +52,16 @@ class BenchEvent:
         }
 
 
+def resolved_or_exit(registry: str | None = None) -> BenchEvent:
+    """`bench_event`, or the process exits with its reason: what a command line prints."""
+    from eventfn.loading import RegistryNotFound
+
+    try:
+        return bench_event(registry)
+    except (NoBenchEvent, RegistryNotFound) as exc:
+        raise SystemExit(f"nothing to send: {exc}") from None
+
+
 def shipped_registry() -> str:
     """`FUNCTION_REGISTRY` as the function reads it: the environment's, else the default."""
     from eventfn.core.config import Settings

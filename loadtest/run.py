@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.target import bench_event
+from bench.target import bench_event, resolved_or_exit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spawn-rate", type=float, default=10, help="users started per second")
     parser.add_argument("--print-env", action="store_true", help="print the event as `export`s")
     args = parser.parse_args(argv)
+    event = resolved_or_exit()
     if args.print_env:
-        for name, value in bench_event().env().items():
+        for name, value in event.env().items():
             print(f"export {name}={shlex.quote(value)}")
         return 0
     with tempfile.TemporaryDirectory() as scratch:
