@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 
@@ -10,7 +9,15 @@ import httpx
 import pytest
 
 from tests.live import receive, send, socket
-from tests.support import RESPONSE, ServerProcess, binary_headers, dumps, query, redis_url
+from tests.support import (
+    RESPONSE,
+    ServerProcess,
+    binary_headers,
+    dumps,
+    query,
+    redis_url,
+    until,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
@@ -73,11 +80,31 @@ async def test_events_handled_on_the_subscribed_replica_arrive_once(
         for connection in (ws, other):
             await send(connection, {"type": "subscribe", "types": [RESPONSE]})
             await receive(connection)
-        await asyncio.sleep(0.3)  # both replicas now know the other listens, so A also publishes
         async with httpx.AsyncClient(base_url=a.url) as client:
+            # A publishes to Redis once its probe (in its own process) has seen B's subscriber:
+            # nothing to await but a reply of A's crossing over, so warm up until one does.
+            n = 0
+
+            async def crossed() -> bool:
+                nonlocal n
+                n += 1
+                text = f"warm-{n}"
+                await client.post("/", headers=binary_headers(id=text), content=dumps(query(text)))
+                answered = f"Processed query: {text}"
+                assert (await receive(ws))["event"]["data"]["result"]["message"] == answered
+                while True:  # B may still get earlier ones first (Redis keeps A's order)
+                    try:
+                        got = (await receive(other, wait=0.3))["event"]
+                    except TimeoutError:
+                        return False
+                    if got["data"]["result"]["message"] == answered:
+                        return True
+
+            await until(crossed, within=10, what="no reply crossed from A to B")
             await client.post("/", headers=binary_headers(id="once"), content=dumps(query()))
         first = await receive(ws)
         assert first["event"]["type"] == RESPONSE
         assert (await receive(other))["event"]["id"] == first["event"]["id"]  # B got it too
+        # An absence on a real process's socket: no event says "nothing more is coming".
         with pytest.raises(TimeoutError):
             await receive(ws, wait=0.5)
