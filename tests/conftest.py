@@ -8,13 +8,13 @@ import httpx
 import pytest
 
 from tests.oidc import Issuer
-from tests.support import Counting, function_client, handler_client
+from tests.support import Counting, handler_client, suite_client
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the function with default test settings."""
-    async with function_client() as c:
+    async with suite_client() as c:
         yield c
 
 

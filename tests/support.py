@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pytest
 from eventfn import Registry
 from eventfn.app import FunctionApp, create_app
 from eventfn.core.config import Settings
-from eventfn.testing import app_client, isolated_settings
+from eventfn.testing import function_client, isolated_settings
 from tests.functions import ANSWER, ASK, Answer, registry_with
 from tests.functions import registry as suite_registry
 
@@ -116,33 +116,18 @@ def make_app(settings: Settings | None = None, *, registry: Registry | None = No
     return create_app(settings or test_settings(), registry=registry or suite_registry)
 
 
-@contextlib.asynccontextmanager
-async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client with the app's lifespan running (the function or a FastAPI app)."""
-    if isinstance(app, FunctionApp):
-        async with app_client(app) as client:
-            yield client
-        return
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://function") as client:
-            yield client
+def handler_client(
+    handler: Any, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """`eventfn.testing.function_client` of a function whose `ASK` handler is `handler`."""
+    return function_client(
+        registry_with(handler), **{"function_registry": SUITE_REGISTRY, **overrides}
+    )
 
 
-@contextlib.asynccontextmanager
-async def handler_client(handler: Any, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of a function whose `ASK` handler is `handler`."""
-    async with client_for(
-        make_app(test_settings(**overrides), registry=registry_with(handler))
-    ) as client:
-        yield client
-
-
-@contextlib.asynccontextmanager
-async def function_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of a function built with test settings and `overrides`."""
-    async with client_for(make_app(test_settings(**overrides))) as client:
-        yield client
+def suite_client(**overrides: Any) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """`eventfn.testing.function_client` of the suite's function, on test settings."""
+    return function_client(suite_registry, **{"function_registry": SUITE_REGISTRY, **overrides})
 
 
 def shipped_function(tool: str) -> str:

@@ -14,11 +14,11 @@ from websockets.sync.client import connect
 
 from eventfn.core.errors import Forbidden, Unauthenticated
 from eventfn.facade.guards import authenticate_websocket
+from eventfn.testing import app_client
 from tests.oidc import AUDIENCE, Issuer
 from tests.support import (
     QUERY,
     binary_headers,
-    client_for,
     dumps,
     make_app,
     query,
@@ -37,7 +37,7 @@ API_KEY = 'ApiKey header="X-API-Key"'
 
 @contextlib.asynccontextmanager
 async def facade(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(make_app(settings_for(**overrides))) as client:
+    async with app_client(make_app(settings_for(**overrides))) as client:
         yield client
 
 

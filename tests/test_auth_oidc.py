@@ -16,13 +16,13 @@ import trustme
 
 from eventfn.auth.oidc import OIDCVerifier
 from eventfn.dispatch.registry import Registry
+from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
 from tests.support import (
     RESPONSE,
     Clock,
     binary_headers,
-    client_for,
     dumps,
     free_port,
     make_app,
@@ -58,7 +58,7 @@ async def oidc_client(
     """A function with OIDC on, trusting `issuer`; its verifier's intervals on `clock`."""
     settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
     app = make_app(settings, registry=(recorder or Recorder()).registry)
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         if clock is not None:  # the function builds its verifier itself: its clock is set here
             verifier = app.state.runtime.delivery_auth.verifier
             assert isinstance(verifier, OIDCVerifier)
@@ -298,7 +298,7 @@ def test_audience_without_issuer_fails_fast() -> None:
 async def test_deliveries_are_open_without_oidc_audience() -> None:
     """Without OIDC_AUDIENCE nothing is checked (local development)."""
     app = make_app(settings_for())
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         response = await deliver(client, None)
     assert response.status_code == 200
     assert app.state.runtime.delivery_auth is None

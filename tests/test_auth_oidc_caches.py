@@ -15,8 +15,9 @@ import httpx
 import jwt
 
 from eventfn.auth.oidc import OIDCVerifier
+from eventfn.testing import app_client
 from tests.oidc import AUDIENCE, SUBJECT, Issuer
-from tests.support import binary_headers, client_for, dumps, make_app, query
+from tests.support import binary_headers, dumps, make_app, query
 from tests.support import test_settings as settings_for
 
 
@@ -27,7 +28,7 @@ async def function(
     """A function with OIDC on, trusting `issuer`; yields its client and its verifier."""
     settings = settings_for(oidc_audience=AUDIENCE, oidc_issuer=issuer.url, **overrides)
     app = make_app(settings)
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         verifier = app.state.runtime.delivery_auth.verifier
         assert isinstance(verifier, OIDCVerifier)
         yield client, verifier

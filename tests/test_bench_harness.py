@@ -21,7 +21,6 @@ from eventfn.binding import decode
 from tests.sink import serve_posts
 from tests.support import (
     binary_headers,
-    client_for,
     free_port,
     running_server,
     shipped_function,
@@ -132,7 +131,7 @@ async def test_tutorial_receiver_parses_with_the_sdk_and_replies() -> None:
     event = shipped_event()
     if event.reply_type is None:
         pytest.skip(f"{event.type} has no reply type: the receiver answers 202 like the function")
-    async with client_for(apps.tutorial) as client:
+    async with asgi_client(apps.tutorial) as client:
         headers = binary_headers(type=event.type)
         response = await client.post("/", headers=headers, content=event.body)
     assert response.status_code == 200
@@ -142,7 +141,7 @@ async def test_tutorial_receiver_parses_with_the_sdk_and_replies() -> None:
 
 async def test_hello_world_answers() -> None:
     """FastAPI's hello world answers GET / with its greeting."""
-    async with client_for(apps.hello) as client:
+    async with asgi_client(apps.hello) as client:
         response = await client.get("/")
     assert response.json() == {"message": "Hello World"}
 

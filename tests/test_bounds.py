@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from eventfn.testing import app_client
 from tests.support import (
     binary_headers,
-    client_for,
     dumps,
     free_port,
     make_app,
@@ -24,7 +24,7 @@ from tests.support import (
 async def test_an_event_too_large_for_the_ingress_is_kept_as_a_dead_letter(tmp_path: Path) -> None:
     """2 MiB is 413 at POST / (MAX_BODY_BYTES), and stored by /deadletter (its own limit)."""
     body = dumps({"query": "x" * (2 * 2**20)})
-    async with client_for(make_app(test_settings(data_dir=tmp_path))) as client:
+    async with app_client(make_app(test_settings(data_dir=tmp_path))) as client:
         refused = await client.post("/", headers=binary_headers(), content=body)
         kept = await client.post("/deadletter", headers=binary_headers(id=new_id()), content=body)
         items = (await client.get("/api/v1/deadletters")).json()["items"]
@@ -36,7 +36,7 @@ async def test_an_event_too_large_for_the_ingress_is_kept_as_a_dead_letter(tmp_p
 async def test_the_dead_letter_sink_has_a_limit_of_its_own(tmp_path: Path) -> None:
     """Above DEADLETTER_MAX_BODY_BYTES the sink answers 413 too."""
     settings = test_settings(data_dir=tmp_path, deadletter_max_body_bytes=4096)
-    async with client_for(make_app(settings)) as client:
+    async with app_client(make_app(settings)) as client:
         response = await client.post(
             "/deadletter", headers=binary_headers(), content=dumps({"query": "x" * 8192})
         )
@@ -52,7 +52,7 @@ async def test_two_answers_sharing_a_request_id_are_two_events_in_the_outbox(
         k_sink=down, data_dir=tmp_path, publish_attempts=1, publish_timeout_seconds=0.5
     )
     app = make_app(settings)
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         for text in ("first", "second"):
             response = await client.post(
                 "/api/v1/query", json={"query": text}, headers={"x-request-id": "same"}

@@ -20,10 +20,10 @@ from tests.support import (
     binary_headers,
     dumps,
     event_json,
-    function_client,
     make_app,
     query,
     running_server,
+    suite_client,
     test_settings,
 )
 
@@ -42,7 +42,7 @@ def preflight(origin: str, method: str = "POST") -> dict[str, str]:
 @pytest.fixture
 async def keyed() -> AsyncIterator[httpx.AsyncClient]:
     """A function with API keys (CORS must work before credentials are checked)."""
-    async with function_client(api_keys=["k-1b2c3d"]) as client:
+    async with suite_client(api_keys=["k-1b2c3d"]) as client:
         yield client
 
 
@@ -96,7 +96,7 @@ class TestCORS:
 
     async def test_wildcard_never_goes_with_credentials(self) -> None:
         """CORS_ORIGINS=* allows any origin but then never with credentials."""
-        async with function_client(cors_origins=["*"]) as client:
+        async with suite_client(cors_origins=["*"]) as client:
             response = await client.options(QUERY_PATH, headers=preflight("https://any.example"))
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "*"
@@ -104,7 +104,7 @@ class TestCORS:
 
     async def test_configured_origins_replace_the_default(self) -> None:
         """CORS_ORIGINS lists the allowed origins; the dev default is then not allowed."""
-        async with function_client(cors_origins=["https://ui.example.com"]) as client:
+        async with suite_client(cors_origins=["https://ui.example.com"]) as client:
             ok = await client.options(QUERY_PATH, headers=preflight("https://ui.example.com"))
             dev = await client.options(QUERY_PATH, headers=preflight(UI))
         assert ok.status_code == 200
@@ -154,7 +154,7 @@ class TestLimits:
 
     async def test_header_limits_are_configurable(self) -> None:
         """MAX_HEADER_COUNT and MAX_HEADER_BYTES set the bounds."""
-        async with function_client(max_header_count=20, max_header_bytes=8192) as client:
+        async with suite_client(max_header_count=20, max_header_bytes=8192) as client:
             many = [(f"x-f-{i}", "v") for i in range(25)]
             assert (await client.get("/health/liveness", headers=many)).status_code == 431
             big = {"x-big": "a" * 9000}

@@ -20,7 +20,7 @@ from eventfn.stores.deadletters import decode_error_data
 from tests import support
 from tests.oidc import AUDIENCE, Issuer
 from tests.sink import running_sink
-from tests.support import STRUCTURED, binary_headers, event_json, function_client, new_id, query
+from tests.support import STRUCTURED, binary_headers, event_json, new_id, query, suite_client
 
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 FAILED_BODY = '{"type":"https://example/problems/schema","status":400}'
@@ -56,7 +56,7 @@ async def test_a_dead_letter_is_accepted_and_shown_with_its_decoded_error(
 ) -> None:
     """POST /deadletter answers 202; the letter shows the event and the decoded error."""
     event_id = new_id()
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         accepted = await dead_letter(client, event_id)
         [letter] = (await client.get("/api/v1/deadletters")).json()["items"]
         shown = await client.get(f"/api/v1/deadletters/{letter['id']}")
@@ -75,7 +75,7 @@ async def test_a_dead_letter_is_accepted_and_shown_with_its_decoded_error(
 async def test_letters_are_listed_newest_first_and_paginated(store: dict[str, Any]) -> None:
     """The list is newest first; `next` leads to the following page until there is none."""
     ids = [new_id() for _ in range(5)]
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         for event_id in ids:
             await dead_letter(client, event_id)
         first = (await client.get("/api/v1/deadletters", params={"limit": 2})).json()
@@ -94,9 +94,9 @@ async def test_letters_are_listed_newest_first_and_paginated(store: dict[str, An
 async def test_dead_letters_survive_a_restart(store: dict[str, Any]) -> None:
     """A letter stored by one run of the function is listed by the next."""
     event_id = new_id()
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         await dead_letter(client, event_id)
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         items = (await client.get("/api/v1/deadletters")).json()["items"]
     assert [item["event_id"] for item in items] == [event_id]
 
@@ -104,7 +104,7 @@ async def test_dead_letters_survive_a_restart(store: dict[str, Any]) -> None:
 async def test_a_redelivered_dead_letter_is_kept_once(store: dict[str, Any]) -> None:
     """The broker sending the same dead letter twice leaves one letter, with the latest error."""
     event_id = new_id()
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         await dead_letter(client, event_id, **knative_errors("500", "first"))
         await dead_letter(client, event_id, **knative_errors("503", "second"))
         items = (await client.get("/api/v1/deadletters")).json()["items"]
@@ -116,7 +116,7 @@ async def test_a_redelivered_dead_letter_is_kept_once(store: dict[str, Any]) -> 
 async def test_structured_dead_letters_are_accepted(store: dict[str, Any]) -> None:
     """A structured-mode dead letter is stored like a binary one."""
     body = event_json(data=query("s"), **knative_errors("502"))
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         accepted = await client.post(
             "/deadletter", headers={"content-type": STRUCTURED}, content=support.dumps(body)
         )
@@ -131,7 +131,7 @@ async def test_replay_sends_the_original_event_without_knative_errors(
     """Replay republishes the event to K_SINK, minus the knativeerror* extensions."""
     event_id = new_id()
     with running_sink() as sink:
-        async with function_client(k_sink=sink.url, **store) as client:
+        async with suite_client(k_sink=sink.url, **store) as client:
             await dead_letter(
                 client, event_id, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"
             )
@@ -148,7 +148,7 @@ async def test_replay_sends_the_original_event_without_knative_errors(
 
 async def test_replay_without_a_sink_is_409(store: dict[str, Any]) -> None:
     """Without K_SINK a replay is refused with a 409 problem."""
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         await dead_letter(client)
         [item] = (await client.get("/api/v1/deadletters")).json()["items"]
         response = await client.post(f"/api/v1/deadletters/{item['id']}/replay")
@@ -159,7 +159,7 @@ async def test_replay_without_a_sink_is_409(store: dict[str, Any]) -> None:
 
 async def test_delete_removes_a_letter(store: dict[str, Any]) -> None:
     """DELETE answers 204; the letter is gone (404) and the list is empty."""
-    async with function_client(**store) as client:
+    async with suite_client(**store) as client:
         await dead_letter(client)
         [item] = (await client.get("/api/v1/deadletters")).json()["items"]
         deleted = await client.delete(f"/api/v1/deadletters/{item['id']}")
@@ -173,7 +173,7 @@ async def test_delete_removes_a_letter(store: dict[str, Any]) -> None:
 
 async def test_a_malformed_dead_letter_is_400(tmp_path: Path) -> None:
     """What is not a CloudEvent is refused like on the ingress (and nothing is stored)."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         response = await client.post("/deadletter", content=b"nope")
         items = (await client.get("/api/v1/deadletters")).json()["items"]
     assert response.status_code == 400
@@ -182,7 +182,7 @@ async def test_a_malformed_dead_letter_is_400(tmp_path: Path) -> None:
 
 async def test_only_post_is_allowed_on_the_sink(tmp_path: Path) -> None:
     """GET /deadletter is 405 with Allow: POST."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         response = await client.get("/deadletter")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
@@ -192,7 +192,7 @@ async def test_the_sink_authenticates_deliveries_like_the_ingress(tmp_path: Path
     """With OIDC on, a dead letter without a valid token is 401 and nothing is stored."""
     with Issuer().serving() as issuer:
         settings = {"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, "data_dir": tmp_path}
-        async with function_client(**settings) as client:
+        async with suite_client(**settings) as client:
             refused = await dead_letter(client)
             headers = {
                 **binary_headers(**knative_errors()),
@@ -207,7 +207,7 @@ async def test_the_sink_authenticates_deliveries_like_the_ingress(tmp_path: Path
 
 async def test_error_data_that_is_not_base64_is_kept_as_given(tmp_path: Path) -> None:
     """A knativeerrordata that is not base64 is shown verbatim rather than dropped."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         await dead_letter(client, **{**knative_errors(), "knativeerrordata": "not base64!"})
         [item] = (await client.get("/api/v1/deadletters")).json()["items"]
     assert item["error"]["data"] == "not base64!"
@@ -215,7 +215,7 @@ async def test_error_data_that_is_not_base64_is_kept_as_given(tmp_path: Path) ->
 
 async def test_reading_an_empty_inbox_creates_no_file(tmp_path: Path) -> None:
     """Listing, showing and deleting before any dead letter arrived leave DATA_DIR untouched."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         listed = await client.get("/api/v1/deadletters")
         missing = await client.get("/api/v1/deadletters/nope")
         deleted = await client.delete("/api/v1/deadletters/nope")

@@ -19,19 +19,19 @@ import pytest
 from eventfn.binding import Event
 from eventfn.dispatch.registry import Registry
 from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
+from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, NOTE, Answer, Question
 from tests.support import (
     QUERY,
     RESPONSE,
     STRUCTURED,
     binary_headers,
-    client_for,
     dumps,
     event_json,
-    function_client,
     handler_client,
     make_app,
     query,
+    suite_client,
     test_settings,
 )
 
@@ -187,7 +187,7 @@ async def test_reply_attributes(client: httpx.AsyncClient, specversion: str) -> 
 
 async def test_reply_source_is_configurable() -> None:
     """EVENT_SOURCE sets the reply's source."""
-    async with function_client(event_source="//fn.example/query") as client:
+    async with suite_client(event_source="//fn.example/query") as client:
         response = await post_binary(client, query())
     assert response.headers["ce-source"] == "//fn.example/query"
 
@@ -349,7 +349,7 @@ async def test_handler_returning_a_wrong_type_is_500() -> None:
     async def wrong(request: Question) -> Answer:
         return request  # type: ignore[return-value]
 
-    async with client_for(make_app(test_settings(), registry=registry)) as client:
+    async with app_client(make_app(test_settings(), registry=registry)) as client:
         response = await post_binary(client, query())
     assert response.status_code == 500
     assert "invalid reply" in response.json()["detail"]

@@ -21,11 +21,11 @@ import uvicorn
 
 from eventfn.server.drain import DrainingServer
 from eventfn.stores.outbox import SQLiteOutbox
+from eventfn.testing import app_client
 from tests.sink import Sink, running_sink
 from tests.support import (
     ServerProcess,
     binary_headers,
-    client_for,
     dumps,
     make_app,
     query,
@@ -177,7 +177,7 @@ async def test_shutdown_flushes_pending_publishes_to_the_sink(tmp_path: Path) ->
     with running_sink() as sink:
         sink.delay = 0.3
         settings = test_settings(k_sink=sink.url, data_dir=tmp_path, publish_flush_seconds=5)
-        async with client_for(make_app(settings)) as client:
+        async with app_client(make_app(settings)) as client:
             await client.post("/api/v1/query", json=query("late"))
         assert len(sink.ids()) == 1  # delivered during shutdown, not after
 
@@ -192,7 +192,7 @@ async def test_shutdown_parks_what_the_sink_did_not_take_in_time(tmp_path: Path)
         publish_backoff_seconds=0.05,
         publish_flush_seconds=0.3,
     )
-    async with client_for(make_app(settings)) as client:
+    async with app_client(make_app(settings)) as client:
         await client.post("/api/v1/query", json=query("parked"))
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
     depth = await outbox.depth()

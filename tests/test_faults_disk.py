@@ -25,7 +25,7 @@ from eventfn.stores import sqlite as sqlite_module
 from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.stores.sqlite import SQLiteFile
-from tests.support import binary_headers, captured_logs, dumps, function_client, query
+from tests.support import binary_headers, captured_logs, dumps, query, suite_client
 
 
 def letter_event() -> Event:
@@ -104,7 +104,7 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 async def test_an_uncreatable_data_dir_is_503_and_not_ready(uncreatable: Path) -> None:
     """POST /deadletter answers 503 problem+json and readiness says which store is down."""
-    async with function_client(data_dir=uncreatable) as client:
+    async with suite_client(data_dir=uncreatable) as client:
         stored = await client.post(
             "/deadletter", headers=binary_headers(knativeerrorcode="500"), content=dumps(query())
         )
@@ -116,7 +116,7 @@ async def test_an_uncreatable_data_dir_is_503_and_not_ready(uncreatable: Path) -
 
 async def test_a_usable_data_dir_is_ready(tmp_path: Path) -> None:
     """The same probe on a directory that takes writes: ready."""
-    async with function_client(data_dir=tmp_path / "data") as client:
+    async with suite_client(data_dir=tmp_path / "data") as client:
         assert (await client.get("/health/readiness")).status_code == 200
 
 
@@ -156,7 +156,7 @@ def fill(folder: Path) -> None:
 async def test_a_read_only_data_dir_is_503_and_not_ready() -> None:
     """DATA_DIR on a read-only mount: dead letters 503, readiness 503, no 500 anywhere."""
     with tmpfs("ro") as folder:
-        async with function_client(data_dir=folder) as client:
+        async with suite_client(data_dir=folder) as client:
             stored = await client.post(
                 "/deadletter",
                 headers=binary_headers(knativeerrorcode="500"),
@@ -174,7 +174,7 @@ async def test_a_full_data_dir_is_503() -> None:
     """DATA_DIR on a full disk: storing a dead letter is a 503 the broker retries."""
     with tmpfs() as folder:
         fill(folder)
-        async with function_client(data_dir=folder) as client:
+        async with suite_client(data_dir=folder) as client:
             big = dumps(query("x" * 100_000))
             stored = await client.post(
                 "/deadletter", headers=binary_headers(knativeerrorcode="500"), content=big

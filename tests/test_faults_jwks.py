@@ -18,7 +18,7 @@ import pytest
 from eventfn.auth.oidc import IssuerUnavailable, OIDCVerifier
 from eventfn.core.errors import Unauthenticated
 from tests.oidc import AUDIENCE, Issuer
-from tests.support import Clock, binary_headers, dumps, function_client, query, test_settings
+from tests.support import Clock, binary_headers, dumps, query, suite_client, test_settings
 
 
 class MockIssuer:
@@ -187,7 +187,7 @@ async def test_a_jwks_issuer_answering_500_turns_new_keys_into_retries(issuer: I
         "oidc_issuer": issuer.url,
         "oidc_jwks_min_refresh_seconds": 0,
     }
-    async with function_client(**settings) as client:
+    async with suite_client(**settings) as client:
         first = binary_headers() | {"authorization": f"Bearer {issuer.token()}"}
         assert (await client.post("/", headers=first, content=dumps(query()))).status_code == 200
         issuer.failing = True

@@ -27,7 +27,7 @@ from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_outage import Outage, transient_errors
 from tests.redis_servers import Servers, cluster_servers
-from tests.support import binary_headers, dumps, free_port, function_client, query
+from tests.support import binary_headers, dumps, free_port, query, suite_client
 
 LIBRARY_ERRORS = sorted(
     (
@@ -155,7 +155,7 @@ async def every_door(client: httpx.AsyncClient) -> dict[str, httpx.Response]:
 async def test_a_cluster_with_every_node_killed_is_503_at_every_door() -> None:
     """Every node of the Cluster killed: 503 problem+json everywhere, readiness not ready."""
     with cluster_servers() as (servers, ports):
-        async with function_client(**cluster_settings(ports[0])) as client:
+        async with suite_client(**cluster_settings(ports[0])) as client:
             assert (await client.get("/health/readiness")).status_code == 200
             for port in list(ports):
                 servers.kill(port)
@@ -170,7 +170,7 @@ async def test_a_cluster_with_every_node_killed_is_503_at_every_door() -> None:
 @pytest.mark.chaos
 async def test_a_cluster_that_cannot_be_reached_at_start_up_is_503() -> None:
     """A closed port in cluster mode from the start: 503s and not ready, never a 500."""
-    async with function_client(**cluster_settings(free_port())) as client:
+    async with suite_client(**cluster_settings(free_port())) as client:
         for door, response in (await every_door(client)).items():
             assert response.status_code == 503, door
             assert_unavailable(response)
@@ -198,7 +198,7 @@ async def test_a_frozen_cluster_node_is_answered_within_the_redis_timeout() -> N
     with a socket timeout of its own, took 8.6 of them before every command was held to one.
     """
     with cluster_servers() as (servers, ports):
-        async with function_client(**cluster_settings(ports[0])) as client:
+        async with suite_client(**cluster_settings(ports[0])) as client:
             # Letters land on one slot ({deadletters}): the node that holds it is the one frozen.
             holder = _slot_owner(ports, "knfn:{deadletters}:docs")
             assert (await client.get("/api/v1/deadletters")).status_code == 200

@@ -24,9 +24,9 @@ from tests.support import (
     binary_headers,
     dumps,
     event_json,
-    function_client,
     make_app,
     query,
+    suite_client,
     test_settings,
 )
 
@@ -165,7 +165,7 @@ async def test_batch_mixing_versions_is_400(client: httpx.AsyncClient) -> None:
 
 async def test_batch_over_the_event_limit_is_413() -> None:
     """More events than MAX_BATCH_EVENTS is 413."""
-    async with function_client(max_batch_events=2) as client:
+    async with suite_client(max_batch_events=2) as client:
         events = [event_json(query()) for _ in range(3)]
         response = await client.post("/", headers={"content-type": BATCH}, content=dumps(events))
     assert_problem(response, 413, "payload-too-large")
@@ -219,7 +219,7 @@ async def test_bad_input_is_a_4xx_problem(
 
 async def test_raw_non_utf8_header_is_400() -> None:
     """Raw header bytes that are not UTF-8 are a malformed event, not a crash."""
-    async with function_client() as client:
+    async with suite_client() as client:
         headers = [(k.encode(), v.encode()) for k, v in binary_headers().items()]
         headers.append((b"ce-subject", b"caf\xe9"))
         response = await client.post("/", headers=headers, content=dumps(query()))
@@ -299,7 +299,7 @@ LIMIT = 1024
 @pytest.fixture
 async def small() -> AsyncIterator[httpx.AsyncClient]:
     """A function with a 1 KiB body limit."""
-    async with function_client(max_body_bytes=LIMIT) as client:
+    async with suite_client(max_body_bytes=LIMIT) as client:
         yield client
 
 

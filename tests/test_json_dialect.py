@@ -23,9 +23,9 @@ from tests.support import (
     binary_headers,
     dumps,
     event_json,
-    function_client,
     make_app,
     new_id,
+    suite_client,
 )
 
 NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
@@ -85,7 +85,7 @@ def test_a_batch_keeps_its_big_integers_as_bytes() -> None:
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
 async def test_binary_mode_refuses_non_finite_numbers(number: str) -> None:
     """A binary-mode event with NaN/Infinity/1e400 in its JSON data is a 400."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=binary_headers(), content=data_with(number))
     assert_bad_request(response)
 
@@ -93,7 +93,7 @@ async def test_binary_mode_refuses_non_finite_numbers(number: str) -> None:
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
 async def test_structured_mode_refuses_non_finite_numbers(number: str) -> None:
     """The same in structured mode."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post(
             "/", headers={"content-type": STRUCTURED}, content=structured_with(number)
         )
@@ -103,7 +103,7 @@ async def test_structured_mode_refuses_non_finite_numbers(number: str) -> None:
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
 async def test_batch_mode_refuses_non_finite_numbers(number: str) -> None:
     """The same in a batch."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post(
             "/", headers={"content-type": BATCH}, content=b"[" + structured_with(number) + b"]"
         )
@@ -113,7 +113,7 @@ async def test_batch_mode_refuses_non_finite_numbers(number: str) -> None:
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
 async def test_the_facade_refuses_non_finite_numbers(number: str) -> None:
     """The facade's JSON body is held to the same dialect (FastAPI's parser takes NaN)."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post(
             facade_path(), headers={"content-type": "application/json"}, content=data_with(number)
         )
@@ -123,7 +123,7 @@ async def test_the_facade_refuses_non_finite_numbers(number: str) -> None:
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
 async def test_a_plain_json_post_refuses_non_finite_numbers(number: str) -> None:
     """Plain JSON to `POST /` is the facade's default route: the same 400."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post(
             "/", headers={"content-type": "application/json"}, content=data_with(number)
         )
@@ -136,7 +136,7 @@ async def test_a_structured_dead_letter_replays_its_big_integers_exactly(tmp_pat
     letter = event_json({"query": "hi", "n": 0}, id=letter_id, knativeerrorcode=500)
     body = dumps(letter).replace(b'"n":0', b'"n":' + str(BIG).encode())
     with recording_sink() as sink:
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             stored = await client.post(
                 "/deadletter", headers={"content-type": STRUCTURED}, content=body
             )
@@ -154,7 +154,7 @@ async def test_a_dead_letter_is_kept_whatever_its_json_data_holds(
     body: bytes, tmp_path: Path
 ) -> None:
     """`POST /deadletter` keeps data the ingress refused: it may be why it was dead-lettered."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         stored = await client.post(
             "/deadletter", headers=binary_headers(knativeerrorcode="400"), content=body
         )

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from eventfn.testing import app_client
 from tests.support import (
     binary_headers,
-    client_for,
     dumps,
-    function_client,
     make_app,
     query,
+    suite_client,
     test_settings,
 )
 
@@ -57,7 +57,7 @@ def test_deliveries_probes_and_metrics_never_import_fastapi() -> None:
 
 async def test_probes_answer_from_the_entry_like_the_documented_routes() -> None:
     """The probes' JSON, status and nosniff header are those the OpenAPI document describes."""
-    async with function_client() as client:
+    async with suite_client() as client:
         live = await client.get("/health/liveness")
         ready = await client.get("/health/readiness")
         head = await client.head("/health/readiness")
@@ -71,7 +71,7 @@ async def test_probes_answer_from_the_entry_like_the_documented_routes() -> None
 
 async def test_probes_refuse_other_methods_with_405() -> None:
     """POST on a probe is a 405 problem naming GET, like any route would answer."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/health/liveness", content=b"{}")
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
@@ -92,7 +92,7 @@ async def test_concurrent_first_facade_requests_build_it_once(
         return real(runtime)
 
     monkeypatch.setattr(facade_app, "build_facade", counting)
-    async with client_for(make_app(test_settings())) as client:
+    async with app_client(make_app(test_settings())) as client:
         answers = await asyncio.gather(
             *(client.get("/openapi.json") for _ in range(3)),
             client.post("/", headers=binary_headers(), content=dumps(query())),

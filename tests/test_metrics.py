@@ -17,6 +17,7 @@ from eventfn.binding import Event
 from eventfn.dispatch.registry import Progress, Registry
 from eventfn.observability import tracing
 from eventfn.observability.metrics import OTHER, Metrics
+from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question, registry_with
 from tests.live import answer, function_socket, receive, send, socket
 from tests.support import (
@@ -24,13 +25,12 @@ from tests.support import (
     QUERY,
     RESPONSE,
     binary_headers,
-    client_for,
     dumps,
     event_json,
-    function_client,
     make_app,
     query,
     running_server,
+    suite_client,
     test_settings,
 )
 
@@ -80,7 +80,7 @@ def failing_registry() -> Registry:
 
 async def test_metrics_is_prometheus_text() -> None:
     """/metrics answers 200 in the Prometheus text exposition format."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -107,7 +107,7 @@ async def test_metrics_is_prometheus_text() -> None:
 
 async def test_handled_event_counts_ok_reply_and_duration() -> None:
     """A handled event counts as ok, its reply as sent, and its handler time is observed."""
-    async with function_client() as client:
+    async with suite_client() as client:
         assert (await post_query(client)).status_code == 200
         samples = await scrape(client)
     assert events(samples, QUERY, "binary", "ok") == 1
@@ -118,7 +118,7 @@ async def test_handled_event_counts_ok_reply_and_duration() -> None:
 
 async def test_redelivery_counts_duplicate_and_dedupe_hit() -> None:
     """A redelivered event counts as a duplicate and a dedupe hit; its replay as a reply."""
-    async with function_client() as client:
+    async with suite_client() as client:
         await post_query(client, id="same")
         assert (await post_query(client, id="same")).status_code == 200
         samples = await scrape(client)
@@ -130,7 +130,7 @@ async def test_redelivery_counts_duplicate_and_dedupe_hit() -> None:
 
 async def test_malformed_request_counts_rejected_with_unknown_labels() -> None:
     """A request that is not a CloudEvent counts as rejected, type other, mode unknown."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", content=b"{}", headers={"content-type": "text/plain"})
         assert response.status_code == 400
         samples = await scrape(client)
@@ -139,7 +139,7 @@ async def test_malformed_request_counts_rejected_with_unknown_labels() -> None:
 
 async def test_unknown_types_fold_into_other() -> None:
     """Event types outside the catalogue share one label value: cardinality stays bounded."""
-    async with function_client() as client:
+    async with suite_client() as client:
         for n in range(5):
             assert (await post_query(client, type=f"com.example.unknown{n}")).status_code == 400
         samples = await scrape(client)
@@ -149,7 +149,7 @@ async def test_unknown_types_fold_into_other() -> None:
 
 async def test_schema_violation_counts_rejected_for_its_type() -> None:
     """An event of a known type with bad data counts as rejected under its own type."""
-    async with function_client() as client:
+    async with suite_client() as client:
         bad = await client.post("/", headers=binary_headers(), content=dumps({"nope": 1}))
         assert bad.status_code == 400
         samples = await scrape(client)
@@ -159,7 +159,7 @@ async def test_schema_violation_counts_rejected_for_its_type() -> None:
 async def test_batch_counts_every_event_in_batch_mode() -> None:
     """Each event of a batch is counted, with mode batch."""
     body = dumps([event_json(query()), event_json(query())])
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", content=body, headers={"content-type": BATCH})
         assert response.status_code == 200
         samples = await scrape(client)
@@ -169,7 +169,7 @@ async def test_batch_counts_every_event_in_batch_mode() -> None:
 async def test_handler_failure_counts_failed_and_its_duration() -> None:
     """A handler that raises counts as failed (5xx); its run time is still observed."""
     app = make_app(test_settings(), registry=failing_registry())
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         assert (await post_query(client)).status_code == 500
         samples = await scrape(client)
     assert events(samples, QUERY, "binary", "failed") == 1
@@ -180,7 +180,7 @@ async def test_in_progress_redelivery_counts_conflict_and_in_flight() -> None:
     """While an event is handled, in-flight is 1 and its redelivery counts as a conflict."""
     release, started = asyncio.Event(), asyncio.Event()
     app = make_app(test_settings(), registry=blocking_registry(release, started))
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         first = asyncio.create_task(post_query(client, id="slow"))
         await asyncio.wait_for(started.wait(), 5)
         assert (await post_query(client, id="slow")).status_code == 409
@@ -197,7 +197,7 @@ async def test_in_progress_redelivery_counts_conflict_and_in_flight() -> None:
 async def test_apps_count_separately_and_leave_the_global_registry_alone() -> None:
     """Two apps in one process have their own counters; the global registry gets nothing."""
     before = {m.name for m in prometheus_client.REGISTRY.collect()}
-    async with function_client() as one, function_client() as two:
+    async with suite_client() as one, suite_client() as two:
         await post_query(one)
         first, second = await scrape(one), await scrape(two)
     assert events(first, QUERY, "binary", "ok") == 1
@@ -207,7 +207,7 @@ async def test_apps_count_separately_and_leave_the_global_registry_alone() -> No
 
 async def test_metrics_accepts_get_only() -> None:
     """POST /metrics is a 405 problem naming GET."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/metrics")
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
@@ -247,7 +247,7 @@ async def test_outbox_depth_is_read_at_scrape_time(tmp_path: Path) -> None:
     """With K_SINK set, the outbox depth gauge shows the events parked in the outbox."""
     settings = test_settings(k_sink="http://127.0.0.1:9/", data_dir=tmp_path)
     app = make_app(settings)
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         publisher = app.state.runtime.publisher
         event = Event({"specversion": "1.0", "id": "x", "source": "/t", "type": RESPONSE}, b"{}")
         await publisher.outbox.park(event, attempts=1, delay=3600, error="test")
@@ -259,7 +259,7 @@ async def test_the_dedupe_window_shows_how_far_back_redeliveries_are_recognised(
     """The TTL while the store holds it; shorter, and the early evictions counted, once the
     in-memory store's memory bound drops replies before their time."""
     settings = test_settings(dedupe_ttl_seconds=420, dedupe_max_bytes=4096)
-    async with client_for(make_app(settings)) as client:
+    async with app_client(make_app(settings)) as client:
         assert (await scrape(client))[("function_dedupe_window_seconds", ())] == 420
         for _ in range(30):
             assert (await post_query(client)).status_code == 200
@@ -280,7 +280,7 @@ async def test_open_websockets_are_counted() -> None:
 
 async def test_stored_dead_letters_are_counted(tmp_path: Path) -> None:
     """Each event the broker dead-letters to POST /deadletter counts once."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         response = await client.post(
             "/deadletter", headers=binary_headers(), content=dumps(query())
         )
@@ -299,7 +299,7 @@ async def test_publisher_attempts_are_counted_and_carry_the_trace(tmp_path: Path
         route = sink.post("http://sink.test/").mock(
             side_effect=[httpx.Response(202), httpx.Response(400)]
         )
-        async with client_for(app) as client:
+        async with app_client(app) as client:
             publisher = app.state.runtime.publisher
             with tracing.bound(tracing.parse(traceparent)):
                 assert await publisher.publish(event) == "delivered"
@@ -319,7 +319,7 @@ def feed_event(n: int) -> Event:
 async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
     """Events offered to a full feed queue count in function_feed_events_dropped_total."""
     app = make_app(test_settings(feed_queue_size=1))
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         feed = app.state.runtime.feed
         feed.subscribe()
         for n in range(5):  # synchronous, as on the ingress: the pump cannot run in between
@@ -331,7 +331,7 @@ async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
 async def test_slow_feed_subscribers_cut_off_are_counted() -> None:
     """A subscriber whose queue overflows counts in function_feed_subscribers_dropped_total."""
     app = make_app(test_settings(feed_subscriber_queue=1))
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         feed = app.state.runtime.feed
         before = await scrape(client)
         slow = feed.subscribe()  # never read: the second event overflows its queue

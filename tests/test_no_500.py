@@ -30,9 +30,9 @@ from tests.support import (
     binary_headers,
     dumps,
     event_json,
-    function_client,
     make_app,
     query,
+    suite_client,
     test_settings,
 )
 
@@ -47,7 +47,7 @@ def assert_bad_request(response: httpx.Response) -> None:
 @pytest.mark.parametrize("cursor", ["99999999999999999999", "-1", str(2**63)])
 async def test_a_dead_letter_cursor_out_of_range_is_400(cursor: str, tmp_path: Path) -> None:
     """A cursor no page could have given (beyond SQLite's integers, negative) is a 400."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         stored = await client.post(
             "/deadletter", headers=binary_headers(knativeerrorcode="500"), content=dumps(query())
         )
@@ -59,7 +59,7 @@ async def test_a_dead_letter_cursor_out_of_range_is_400(cursor: str, tmp_path: P
 @pytest.mark.parametrize("code", ["99999999999999999999999", "-9223372036854775809", "-1"])
 async def test_a_knativeerrorcode_out_of_range_is_400(code: str, tmp_path: Path) -> None:
     """A `knativeerrorcode` that is no HTTP status is a 400, not an unstorable letter (500)."""
-    async with function_client(data_dir=tmp_path) as client:
+    async with suite_client(data_dir=tmp_path) as client:
         response = await client.post(
             "/deadletter", headers=binary_headers(knativeerrorcode=code), content=dumps(query())
         )

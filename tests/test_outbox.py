@@ -18,14 +18,14 @@ import pytest
 from eventfn.binding import Event
 from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
 from eventfn.stores.redis import redis_client
+from eventfn.testing import app_client
 from tests import support
 from tests.sink import Sink
 from tests.support import (
     RESPONSE,
-    client_for,
-    function_client,
     make_app,
     query,
+    suite_client,
     test_settings,
     until,
 )
@@ -153,7 +153,7 @@ async def test_a_sink_down_for_a_while_gets_every_event_once_back(
     sink = Sink()  # not started: nothing listens on its port yet
     app = make_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
     publisher = app.state.runtime.publisher
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         for n in range(5):
             response = await client.post("/api/v1/query", json=query(f"q{n}"))
             assert response.status_code == 200
@@ -182,12 +182,12 @@ async def test_parked_events_are_delivered_after_a_restart(store_settings: dict[
     """Events parked by one run are delivered by the next run of the function."""
     sink = Sink()
     settings = fast(k_sink=sink.url, **store_settings)
-    async with function_client(**settings) as client:
+    async with suite_client(**settings) as client:
         await client.post("/api/v1/query", json=query("before restart"))
     # The function stopped with the sink still down: the event is on disk / in Redis.
     sink.start()
     try:
-        async with function_client(**settings):
+        async with suite_client(**settings):
             [received] = await sink.wait_for(1)
     finally:
         sink.stop()
@@ -200,7 +200,7 @@ async def test_a_flaky_real_sink_503_503_202_gets_the_event_once(tmp_path: Path)
     sink.script = [503, 503]
     app = make_app(test_settings(**fast(k_sink=sink.url, data_dir=tmp_path, publish_attempts=3)))
     try:
-        async with client_for(app) as client:
+        async with app_client(app) as client:
             await client.post("/api/v1/query", json=query("flaky"))
             received = await sink.wait_for(3)
             outbox = app.state.runtime.publisher.outbox
@@ -223,7 +223,7 @@ async def test_a_parked_event_the_sink_then_refuses_becomes_a_dead_letter(
     sink.status = 400
     app = make_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
     publisher = app.state.runtime.publisher
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         await client.post("/api/v1/query", json=query("refused"))
 
         async def parked() -> bool:

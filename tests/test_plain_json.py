@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from eventfn import Catalogue, EventSpec, Registry
+from eventfn.testing import app_client
 from tests.functions import Question
 from tests.support import (
     STRUCTURED,
     binary_headers,
-    client_for,
-    function_client,
     make_app,
     query,
+    suite_client,
     test_settings,
 )
 
@@ -67,7 +67,7 @@ async def test_a_plain_json_schema_failure_is_the_facades_400(client: httpx.Asyn
 
 async def test_plain_json_asks_for_the_facades_credentials() -> None:
     """With API_KEYS set, plain JSON needs a key like the facade: 401 without, 200 with."""
-    async with function_client(api_keys=["key-5f2c9a7e1b"]) as client:
+    async with suite_client(api_keys=["key-5f2c9a7e1b"]) as client:
         refused = await client.post("/", json=PLAN)
         allowed = await client.post("/", json=PLAN, headers={"x-api-key": "key-5f2c9a7e1b"})
     assert refused.status_code == 401
@@ -77,7 +77,7 @@ async def test_plain_json_asks_for_the_facades_credentials() -> None:
 
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
     """The body limit holds for plain JSON too."""
-    async with function_client(max_body_bytes=1024) as small:
+    async with suite_client(max_body_bytes=1024) as small:
         response = await small.post("/", json={"query": "q" * 2000})
     assert response.status_code == 413
 
@@ -112,6 +112,6 @@ async def test_a_function_that_consumes_nothing_has_no_plain_json() -> None:
     """Without a consumed type there is no default to ask: plain JSON is not a CloudEvent (400)."""
     only = EventSpec("com.example.published", Question, "Published only.")
     app = make_app(test_settings(), registry=Registry(Catalogue((only,))))
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         response = await client.post("/", json=query())
     assert response.status_code == 400

@@ -25,8 +25,8 @@ from tests.support import (
     STRUCTURED,
     dumps,
     event_json,
-    function_client,
     make_app,
+    suite_client,
     test_settings,
 )
 
@@ -74,7 +74,7 @@ def test_an_ordinary_content_type_is_encoded_as_is() -> None:
 async def test_a_poison_dead_letter_is_refused_at_replay(content_type: str, tmp_path: Path) -> None:
     """Replay answers 400 problem+json; nothing reaches the sink or the outbox."""
     with recording_sink() as sink:
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             letter = event_json(data="hello", datacontenttype=content_type, knativeerrorcode=500)
             stored = await client.post(
                 "/deadletter", headers={"content-type": STRUCTURED}, content=dumps(letter)

@@ -19,9 +19,9 @@ from tests.support import (
     binary_headers,
     dumps,
     event_json,
-    function_client,
     new_id,
     query,
+    suite_client,
 )
 
 PREFER = {"prefer": "reply"}
@@ -49,7 +49,7 @@ def test_the_reply_preference_is_read_as_rfc_7240_writes_it(value: bytes, expect
 async def test_a_broker_delivery_gets_its_reply_in_the_response(tmp_path: Path) -> None:
     """With `Prefer: reply`, the reply is in the response, K_SINK or not, and not published."""
     with running_sink() as sink:
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             response = await client.post(
                 "/", headers={**binary_headers(), **PREFER}, content=dumps(query("hi"))
             )
@@ -64,7 +64,7 @@ async def test_without_prefer_reply_the_reply_goes_to_k_sink_and_the_answer_is_2
     """No `Prefer: reply` and K_SINK set: 202 with no body, the reply event reaches the sink."""
     event_id = new_id()
     with running_sink() as sink:
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             response = await client.post(
                 "/", headers=binary_headers(id=event_id), content=dumps(query("hi"))
             )
@@ -80,7 +80,7 @@ async def test_the_published_reply_is_the_reply_a_broker_would_have_got(tmp_path
     """One reply id either way: a redelivery with `Prefer: reply` answers what was published."""
     event_id = new_id()
     with running_sink() as sink:
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             await client.post("/", headers=binary_headers(id=event_id), content=dumps(query()))
             [published] = await sink.wait_for(1)
             again = await client.post(
@@ -93,7 +93,7 @@ async def test_a_batch_without_prefer_reply_publishes_every_reply(tmp_path: Path
     """Each reply of a batch is published; the batch is answered 202."""
     batch = [event_json(query("a")), event_json(query("b"))]
     with running_sink() as sink:
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             response = await client.post("/", headers={"content-type": BATCH}, content=dumps(batch))
             received = await sink.wait_for(2)
     assert response.status_code == 202
@@ -102,7 +102,7 @@ async def test_a_batch_without_prefer_reply_publishes_every_reply(tmp_path: Path
 
 async def test_without_prefer_reply_and_no_sink_the_reply_is_answered_and_counted() -> None:
     """No K_SINK: the reply stays in the response (as before) and /metrics counts it."""
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=binary_headers(), content=dumps(query()))
         metrics = (await client.get("/metrics")).text
     assert response.status_code == 200

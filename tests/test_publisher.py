@@ -23,15 +23,15 @@ from eventfn.delivery.retry import RetryPolicy, parse_retry_after
 from eventfn.dispatch.replies import reply_id
 from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
+from eventfn.testing import app_client
 from tests.functions import ASK
 from tests.sink import running_sink
 from tests.support import (
     RESPONSE,
-    client_for,
     free_port,
-    function_client,
     make_app,
     query,
+    suite_client,
     test_settings,
     until,
 )
@@ -245,7 +245,7 @@ async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_pat
     """With K_SINK, /api/v1/query answers at once and the answer reaches the sink as an event."""
     with running_sink() as sink:
         sink.delay = 2.0  # a slow sink must not slow the user down
-        async with function_client(k_sink=sink.url, data_dir=tmp_path) as client:
+        async with suite_client(k_sink=sink.url, data_dir=tmp_path) as client:
             response = await client.post(
                 "/api/v1/query", json=query("hi"), headers={"x-request-id": "req-1"}
             )
@@ -264,7 +264,7 @@ async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_pat
 async def test_without_k_sink_nothing_is_published(tmp_path: Path) -> None:
     """No K_SINK: the facade answers and there is no publisher at all."""
     app = make_app(test_settings(data_dir=tmp_path))
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         response = await client.post("/api/v1/query", json=query("hi"))
     assert response.status_code == 200
     assert app.state.runtime.publisher is None

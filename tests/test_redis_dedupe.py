@@ -20,12 +20,12 @@ from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_pipeline import AutoPipeline
+from eventfn.testing import app_client
 from tests import support
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.support import (
     Counting,
     binary_headers,
-    client_for,
     dumps,
     free_port,
     make_app,
@@ -52,8 +52,8 @@ async def replicas(
     registry.handles(ASK)(handler)
     settings = test_settings(redis_url=url, **overrides)
     async with (
-        client_for(make_app(settings, registry=registry)) as a,
-        client_for(make_app(settings, registry=registry)) as b,
+        app_client(make_app(settings, registry=registry)) as a,
+        app_client(make_app(settings, registry=registry)) as b,
     ):
         yield a, b
 
@@ -160,8 +160,8 @@ async def test_a_202_without_reply_is_replayed_as_202(redis_url: str) -> None:
     settings = test_settings(redis_url=redis_url)
     event_id = new_id()
     async with (
-        client_for(make_app(settings, registry=registry)) as a,
-        client_for(make_app(settings, registry=registry)) as b,
+        app_client(make_app(settings, registry=registry)) as a,
+        app_client(make_app(settings, registry=registry)) as b,
     ):
         assert (await deliver(a, event_id)).status_code == 202
         assert (await deliver(b, event_id)).status_code == 202
@@ -218,7 +218,7 @@ async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
 
     app = make_app(test_settings(redis_url=redis_url), registry=registry)
     event_id = new_id()
-    async with client_for(app) as client:
+    async with app_client(app) as client:
         answered = await deliver(client, event_id)
     assert answered.status_code == 200
     assert answered.json()["result"] == {"answer": "q"}

@@ -27,9 +27,9 @@ from tests.support import (
     ServerProcess,
     binary_headers,
     dumps,
-    function_client,
     new_id,
     query,
+    suite_client,
 )
 
 pytestmark = pytest.mark.redis
@@ -58,8 +58,8 @@ async def test_two_replicas_share_their_dedupe_over_tls(
     url = certificates.url(tls_redis)
     event_id = new_id()
     async with (
-        function_client(redis_url=url, data_dir=tmp_path / "a") as a,
-        function_client(redis_url=url, data_dir=tmp_path / "b") as b,
+        suite_client(redis_url=url, data_dir=tmp_path / "a") as a,
+        suite_client(redis_url=url, data_dir=tmp_path / "b") as b,
     ):
         assert (await a.get("/health/readiness")).status_code == 200
         first = await deliver(a, event_id)
@@ -76,7 +76,7 @@ async def test_the_dead_letters_and_the_outbox_live_in_redis_over_tls(
     """A dead letter the function stores is read back from Redis by a store of our own, and an
     event parked in the outbox over the same URL comes back due."""
     url = certificates.url(tls_redis)
-    async with function_client(redis_url=url, data_dir=tmp_path) as client:
+    async with suite_client(redis_url=url, data_dir=tmp_path) as client:
         letter = {**binary_headers(id=new_id()), "ce-knativeerrorcode": "500"}
         stored = await client.post("/deadletter", headers=letter, content=dumps(query()))
         listed = await client.get("/api/v1/deadletters")
@@ -104,7 +104,7 @@ async def test_a_server_certificate_the_function_cannot_verify_is_an_outage(
     """Without the CA that signed Redis' certificate: 503 + Retry-After and not ready, never a
     connection that skips verification."""
     untrusted = certificates.url(tls_redis, trusted=False)
-    async with function_client(redis_url=untrusted, data_dir=tmp_path) as client:
+    async with suite_client(redis_url=untrusted, data_dir=tmp_path) as client:
         delivered = await deliver(client, new_id())
         ready = await client.get("/health/readiness")
     assert delivered.status_code == 503
@@ -118,10 +118,10 @@ async def test_a_redis_demanding_a_client_certificate_gets_the_one_the_url_names
 ) -> None:
     with own_redis(tls=certificates.server, auth_clients="yes") as server:
         anonymous = certificates.url(server)
-        async with function_client(redis_url=anonymous, data_dir=tmp_path / "anonymous") as client:
+        async with suite_client(redis_url=anonymous, data_dir=tmp_path / "anonymous") as client:
             refused = await deliver(client, new_id())
         with_cert = certificates.url(server, client_cert=True)
-        async with function_client(redis_url=with_cert, data_dir=tmp_path / "client") as client:
+        async with suite_client(redis_url=with_cert, data_dir=tmp_path / "client") as client:
             accepted = await deliver(client, new_id())
             ready = await client.get("/health/readiness")
     assert refused.status_code == 503

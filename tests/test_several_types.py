@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import manifests
 from eventfn import Catalogue, EventSpec, Registry
+from eventfn.testing import app_client
 from tests.live import function_socket, receive, send, socket
 from tests.support import (
     BATCH,
     STRUCTURED,
     binary_headers,
-    client_for,
     dumps,
     event_json,
     make_app,
@@ -98,7 +98,7 @@ def calls() -> Calls:
 
 @pytest.fixture
 async def client(calls: Calls) -> Any:
-    async with client_for(make_app(test_settings(), registry=calls.registry)) as c:
+    async with app_client(make_app(test_settings(), registry=calls.registry)) as c:
         yield c
 
 
@@ -202,7 +202,7 @@ async def test_a_result_from_a_fire_and_forget_handler_is_a_500() -> None:
     async def chatty(audit: Audit) -> Audit:
         return audit
 
-    async with client_for(make_app(test_settings(), registry=registry)) as client:
+    async with app_client(make_app(test_settings(), registry=registry)) as client:
         response = await post_binary(client, AUDIT, {"actor": "a"})
     assert response.status_code == 500
 

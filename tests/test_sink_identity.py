@@ -23,7 +23,7 @@ import trustme
 from eventfn.delivery import identity
 from eventfn.testing import isolated_settings
 from tests.sink import Sink, https_sink
-from tests.support import RESPONSE, ServerProcess, binary_headers, dumps, function_client, query
+from tests.support import RESPONSE, ServerProcess, binary_headers, dumps, query, suite_client
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.the-sinkbinding-token.sig"
 
@@ -100,7 +100,7 @@ async def test_a_rotated_token_is_sent_from_the_next_publish_on(
 ) -> None:
     """The token file is re-read when it changes (a new inode), not before."""
     monkeypatch.setattr(identity, "_CHECK_SECONDS", 0.0)
-    async with function_client(**cluster.settings(data_dir=tmp_path)) as client:
+    async with suite_client(**cluster.settings(data_dir=tmp_path)) as client:
         await client.post("/api/v1/query", json=query("first"))
         await cluster.sink.wait_for(1)
         cluster.sink.token = "rotated-token"
@@ -137,7 +137,7 @@ async def test_without_the_sinks_ca_nothing_is_sent_and_the_event_is_kept(
     """The system CAs alone do not trust the cluster's CA: the TLS handshake fails, the event
     waits in the outbox."""
     settings = cluster.settings(k_ca_certs=None, data_dir=tmp_path)
-    async with function_client(**settings) as client:
+    async with suite_client(**settings) as client:
         await client.post("/api/v1/query", json=query())
         app_outbox = client._transport.app.state.runtime.publisher.outbox  # type: ignore[attr-defined]
         depth = await app_outbox.depth()
@@ -165,7 +165,7 @@ async def test_a_trust_bundle_mounted_in_the_directory_is_trusted(tmp_path: Path
             "oidc_sink_token_file": tmp_path / "no-token",
             "data_dir": tmp_path,
         }
-        async with function_client(**settings) as client:
+        async with suite_client(**settings) as client:
             await client.post("/api/v1/query", json=query())
             [received] = await sink.wait_for(1)
     finally:
@@ -187,7 +187,7 @@ async def test_a_refused_identity_waits_in_the_outbox_until_the_token_comes(
         publish_refused_hold_seconds=0.3,
         outbox_poll_seconds=0.05,
     )
-    async with function_client(**settings) as client:
+    async with suite_client(**settings) as client:
         await client.post("/api/v1/query", json=query())
         await cluster.sink.wait_for(1)
         await asyncio.sleep(0.1)

@@ -9,16 +9,16 @@ import httpx
 import pytest
 
 from eventfn.observability import tracing
+from eventfn.testing import app_client
 from tests.support import (
     STRUCTURED,
     binary_headers,
-    client_for,
     dumps,
     event_json,
-    function_client,
     make_app,
     query,
     running_server,
+    suite_client,
     test_settings,
 )
 
@@ -72,7 +72,7 @@ def test_oversized_tracestate_is_dropped() -> None:
 async def test_reply_carries_the_events_tracing_extension() -> None:
     """The reply to an event with the tracing extension carries the same traceparent/tracestate."""
     headers = binary_headers(traceparent=TRACEPARENT, tracestate="a=b")
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=headers, content=dumps(query()))
     assert response.status_code == 200
     assert response.headers["ce-traceparent"] == TRACEPARENT
@@ -82,7 +82,7 @@ async def test_reply_carries_the_events_tracing_extension() -> None:
 async def test_http_traceparent_reaches_the_reply_when_the_event_has_none() -> None:
     """Without the extension, the delivery's HTTP traceparent header goes onto the reply."""
     headers = {**binary_headers(), "traceparent": TRACEPARENT, "tracestate": "a=b"}
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=headers, content=dumps(query()))
     assert response.headers["ce-traceparent"] == TRACEPARENT
     assert response.headers["ce-tracestate"] == "a=b"
@@ -92,7 +92,7 @@ async def test_structured_reply_carries_the_http_traceparent() -> None:
     """A structured-mode reply gets the header's traceparent as an attribute."""
     body = dumps(event_json(query()))
     headers = {"content-type": STRUCTURED, "traceparent": TRACEPARENT}
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=headers, content=body)
     assert response.json()["traceparent"] == TRACEPARENT
 
@@ -100,7 +100,7 @@ async def test_structured_reply_carries_the_http_traceparent() -> None:
 async def test_extension_wins_over_http_header() -> None:
     """The event's own extension is its trace; the HTTP header does not replace it."""
     headers = {**binary_headers(traceparent=TRACEPARENT), "traceparent": OTHER_TRACEPARENT}
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=headers, content=dumps(query()))
     assert response.headers["ce-traceparent"] == TRACEPARENT
 
@@ -108,7 +108,7 @@ async def test_extension_wins_over_http_header() -> None:
 async def test_invalid_http_traceparent_is_ignored() -> None:
     """A malformed traceparent header neither fails the event nor reaches the reply."""
     headers = {**binary_headers(), "traceparent": "not-a-trace"}
-    async with function_client() as client:
+    async with suite_client() as client:
         response = await client.post("/", headers=headers, content=dumps(query()))
     assert response.status_code == 200
     assert "ce-traceparent" not in response.headers
@@ -132,7 +132,7 @@ def test_every_log_line_of_the_event_carries_its_trace() -> None:
 
 async def test_trace_does_not_leak_past_its_event() -> None:
     """After the event, no trace context is current any more."""
-    async with function_client() as client:
+    async with suite_client() as client:
         await client.post("/", headers=binary_headers(traceparent=TRACEPARENT), content=b"{}")
     assert tracing.current() is None
 
@@ -176,7 +176,7 @@ async def test_concurrent_events_keep_their_own_trace() -> None:
 async def test_function_runs_with_otlp_endpoint_and_no_otel_extra() -> None:
     """With OTEL_EXPORTER_OTLP_ENDPOINT set, deliveries still succeed (spans are best effort)."""
     settings = test_settings(otel_exporter_otlp_endpoint="http://127.0.0.1:9/")
-    async with client_for(make_app(settings)) as client:
+    async with app_client(make_app(settings)) as client:
         response = await client.post(
             "/", headers=binary_headers(traceparent=TRACEPARENT), content=dumps(query())
         )

@@ -16,6 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from eventfn.dispatch.registry import Progress, handler_kind
+from eventfn.testing import app_client
 from tests.functions import Answer, Question, registry_with
 from tests.live import (
     Step,
@@ -33,7 +34,6 @@ from tests.support import (
     RESPONSE,
     ServerProcess,
     binary_headers,
-    client_for,
     dumps,
     query,
     running_server,
@@ -395,7 +395,7 @@ class TestProgressCapableHandlers:
         from tests.support import make_app
 
         app = make_app(test_settings(), registry=registry_with(streaming))
-        async with client_for(app) as client:
+        async with app_client(app) as client:
             response = await client.post("/api/v1/query", json=query("facade"))
         assert response.json()["result"] == {"message": "Processed query: facade"}
 
@@ -404,7 +404,7 @@ class TestProgressCapableHandlers:
         from tests.support import make_app
 
         app = make_app(test_settings(), registry=registry_with(streaming))
-        async with client_for(app) as client:
+        async with app_client(app) as client:
             response = await client.post("/", headers=binary_headers(), content=dumps(query("ce")))
         assert response.status_code == 200
         assert response.json()["result"] == {"message": "Processed query: ce"}
@@ -426,7 +426,7 @@ async def test_the_asyncapi_document_describes_the_protocol() -> None:
     """/api/v1/asyncapi.json lists every message, with the catalogue's query schema."""
     from tests.support import make_app
 
-    async with client_for(make_app(test_settings())) as client:
+    async with app_client(make_app(test_settings())) as client:
         document = (await client.get("/api/v1/asyncapi.json")).json()
     assert document["asyncapi"].startswith("3.")
     channel = document["channels"]["ws"]
