@@ -146,6 +146,22 @@ def shipped_function(tool: str) -> str:
     return shipped
 
 
+async def deliver(
+    client: httpx.AsyncClient,
+    event_id: str | None = None,
+    text: str = "q",
+    *,
+    token: str | None = None,
+    **headers: str,
+) -> httpx.Response:
+    """POST one binary-mode `ASK` event (id `event_id`, query `text`) as the broker does: with
+    `Bearer <token>` when a token is given, and any other `headers` (`prefer="reply"`)."""
+    sent = binary_headers(id=event_id)
+    if token is not None:
+        sent["authorization"] = f"Bearer {token}"
+    return await client.post("/", headers={**sent, **headers}, content=dumps(query(text)))
+
+
 async def until(condition: Callable[[], Any], within: float = 10.0, what: str = "") -> None:
     """Wait until `condition()` (a plain or an async callable) is true, without blocking the
     loop; AssertionError naming `what` after `within` seconds.

@@ -23,6 +23,7 @@ from tests.support import (
     RESPONSE,
     Clock,
     binary_headers,
+    deliver,
     dumps,
     free_port,
     make_app,
@@ -66,13 +67,6 @@ async def oidc_client(
         yield client
 
 
-async def deliver(client: httpx.AsyncClient, token: str | None) -> httpx.Response:
-    headers = binary_headers()
-    if token is not None:
-        headers["authorization"] = f"Bearer {token}"
-    return await client.post("/", headers=headers, content=dumps(query("hi")))
-
-
 def assert_refused(response: httpx.Response, status: int, token: str | None = None) -> None:
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
@@ -86,7 +80,7 @@ async def test_valid_rsa_token_is_handled(issuer: Issuer) -> None:
     """A delivery with a valid RS256 token for our audience is handled and answered."""
     recorder = Recorder()
     async with oidc_client(issuer, recorder) as client:
-        response = await deliver(client, issuer.token())
+        response = await deliver(client, token=issuer.token())
     assert response.status_code == 200
     assert response.headers["ce-type"] == RESPONSE
     assert len(recorder.calls) == 1
@@ -95,7 +89,7 @@ async def test_valid_rsa_token_is_handled(issuer: Issuer) -> None:
 async def test_valid_ec_token_is_handled(issuer: Issuer) -> None:
     """An ES256 token signed by a published EC key is accepted as well."""
     async with oidc_client(issuer) as client:
-        response = await deliver(client, issuer.token(kid="ec-1"))
+        response = await deliver(client, token=issuer.token(kid="ec-1"))
     assert response.status_code == 200
 
 
@@ -103,7 +97,7 @@ async def test_keys_are_cached_between_deliveries(issuer: Issuer) -> None:
     """The JWKS is fetched once for many deliveries, not once per request."""
     async with oidc_client(issuer) as client:
         for _ in range(5):
-            assert (await deliver(client, issuer.token())).status_code == 200
+            assert (await deliver(client, token=issuer.token())).status_code == 200
     assert issuer.jwks_requests == 1
 
 
@@ -111,7 +105,7 @@ async def test_missing_token_is_401_and_nothing_is_handled(issuer: Issuer) -> No
     """Without a token: 401 problem+json, no reply event, the handler never runs."""
     recorder = Recorder()
     async with oidc_client(issuer, recorder) as client:
-        response = await deliver(client, None)
+        response = await deliver(client, token=None)
     assert_refused(response, 401)
     assert recorder.calls == []
 
@@ -144,7 +138,7 @@ async def test_bad_token_is_401(issuer: Issuer, case: str) -> None:
     recorder = Recorder()
     token = BAD_TOKENS[case](issuer)
     async with oidc_client(issuer, recorder) as client:
-        response = await deliver(client, token)
+        response = await deliver(client, token=token)
     assert_refused(response, 401, token)
     assert recorder.calls == []
 
@@ -152,7 +146,7 @@ async def test_bad_token_is_401(issuer: Issuer, case: str) -> None:
 async def test_missing_token_is_challenged_for_a_bearer_token(issuer: Issuer) -> None:
     """A 401 without a token names the Bearer scheme and realm, with no error (RFC 6750 3.1)."""
     async with oidc_client(issuer) as client:
-        response = await deliver(client, None)
+        response = await deliver(client, token=None)
     assert response.headers.get_list("www-authenticate") == [BEARER]
 
 
@@ -168,14 +162,14 @@ async def test_other_scheme_is_challenged_without_an_error(issuer: Issuer) -> No
 async def test_refused_token_is_challenged_as_invalid_token(issuer: Issuer, case: str) -> None:
     """A presented token that is refused adds `error="invalid_token"`, and nothing else."""
     async with oidc_client(issuer) as client:
-        response = await deliver(client, BAD_TOKENS[case](issuer))
+        response = await deliver(client, token=BAD_TOKENS[case](issuer))
     assert response.headers["www-authenticate"] == INVALID_TOKEN
 
 
 async def test_challenge_details_stay_out_of_the_body(issuer: Issuer) -> None:
     """The refused-token flag shapes the header only: the body is the usual problem document."""
     async with oidc_client(issuer) as client:
-        response = await deliver(client, issuer.token(expires_in=-120))
+        response = await deliver(client, token=issuer.token(expires_in=-120))
     assert set(response.json()) == {"type", "title", "status", "detail", "instance"}
 
 
@@ -183,7 +177,7 @@ async def test_forbidden_subject_carries_no_challenge(issuer: Issuer) -> None:
     """A 403 (valid token, subject not allowed) is not a 401: no WWW-Authenticate."""
     allowed = ["system:serviceaccount:knative-eventing:"]
     async with oidc_client(issuer, oidc_allowed_subjects=allowed) as client:
-        response = await deliver(client, issuer.token(sub="system:serviceaccount:default:x"))
+        response = await deliver(client, token=issuer.token(sub="system:serviceaccount:default:x"))
     assert response.status_code == 403
     assert "www-authenticate" not in response.headers
 
@@ -191,7 +185,7 @@ async def test_forbidden_subject_carries_no_challenge(issuer: Issuer) -> None:
 async def test_small_clock_skew_is_tolerated(issuer: Issuer) -> None:
     """A token that expired 10 s ago is still accepted within the 30 s default leeway."""
     async with oidc_client(issuer) as client:
-        response = await deliver(client, issuer.token(expires_in=-10))
+        response = await deliver(client, token=issuer.token(expires_in=-10))
     assert response.status_code == 200
 
 
@@ -200,39 +194,39 @@ async def test_a_remembered_token_is_refused_once_expired(issuer: Issuer) -> Non
     token = issuer.token(expires_in=2)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     async with oidc_client(issuer, oidc_leeway_seconds=0) as client:
-        assert (await deliver(client, token)).status_code == 200
-        assert (await deliver(client, token)).status_code == 200
+        assert (await deliver(client, token=token)).status_code == 200
+        assert (await deliver(client, token=token)).status_code == 200
         # `exp` is Unix time, checked by PyJWT against the real wall clock: no clock of ours
         # reaches it, so the test waits for the token to expire.
         await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
-        assert_refused(await deliver(client, token), 401, token)
+        assert_refused(await deliver(client, token=token), 401, token)
 
 
 async def test_unknown_kid_refreshes_once_then_401(issuer: Issuer) -> None:
     """An unknown `kid` refetches once the interval allows (then 401); within it, 503."""
     async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=60) as client:
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
         assert issuer.jwks_requests == 1
-        first = await deliver(client, issuer.token(kid="rsa-2"))
+        first = await deliver(client, token=issuer.token(kid="rsa-2"))
         assert issuer.jwks_requests == 1  # fetched less than a minute ago: no refetch
         assert first.status_code == 503  # the key may be newer than the keys: retried
         assert 1 <= int(first.headers["retry-after"]) <= 60
     clock = Clock(now=time.monotonic())
     async with oidc_client(issuer, clock=clock, oidc_jwks_min_refresh_seconds=0.2) as client:
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
         clock.now += 0.25
-        assert_refused(await deliver(client, issuer.token(kid="rsa-2")), 401)
+        assert_refused(await deliver(client, token=issuer.token(kid="rsa-2")), 401)
         # The same token again: refused from memory, no fetch.
-        assert_refused(await deliver(client, issuer.token(kid="rsa-2")), 401)
+        assert_refused(await deliver(client, token=issuer.token(kid="rsa-2")), 401)
     assert issuer.jwks_requests == 3  # one per function, plus one refresh after the interval
 
 
 async def test_rotated_key_is_picked_up(issuer: Issuer) -> None:
     """A token signed by a key published after the first fetch is accepted after one refresh."""
     async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=0) as client:
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
         issuer.published.add("rsa-2")
-        assert (await deliver(client, issuer.token(kid="rsa-2"))).status_code == 200
+        assert (await deliver(client, token=issuer.token(kid="rsa-2"))).status_code == 200
     assert issuer.jwks_requests == 2
 
 
@@ -240,7 +234,7 @@ async def test_many_unknown_kids_at_once_fetch_once(issuer: Issuer) -> None:
     """Concurrent deliveries with unknown keys share one JWKS fetch (refresh is bounded)."""
     async with oidc_client(issuer, oidc_jwks_min_refresh_seconds=60) as client:
         responses = await asyncio.gather(
-            *(deliver(client, issuer.token(kid="rsa-2")) for _ in range(20))
+            *(deliver(client, token=issuer.token(kid="rsa-2")) for _ in range(20))
         )
     assert {r.status_code for r in responses} == {401}
     assert issuer.jwks_requests == 1
@@ -251,8 +245,10 @@ async def test_forbidden_subject_is_403(issuer: Issuer) -> None:
     recorder = Recorder()
     allowed = ["system:serviceaccount:knative-eventing:"]
     async with oidc_client(issuer, recorder, oidc_allowed_subjects=allowed) as client:
-        ok = await deliver(client, issuer.token(sub=SUBJECT))
-        refused = await deliver(client, issuer.token(sub="system:serviceaccount:default:intruder"))
+        ok = await deliver(client, token=issuer.token(sub=SUBJECT))
+        refused = await deliver(
+            client, token=issuer.token(sub="system:serviceaccount:default:intruder")
+        )
     assert ok.status_code == 200
     assert_refused(refused, 403)
     assert len(recorder.calls) == 1
@@ -263,8 +259,8 @@ async def test_unreachable_issuer_is_503_not_open(issuer: Issuer) -> None:
     recorder = Recorder()
     dead = f"http://127.0.0.1:{free_port()}"
     async with oidc_client(issuer, recorder, oidc_issuer=dead, oidc_http_timeout_seconds=1) as c:
-        response = await deliver(c, issuer.token(iss=dead))
-        again = await deliver(c, issuer.token(iss=dead))
+        response = await deliver(c, token=issuer.token(iss=dead))
+        again = await deliver(c, token=issuer.token(iss=dead))
     assert_refused(response, 503)
     assert "retry-after" in response.headers
     assert_refused(again, 503)
@@ -276,16 +272,16 @@ async def test_failing_issuer_is_503_then_recovers(issuer: Issuer) -> None:
     issuer.failing = True
     clock = Clock(now=time.monotonic())
     async with oidc_client(issuer, clock=clock, oidc_jwks_min_refresh_seconds=0.1) as client:
-        assert_refused(await deliver(client, issuer.token()), 503)
+        assert_refused(await deliver(client, token=issuer.token()), 503)
         issuer.failing = False
         clock.now += 0.15
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
 
 
 async def test_jwks_url_without_discovery(issuer: Issuer) -> None:
     """OIDC_JWKS_URL alone works: no discovery, `iss` not required."""
     async with oidc_client(issuer, oidc_issuer=None, oidc_jwks_url=f"{issuer.url}/keys") as c:
-        response = await deliver(c, issuer.token(iss="anything"))
+        response = await deliver(c, token=issuer.token(iss="anything"))
     assert response.status_code == 200
 
 
@@ -299,7 +295,7 @@ async def test_deliveries_are_open_without_oidc_audience() -> None:
     """Without OIDC_AUDIENCE nothing is checked (local development)."""
     app = make_app(settings_for())
     async with app_client(app) as client:
-        response = await deliver(client, None)
+        response = await deliver(client, token=None)
     assert response.status_code == 200
     assert app.state.runtime.delivery_auth is None
 
@@ -319,7 +315,7 @@ async def test_dead_letter_sink_requires_a_token_too(issuer: Issuer, tmp_path: P
 async def test_oversized_token_is_401_without_parsing(issuer: Issuer) -> None:
     """A bearer token over 16 KiB is refused before any parsing or fetching."""
     async with oidc_client(issuer) as client:
-        response = await deliver(client, "e" * 20_000)
+        response = await deliver(client, token="e" * 20_000)
     assert_refused(response, 401)
     assert response.json()["detail"] == "the bearer token is too long"  # not a parse error
     assert issuer.jwks_requests == 0
@@ -329,7 +325,7 @@ async def test_discovery_naming_another_issuer_is_503(issuer: Issuer) -> None:
     """A discovery document whose `issuer` is not OIDC_ISSUER is not trusted (503, retried)."""
     issuer.claimed_issuer = "https://impostor.example"
     async with oidc_client(issuer) as client:
-        assert_refused(await deliver(client, issuer.token()), 503)
+        assert_refused(await deliver(client, token=issuer.token()), 503)
     assert issuer.jwks_requests == 0
 
 
@@ -337,7 +333,7 @@ async def test_jwks_without_usable_keys_is_503(issuer: Issuer) -> None:
     """A JWKS with no signing key we can use is a 503, not an open door."""
     issuer.published = set()
     async with oidc_client(issuer) as client:
-        assert_refused(await deliver(client, issuer.token()), 503)
+        assert_refused(await deliver(client, token=issuer.token()), 503)
 
 
 async def test_jwks_requests_carry_the_service_account_token(
@@ -347,7 +343,7 @@ async def test_jwks_requests_carry_the_service_account_token(
     token_file = tmp_path / "token"
     token_file.write_text("sa-token-for-jwks\n")
     async with oidc_client(issuer, oidc_jwks_token_file=token_file) as client:
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
     assert issuer.jwks_authorization == "Bearer sa-token-for-jwks"
 
 
@@ -359,14 +355,14 @@ async def test_old_keys_are_refetched_and_kept_if_the_issuer_is_down(issuer: Iss
     }
     clock = Clock(now=time.monotonic())
     async with oidc_client(issuer, clock=clock, **overrides) as client:
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
         clock.now += 0.15
-        assert (await deliver(client, issuer.token(kid="ec-1"))).status_code == 200
+        assert (await deliver(client, token=issuer.token(kid="ec-1"))).status_code == 200
         assert issuer.jwks_requests == 2
         issuer.failing = True
         clock.now += 0.15
         assert (
-            await deliver(client, issuer.token(kid="rsa-1", sub=SUBJECT + "-2"))
+            await deliver(client, token=issuer.token(kid="rsa-1", sub=SUBJECT + "-2"))
         ).status_code == 200
 
 
@@ -389,8 +385,8 @@ async def test_the_in_cluster_configuration_fetches_keys_over_https_trusting_the
     token_file.write_text("sa-token-for-jwks\n")
     overrides = {"oidc_ca_file": ca_file, "oidc_jwks_token_file": token_file}
     async with oidc_client(https_issuer, **overrides) as client:
-        accepted = await deliver(client, https_issuer.token())
-        refused = await deliver(client, https_issuer.token(aud="someone-else"))
+        accepted = await deliver(client, token=https_issuer.token())
+        refused = await deliver(client, token=https_issuer.token(aud="someone-else"))
     assert accepted.status_code == 200
     assert accepted.headers["ce-type"] == RESPONSE
     assert_refused(refused, 401)
@@ -410,7 +406,7 @@ async def test_an_issuer_certificate_the_function_cannot_verify_is_503_never_ope
         overrides["oidc_ca_file"] = ca_file
     recorder = Recorder()
     async with oidc_client(https_issuer, recorder, **overrides) as client:
-        response = await deliver(client, https_issuer.token())
+        response = await deliver(client, token=https_issuer.token())
     assert_refused(response, 503)
     assert response.headers["retry-after"] == "5"
     assert recorder.calls == []

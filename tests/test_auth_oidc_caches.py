@@ -17,7 +17,7 @@ import jwt
 from eventfn.auth.oidc import OIDCVerifier
 from eventfn.testing import app_client
 from tests.oidc import AUDIENCE, SUBJECT, Issuer
-from tests.support import binary_headers, dumps, make_app, query
+from tests.support import deliver, make_app
 from tests.support import test_settings as settings_for
 
 
@@ -34,16 +34,11 @@ async def function(
         yield client, verifier
 
 
-async def deliver(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    headers = {**binary_headers(), "authorization": f"Bearer {token}"}
-    return await client.post("/", headers=headers, content=dumps(query("hi")))
-
-
 async def test_the_same_token_bytes_are_verified_once(issuer: Issuer) -> None:
     """Twenty deliveries with one token: one full verification, twenty 200s."""
     token = issuer.token()
     async with function(issuer) as (client, verifier):
-        statuses = [(await deliver(client, token)).status_code for _ in range(20)]
+        statuses = [(await deliver(client, token=token)).status_code for _ in range(20)]
     assert statuses == [200] * 20
     assert verifier.verifications == 1
 
@@ -52,7 +47,7 @@ async def test_a_refused_token_is_refused_from_memory_for_a_while(issuer: Issuer
     """A flood of one bad token: every delivery 401, one full verification for all of them."""
     token = issuer.token(aud="someone-else")
     async with function(issuer) as (client, verifier):
-        responses = [await deliver(client, token) for _ in range(20)]
+        responses = [await deliver(client, token=token) for _ in range(20)]
     assert {r.status_code for r in responses} == {401}
     assert {r.json()["detail"] for r in responses} == {"the token is not for this audience"}
     assert verifier.verifications == 1
@@ -64,7 +59,7 @@ async def test_a_token_signed_with_an_absurd_expiry_is_401(issuer: Issuer) -> No
     claims = {"iss": issuer.url, "aud": AUDIENCE, "sub": SUBJECT, "iat": 0, "exp": 10**400}
     token = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "rsa-1"})
     async with function(issuer) as (client, _):
-        response = await deliver(client, token)
+        response = await deliver(client, token=token)
     assert response.status_code == 401
     assert response.json()["detail"] == "the token's expiry is out of range"
 
@@ -75,9 +70,9 @@ async def test_requests_waiting_for_the_jwks_share_the_fetch_they_waited_for(
     """With the refresh bound below the HTTP timeout, ten waiters on the JWKS cost one fetch."""
     overrides = {"oidc_jwks_min_refresh_seconds": 0, "oidc_http_timeout_seconds": 5}
     async with function(issuer, **overrides) as (client, _):
-        assert (await deliver(client, issuer.token())).status_code == 200
+        assert (await deliver(client, token=issuer.token())).status_code == 200
         issuer.delay = 0.5  # every waiter arrives while the fetch is in flight
         unknown = [issuer.token(kid="rsa-2", sub=f"{SUBJECT}-{n}") for n in range(10)]
-        responses = await asyncio.gather(*(deliver(client, token) for token in unknown))
+        responses = await asyncio.gather(*(deliver(client, token=token) for token in unknown))
     assert {r.status_code for r in responses} == {401}
     assert issuer.jwks_requests == 2  # the first token's, then one for all ten waiters

@@ -25,12 +25,10 @@ from tests import support
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.support import (
     Counting,
-    binary_headers,
-    dumps,
+    deliver,
     free_port,
     make_app,
     new_id,
-    query,
     test_settings,
 )
 
@@ -56,10 +54,6 @@ async def replicas(
         app_client(make_app(settings, registry=registry)) as b,
     ):
         yield a, b
-
-
-async def deliver(client: httpx.AsyncClient, event_id: str, text: str = "q") -> httpx.Response:
-    return await client.post("/", headers=binary_headers(id=event_id), content=dumps(query(text)))
 
 
 async def test_redelivery_to_the_other_replica_replays_the_stored_reply(redis_url: str) -> None:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from eventfn.binding import Event
@@ -27,12 +26,10 @@ from eventfn.stores.redis import build_client
 from tests import redis_servers, support
 from tests.support import (
     Counting,
-    binary_headers,
     captured_logs,
-    dumps,
+    deliver,
     handler_client,
     new_id,
-    query,
 )
 
 pytestmark = pytest.mark.redis
@@ -67,10 +64,6 @@ def redis_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
         "redis_sentinels": found.sentinel_setting,
         "redis_sentinel_master": redis_servers.MASTER_NAME,
     }
-
-
-async def deliver(client: httpx.AsyncClient, event_id: str, text: str = "q") -> httpx.Response:
-    return await client.post("/", headers=binary_headers(id=event_id), content=dumps(query(text)))
 
 
 async def test_a_redelivery_to_another_replica_replays_the_reply(

@@ -26,6 +26,7 @@ from tests.support import (
     RESPONSE,
     ServerProcess,
     binary_headers,
+    deliver,
     dumps,
     new_id,
     query,
@@ -46,11 +47,6 @@ def tls_redis(certificates: RedisCertificates) -> Iterator[OwnRedis]:
         yield server
 
 
-async def deliver(client: httpx.AsyncClient, event_id: str) -> httpx.Response:
-    headers = {**binary_headers(id=event_id), "prefer": "reply"}
-    return await client.post("/", headers=headers, content=dumps(query("over TLS")))
-
-
 async def test_two_replicas_share_their_dedupe_over_tls(
     tls_redis: OwnRedis, certificates: RedisCertificates, tmp_path: Path
 ) -> None:
@@ -62,8 +58,8 @@ async def test_two_replicas_share_their_dedupe_over_tls(
         suite_client(redis_url=url, data_dir=tmp_path / "b") as b,
     ):
         assert (await a.get("/health/readiness")).status_code == 200
-        first = await deliver(a, event_id)
-        second = await deliver(b, event_id)
+        first = await deliver(a, event_id, "over TLS", prefer="reply")
+        second = await deliver(b, event_id, "over TLS", prefer="reply")
     assert first.status_code == second.status_code == 200
     assert first.headers["ce-type"] == RESPONSE
     assert second.headers["ce-id"] == first.headers["ce-id"]
@@ -105,7 +101,7 @@ async def test_a_server_certificate_the_function_cannot_verify_is_an_outage(
     connection that skips verification."""
     untrusted = certificates.url(tls_redis, trusted=False)
     async with suite_client(redis_url=untrusted, data_dir=tmp_path) as client:
-        delivered = await deliver(client, new_id())
+        delivered = await deliver(client, new_id(), "over TLS", prefer="reply")
         ready = await client.get("/health/readiness")
     assert delivered.status_code == 503
     assert delivered.headers["retry-after"] == "1"
@@ -119,10 +115,10 @@ async def test_a_redis_demanding_a_client_certificate_gets_the_one_the_url_names
     with own_redis(tls=certificates.server, auth_clients="yes") as server:
         anonymous = certificates.url(server)
         async with suite_client(redis_url=anonymous, data_dir=tmp_path / "anonymous") as client:
-            refused = await deliver(client, new_id())
+            refused = await deliver(client, new_id(), "over TLS", prefer="reply")
         with_cert = certificates.url(server, client_cert=True)
         async with suite_client(redis_url=with_cert, data_dir=tmp_path / "client") as client:
-            accepted = await deliver(client, new_id())
+            accepted = await deliver(client, new_id(), "over TLS", prefer="reply")
             ready = await client.get("/health/readiness")
     assert refused.status_code == 503
     assert accepted.status_code == 200
