@@ -63,12 +63,14 @@ async def test_broker_traffic_through_a_frozen_then_restarted_redis(tmp_path: Pa
     with own_redis() as redis, function_on(redis, tmp_path) as server:
         ids = [new_id() for _ in range(60)]
 
-        async def deliver(n: int) -> list[int]:
-            await asyncio.sleep(n * 0.05)  # spread over both faults
+        async def spread(n: int) -> list[int]:
+            await asyncio.sleep(n * 0.05)  # spread over both faults, which run on real time
             async with httpx.AsyncClient(base_url=server.url, timeout=5.0) as client:
                 return await broker(client, f"q{n}", FAST_BROKER, event_id=ids[n])
 
-        deliveries = asyncio.gather(*(deliver(n) for n in range(len(ids))))
+        deliveries = asyncio.gather(*(spread(n) for n in range(len(ids))))
+        # A real redis-server frozen (SIGSTOP), thawed, then restarted while the broker's
+        # deliveries run: its faults and the client timeouts they cause are on real time.
         await asyncio.sleep(0.5)
         redis.freeze()
         await asyncio.sleep(1.0)

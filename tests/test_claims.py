@@ -30,6 +30,7 @@ from tests.functions import ASK
 from tests.support import (
     Counting,
     binary_headers,
+    deliver,
     dumps,
     handler_client,
     new_id,
@@ -122,17 +123,12 @@ async def test_a_handler_working_past_its_lease_keeps_its_claim(store: str) -> N
         extra.update(redis_url=support.redis_url(9), redis_timeout_seconds=0.1)
     event_id = new_id()
     async with handler_client(handler, **extra) as client:
-
-        async def deliver() -> httpx.Response:
-            body = dumps(query("long"))
-            return await client.post("/", headers=binary_headers(id=event_id), content=body)
-
-        first = asyncio.create_task(deliver())
+        first = asyncio.create_task(deliver(client, event_id, "long"))
         await handler.entered.wait()
         # Leases run out on the real clock (a PX on the Redis server, the store's own timer in
         # memory) and only the renewal keeps this one: the wait is real, well past 0.3 s.
         await asyncio.sleep(0.8)
-        during = await deliver()
+        during = await deliver(client, event_id, "long")
         assert handler.gate is not None
         handler.gate.set()
         assert (await first).status_code == 200
