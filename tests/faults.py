@@ -19,19 +19,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from tests.sink import serve_posts
+from tests.sink import Received, Sink
 from tests.support import free_port, until
 
 
-class RecordingSink:
-    """A CloudEvents sink whose behaviour a test switches: "ok", "hang" or "fail" (503).
+class RecordingSink(Sink):
+    """A `Sink` whose behaviour a test switches: "ok", "hang" or "fail" (503).
 
     A hanging request waits until the mode changes (or `max_hang` seconds), then gets a 503: its
     sender gave up long ago (or died), so it never counts as accepted.
@@ -39,8 +38,7 @@ class RecordingSink:
     """
 
     def __init__(self, mode: str = "ok", *, delay: float = 0.0, max_hang: float = 60.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        super().__init__()
         self.mode = mode
         self.delay = delay
         self.max_hang = max_hang
@@ -49,17 +47,17 @@ class RecordingSink:
         self.bodies: dict[str, bytes] = {}  # the body of each accepted id
         self.max_overlap = 0  # the most sends of one id in flight at once
         self._in_flight: Counter[str] = Counter()
-        self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._server: ThreadingHTTPServer | None = None
 
     def set_mode(self, mode: str) -> None:
         with self._changed:
             self.mode = mode
             self._changed.notify_all()
 
-    def _serve(self, event_id: str, body: bytes = b"") -> int:
+    def _serve(self, headers: dict[str, str], body: bytes) -> int:
+        event_id = headers.get("ce-id", "")
         with self._changed:
+            self.received.append(Received(headers, body))
             self.arrived.append(event_id)
             self._in_flight[event_id] += 1
             self.max_overlap = max(self.max_overlap, self._in_flight[event_id])
@@ -79,17 +77,12 @@ class RecordingSink:
                 self._in_flight[event_id] -= 1
 
     def start(self) -> RecordingSink:
-        self._server = serve_posts(
-            self.port, lambda headers, body: self._serve(headers.get("ce-id", ""), body)
-        )
+        super().start()
         return self
 
     def stop(self) -> None:
         self.set_mode("fail")  # hanging handlers end
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
 
     def snapshot(self) -> tuple[list[str], list[str]]:
         with self._lock:

@@ -90,12 +90,13 @@ class Sink:
                 return 401
             return self.script.pop(0) if self.script else self.status
 
-    def start(self) -> Sink:
-        def answer(headers: dict[str, str], body: bytes) -> int:
-            time.sleep(self.delay)
-            return self._answer(headers, body)
+    def _serve(self, headers: dict[str, str], body: bytes) -> int:
+        """The status of one request (run in the server's thread)."""
+        time.sleep(self.delay)  # a slow sink, in the server's own thread
+        return self._answer(headers, body)
 
-        self._server = serve_posts(self.port, answer, self.tls)
+    def start(self) -> Sink:
+        self._server = serve_posts(self.port, self._serve, self.tls)
         return self
 
     def stop(self) -> None:
