@@ -21,7 +21,7 @@ from eventfn.app import FunctionApp
 from eventfn.dispatch.registry import Registry
 from eventfn.server.serve import server_config
 from tests.functions import Answer, Question
-from tests.support import free_port, make_app, test_settings
+from tests.support import free_port, make_app, suite_settings
 
 
 @contextlib.asynccontextmanager
@@ -29,7 +29,7 @@ async def serving(app: Any, lifespan: str = "on") -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
     port = free_port()
     # As production serves it (eventfn.server.serve), on a loopback port of its own.
-    settings = app.state.runtime.settings if isinstance(app, FunctionApp) else test_settings()
+    settings = app.state.runtime.settings if isinstance(app, FunctionApp) else suite_settings()
     config = server_config(app, settings, host="127.0.0.1", port=port, lifespan=lifespan)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -51,7 +51,7 @@ async def function_socket(
     registry: Registry | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[FunctionApp, str]]:
     """A served function built with test settings; yields the app and its `host:port`."""
-    app = make_app(test_settings(**overrides), registry=registry)
+    app = make_app(suite_settings(**overrides), registry=registry)
     async with serving(app) as address:
         yield app, address
 

@@ -100,20 +100,16 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def test_settings(**overrides: Any) -> Settings:
+def suite_settings(**overrides: Any) -> Settings:
     """Settings for tests: never read from the environment of the developer's shell; what
     builds a function from them (`FUNCTION_REGISTRY`) builds the suite's own."""
     return isolated_settings(**{"function_registry": SUITE_REGISTRY, **overrides})
 
 
-# Not a test, although its name says so: importing it into a test module must not collect it.
-test_settings.__test__ = False  # type: ignore[attr-defined]
-
-
 def make_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FunctionApp:
     """The function as `create_app` builds it, on test settings and the suite's own function
     (`tests.functions`: whatever `handler/` and `schemas/` hold leaves the suites as they are)."""
-    return create_app(settings or test_settings(), registry=registry or suite_registry)
+    return create_app(settings or suite_settings(), registry=registry or suite_registry)
 
 
 def handler_client(

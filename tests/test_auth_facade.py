@@ -24,7 +24,7 @@ from tests.support import (
     query,
     running_server,
 )
-from tests.support import test_settings as settings_for
+from tests.support import suite_settings as settings_for
 
 KEYS = ["key-one-5f2c9a7e", "key-two-8d41b3c6"]
 QUERY_PATH = "/api/v1/query"

@@ -29,7 +29,7 @@ from tests.support import (
     make_app,
     query,
 )
-from tests.support import test_settings as settings_for
+from tests.support import suite_settings as settings_for
 
 BEARER = 'Bearer realm="knative-python-backend"'
 INVALID_TOKEN = BEARER + ', error="invalid_token"'

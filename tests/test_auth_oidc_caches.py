@@ -18,7 +18,7 @@ from eventfn.auth.oidc import OIDCVerifier
 from eventfn.testing import app_client
 from tests.oidc import AUDIENCE, SUBJECT, Issuer
 from tests.support import deliver, make_app
-from tests.support import test_settings as settings_for
+from tests.support import suite_settings as settings_for
 
 
 @contextlib.asynccontextmanager

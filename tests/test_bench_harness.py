@@ -24,7 +24,7 @@ from tests.support import (
     free_port,
     running_server,
     shipped_function,
-    test_settings,
+    suite_settings,
 )
 
 
@@ -280,14 +280,14 @@ def test_the_table_and_the_verdicts_round_a_ratio_alike() -> None:
 
 async def test_instruction_counter_drives_events_the_function_answers(tmp_path: Path) -> None:
     """The in-process driver that callgrind runs gets a 200 for every event it sends."""
-    settings = test_settings(data_dir=tmp_path, function_registry=shipped_event().registry)
+    settings = suite_settings(data_dir=tmp_path, function_registry=shipped_event().registry)
     assert await instructions.drive(5, settings) == instructions.WARMUP + 5
 
 
 async def test_the_served_driver_sends_wire_requests_the_server_answers(tmp_path: Path) -> None:
     """`--served`: the function through the HTTP protocol `python -m eventfn` runs, and bare ASGI
     through uvicorn's, each answer a 200 to every request (bytes in, bytes out, no socket)."""
-    settings = test_settings(data_dir=tmp_path, function_registry=shipped_event().registry)
+    settings = suite_settings(data_dir=tmp_path, function_registry=shipped_event().registry)
     assert await instructions.drive_server(5, settings) == instructions.WARMUP + 5
     assert await instructions.drive_server(5, bare=True) == instructions.WARMUP + 5
 
@@ -323,7 +323,7 @@ async def test_instruction_counter_drives_redis_and_oidc_events(tmp_path: Path) 
     from bench import production
 
     with production.redis_server() as url, production.issuer() as issuer:
-        settings = test_settings(
+        settings = suite_settings(
             data_dir=tmp_path,
             function_registry=shipped_event().registry,
             redis_url=url,

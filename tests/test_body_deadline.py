@@ -22,7 +22,7 @@ import pytest
 
 from eventfn.app import FunctionApp
 from eventfn.ingress.deadline import BodyDeadline, RequestTimeout
-from tests.support import binary_headers, make_app, running_server, test_settings
+from tests.support import binary_headers, make_app, running_server, suite_settings
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -75,7 +75,7 @@ async def call(
 
 
 def quick_app(**overrides: Any) -> FunctionApp:
-    return make_app(test_settings(body_timeout_seconds=0.05, **overrides))
+    return make_app(suite_settings(body_timeout_seconds=0.05, **overrides))
 
 
 def facade_path(app: FunctionApp) -> str:
@@ -119,7 +119,7 @@ async def test_a_slow_facade_body_is_408(receive: Receive) -> None:
 
 async def test_facade_credentials_are_checked_before_the_body_is_read() -> None:
     """No API key and a body that never comes: 401 at once, not a connection held open."""
-    app = make_app(test_settings(api_keys=["secret"], body_timeout_seconds=600))
+    app = make_app(suite_settings(api_keys=["secret"], body_timeout_seconds=600))
     async with app.lifespan_context():
         headers = {"content-type": "application/json", "content-length": "1000"}
         status, answer, body = await call(app, facade_path(app), headers, withheld)
@@ -130,7 +130,7 @@ async def test_facade_credentials_are_checked_before_the_body_is_read() -> None:
 
 async def test_a_facade_body_with_credentials_is_read_and_handled() -> None:
     """With a valid key the body is read as usual."""
-    app = make_app(test_settings(api_keys=["secret"]))
+    app = make_app(suite_settings(api_keys=["secret"]))
     payload = b'{"query": "hi"}'
     chunks = [{"type": "http.request", "body": payload, "more_body": False}]
 

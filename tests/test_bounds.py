@@ -17,14 +17,14 @@ from tests.support import (
     free_port,
     make_app,
     new_id,
-    test_settings,
+    suite_settings,
 )
 
 
 async def test_an_event_too_large_for_the_ingress_is_kept_as_a_dead_letter(tmp_path: Path) -> None:
     """2 MiB is 413 at POST / (MAX_BODY_BYTES), and stored by /deadletter (its own limit)."""
     body = dumps({"query": "x" * (2 * 2**20)})
-    async with app_client(make_app(test_settings(data_dir=tmp_path))) as client:
+    async with app_client(make_app(suite_settings(data_dir=tmp_path))) as client:
         refused = await client.post("/", headers=binary_headers(), content=body)
         kept = await client.post("/deadletter", headers=binary_headers(id=new_id()), content=body)
         items = (await client.get("/api/v1/deadletters")).json()["items"]
@@ -35,7 +35,7 @@ async def test_an_event_too_large_for_the_ingress_is_kept_as_a_dead_letter(tmp_p
 
 async def test_the_dead_letter_sink_has_a_limit_of_its_own(tmp_path: Path) -> None:
     """Above DEADLETTER_MAX_BODY_BYTES the sink answers 413 too."""
-    settings = test_settings(data_dir=tmp_path, deadletter_max_body_bytes=4096)
+    settings = suite_settings(data_dir=tmp_path, deadletter_max_body_bytes=4096)
     async with app_client(make_app(settings)) as client:
         response = await client.post(
             "/deadletter", headers=binary_headers(), content=dumps({"query": "x" * 8192})
@@ -48,7 +48,7 @@ async def test_two_answers_sharing_a_request_id_are_two_events_in_the_outbox(
 ) -> None:
     """With the sink down, two answers sent with one X-Request-Id both wait in the outbox."""
     down = f"http://127.0.0.1:{free_port()}/"
-    settings = test_settings(
+    settings = suite_settings(
         k_sink=down, data_dir=tmp_path, publish_attempts=1, publish_timeout_seconds=0.5
     )
     app = make_app(settings)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from eventfn import Catalogue, EventSpec, Registry
 from tests.functions import ASK as QUESTION
-from tests.support import make_app, test_settings
+from tests.support import make_app, suite_settings
 
 
 class Note(BaseModel):
@@ -157,7 +157,7 @@ def test_a_consumed_type_without_handler_fails_when_the_app_is_built() -> None:
     registry = Registry(Catalogue((ASK, TELL)))
     registry.handles(ASK)(echo)
     with pytest.raises(LookupError, match=r"without a handler: \['com.example.tell'\]"):
-        make_app(test_settings(), registry=registry)
+        make_app(suite_settings(), registry=registry)
 
 
 def test_a_fire_and_forget_type_gets_a_route_without_reply() -> None:

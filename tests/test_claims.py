@@ -35,7 +35,7 @@ from tests.support import (
     handler_client,
     new_id,
     query,
-    test_settings,
+    suite_settings,
 )
 
 RETRYABLE = {404, 408, 409, 429}
@@ -80,7 +80,7 @@ def test_the_lease_default_is_derived_from_the_rendered_delivery_policy() -> Non
     """DEDUPE_LEASE_SECONDS' default is `claim_lease` of the policy the Triggers carry."""
     rendered = rendered_delivery()
     assert rendered == BROKER_DELIVERY
-    assert test_settings().dedupe_lease_seconds == rendered.claim_lease()
+    assert suite_settings().dedupe_lease_seconds == rendered.claim_lease()
 
 
 @pytest.mark.parametrize("policy", [rendered_delivery(), FAST_BROKER, BrokerDelivery(3, 1.0)])

@@ -24,7 +24,7 @@ from tests.support import (
     query,
     running_server,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 UI = "http://localhost:8501"
@@ -244,7 +244,7 @@ async def refused_handshake(
         sent.append(message)
 
     monkeypatch.setattr(facade_app, "build_facade", no_facade)
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     await app(handshake_scope(headers, denial=denial), receive, send)
     return sent
 

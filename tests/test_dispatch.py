@@ -32,7 +32,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -349,7 +349,7 @@ async def test_handler_returning_a_wrong_type_is_500() -> None:
     async def wrong(request: Question) -> Answer:
         return request  # type: ignore[return-value]
 
-    async with app_client(make_app(test_settings(), registry=registry)) as client:
+    async with app_client(make_app(suite_settings(), registry=registry)) as client:
         response = await post_binary(client, query())
     assert response.status_code == 500
     assert "invalid reply" in response.json()["detail"]
@@ -357,7 +357,7 @@ async def test_handler_returning_a_wrong_type_is_500() -> None:
 
 async def test_dispatcher_replays_a_stored_reply_as_an_event() -> None:
     """A replayed reply is the stored event, attributes and data unchanged."""
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     dispatcher = app.state.runtime.dispatcher
     route = dispatcher.route(QUERY)
     event = Event(
@@ -380,7 +380,7 @@ async def test_cancelled_handling_is_not_a_timeout_and_releases_the_claim(
     """A cancellation from outside (shutdown) propagates as such and frees the event for a retry."""
     registry = Registry(ASK_CATALOGUE)
     registry.handles(ASK)(recorder)
-    dispatcher = make_app(test_settings(), registry=registry).state.runtime.dispatcher
+    dispatcher = make_app(suite_settings(), registry=registry).state.runtime.dispatcher
     route = dispatcher.route(QUERY)
     event = Event(
         {"specversion": "1.0", "id": "c", "source": "/s", "type": QUERY}, json_data=query()

@@ -29,7 +29,7 @@ from tests.support import (
     dumps,
     make_app,
     query,
-    test_settings,
+    suite_settings,
     until,
 )
 
@@ -144,7 +144,7 @@ async def test_sigterm_on_an_idle_function_exits_0_promptly(tmp_path: Path) -> N
 
 def test_the_signal_itself_turns_readiness_false() -> None:
     """handle_exit flips the runtime to draining synchronously, before uvicorn does anything."""
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     runtime = app.state.runtime
     runtime.ready = True
     server = DrainingServer(uvicorn.Config(app), runtime, delay=5.0)
@@ -158,7 +158,7 @@ def test_the_signal_itself_turns_readiness_false() -> None:
 
 async def test_while_draining_new_requests_get_503_and_probes_still_answer() -> None:
     """Draining, the app refuses new work with 503 + Retry-After; readiness reports draining."""
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     async with app.lifespan_context():
         app.state.runtime.begin_drain()
         transport = httpx.ASGITransport(app=app)
@@ -176,7 +176,7 @@ async def test_shutdown_flushes_pending_publishes_to_the_sink(tmp_path: Path) ->
     """An answer still on its way to a slow sink at shutdown is delivered before the exit."""
     with running_sink() as sink:
         sink.delay = 0.3
-        settings = test_settings(k_sink=sink.url, data_dir=tmp_path, publish_flush_seconds=5)
+        settings = suite_settings(k_sink=sink.url, data_dir=tmp_path, publish_flush_seconds=5)
         async with app_client(make_app(settings)) as client:
             await client.post("/api/v1/query", json=query("late"))
         assert len(sink.ids()) == 1  # delivered during shutdown, not after
@@ -185,7 +185,7 @@ async def test_shutdown_flushes_pending_publishes_to_the_sink(tmp_path: Path) ->
 async def test_shutdown_parks_what_the_sink_did_not_take_in_time(tmp_path: Path) -> None:
     """A publish still failing when the flush budget ends is parked in the outbox on disk."""
     sink = Sink()  # down
-    settings = test_settings(
+    settings = suite_settings(
         k_sink=sink.url,
         data_dir=tmp_path,
         publish_attempts=50,
@@ -202,7 +202,7 @@ async def test_shutdown_parks_what_the_sink_did_not_take_in_time(tmp_path: Path)
 
 async def test_the_drain_is_one_signal_its_hooks_run_once_for_every_caller() -> None:
     """`Runtime.drain` begins the drain and runs the hooks once, however many wait for it."""
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     runtime = app.state.runtime
     ran: list[str] = []
 
@@ -219,7 +219,7 @@ async def test_the_drain_is_one_signal_its_hooks_run_once_for_every_caller() -> 
 
 async def test_any_asgi_server_gets_the_drain_at_the_lifespans_end() -> None:
     """Served without `python -m eventfn` (stock uvicorn, TestClient), the lifespan drains too."""
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     ran: list[str] = []
 
     async def hook() -> None:

@@ -17,7 +17,7 @@ from tests.support import (
     RESPONSE,
     dumps,
     make_app,
-    test_settings,
+    suite_settings,
 )
 
 PROBLEM = "application/problem+json"
@@ -96,7 +96,7 @@ async def test_query_handler_returning_none_is_204() -> None:
     async def silent(_: Question) -> None:
         return None
 
-    async with app_client(make_app(test_settings(), registry=registry)) as client:
+    async with app_client(make_app(suite_settings(), registry=registry)) as client:
         response = await client.post("/api/v1/query", json={"query": "q"})
     assert response.status_code == 204
     assert response.content == b""
@@ -110,7 +110,7 @@ async def test_query_handler_failure_is_a_500_problem() -> None:
     async def crash(_: Question) -> Answer:
         raise RuntimeError("secret internals")
 
-    async with app_client(make_app(test_settings(), registry=registry)) as client:
+    async with app_client(make_app(suite_settings(), registry=registry)) as client:
         response = await client.post("/api/v1/query", json={"query": "q"})
     body = problem_of(response, 500)
     assert "secret" not in response.text
@@ -128,7 +128,7 @@ async def test_query_handler_timeout_is_504() -> None:
         await asyncio.sleep(1)
         return Answer(result={})
 
-    settings = test_settings(handler_timeout_seconds=0.05)
+    settings = suite_settings(handler_timeout_seconds=0.05)
     async with app_client(make_app(settings, registry=registry)) as client:
         response = await client.post("/api/v1/query", json={"query": "q"})
     problem_of(response, 504)
@@ -223,7 +223,7 @@ async def test_liveness_is_200(client: httpx.AsyncClient) -> None:
 
 async def test_readiness_follows_the_lifespan() -> None:
     """Readiness is 503 before start-up, 200 while serving and 503 again after shutdown."""
-    app = make_app(test_settings())
+    app = make_app(suite_settings())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://function") as raw:
         before = await raw.get("/health/readiness")
@@ -239,7 +239,7 @@ async def test_readiness_follows_the_lifespan() -> None:
 
 async def test_default_client_body_is_dumps_compatible() -> None:
     """The test helpers' dumps produces the bytes the facade accepts."""
-    async with app_client(make_app(test_settings())) as client:
+    async with app_client(make_app(suite_settings())) as client:
         response = await client.post(
             "/api/v1/query",
             content=dumps({"query": "q"}),
@@ -261,7 +261,7 @@ async def test_a_query_that_is_not_json_is_415(
 
 async def test_a_query_body_over_the_limit_is_413_before_it_is_read() -> None:
     """A declared Content-Length over MAX_BODY_BYTES is refused with a 413 problem."""
-    async with app_client(make_app(test_settings(max_body_bytes=1024))) as client:
+    async with app_client(make_app(suite_settings(max_body_bytes=1024))) as client:
         body = dumps({"query": "x" * 4000})
         response = await client.post(
             "/api/v1/query", content=body, headers={"content-type": "application/json"}
@@ -277,7 +277,7 @@ async def test_a_streamed_query_body_over_the_limit_is_413() -> None:
         for _ in range(10):
             yield b"x" * 500
 
-    async with app_client(make_app(test_settings(max_body_bytes=1024))) as client:
+    async with app_client(make_app(suite_settings(max_body_bytes=1024))) as client:
         response = await client.post(
             "/api/v1/query", content=chunks(), headers={"content-type": "application/json"}
         )
@@ -301,7 +301,7 @@ async def test_the_facade_takes_the_scheme_a_trusted_proxy_forwards(
     """FORWARDED_ALLOW_IPS: X-Forwarded-Proto from a trusted peer shapes the facade's URLs
     (here a trailing-slash redirect); from anyone else it is ignored. The in-process client
     connects from 127.0.0.1."""
-    async with app_client(make_app(test_settings(forwarded_allow_ips=trusted))) as client:
+    async with app_client(make_app(suite_settings(forwarded_allow_ips=trusted))) as client:
         response = await client.get("/api/v1/schemas/", headers={"x-forwarded-proto": "https"})
     assert response.status_code == 307
     assert response.headers["location"] == f"{scheme}://function/api/v1/schemas"

@@ -18,7 +18,7 @@ import pytest
 from eventfn.auth.oidc import IssuerUnavailable, OIDCVerifier
 from eventfn.core.errors import Unauthenticated
 from tests.oidc import AUDIENCE, Issuer
-from tests.support import Clock, binary_headers, dumps, query, suite_client, test_settings
+from tests.support import Clock, binary_headers, dumps, query, suite_client, suite_settings
 
 
 class MockIssuer:
@@ -44,7 +44,7 @@ async def verifier_for(
     issuer: Issuer, clock: Clock, **overrides: Any
 ) -> tuple[OIDCVerifier, MockIssuer]:
     mock = MockIssuer(issuer)
-    settings = test_settings(
+    settings = suite_settings(
         oidc_audience=AUDIENCE,
         oidc_issuer=issuer.url,
         oidc_jwks_min_refresh_seconds=30,
@@ -156,7 +156,7 @@ async def test_every_httpx_error_of_a_jwks_fetch_is_503(
     def fail(request: httpx.Request) -> httpx.Response:
         raise raised_by_httpx(kind, request)
 
-    settings = test_settings(oidc_audience=AUDIENCE, oidc_issuer=issuer.url)
+    settings = suite_settings(oidc_audience=AUDIENCE, oidc_issuer=issuer.url)
     verifier = OIDCVerifier(settings, transport=httpx.MockTransport(fail), clock=Clock())
     await verifier.start()
     with pytest.raises(IssuerUnavailable) as raised:
@@ -167,7 +167,7 @@ async def test_every_httpx_error_of_a_jwks_fetch_is_503(
 
 async def test_an_unreadable_jwks_token_file_is_503(issuer: Issuer, tmp_path: Any) -> None:
     """The pod's token file gone (a rotation caught half-way): a 503, not an OSError's 500."""
-    settings = test_settings(
+    settings = suite_settings(
         oidc_audience=AUDIENCE,
         oidc_issuer=issuer.url,
         oidc_jwks_token_file=tmp_path / "missing-token",

@@ -14,7 +14,7 @@ from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.observability.feed import LiveFeed, Subscription, channel_name
 from eventfn.runtime import build_feed_client
-from tests.support import QUERY, RESPONSE, free_port, redis_url, test_settings, until
+from tests.support import QUERY, RESPONSE, free_port, redis_url, suite_settings, until
 
 
 def event(n: int = 0, type_: str = QUERY) -> Event:
@@ -43,7 +43,7 @@ async def next_event(subscription: Subscription, wait: float = 5.0) -> dict[str,
 class TestInProcess:
     async def test_a_subscriber_receives_offered_events_as_websocket_messages(self) -> None:
         """An offered event arrives as `{"type": "event", "event": <structured CloudEvent>}`."""
-        async with running(test_settings()) as feed:
+        async with running(suite_settings()) as feed:
             subscription = feed.subscribe()
             feed.offer(event(1))
             message = await next_event(subscription)
@@ -53,7 +53,7 @@ class TestInProcess:
 
     async def test_events_offered_while_nobody_listens_are_not_kept(self) -> None:
         """With no subscriber the feed does nothing; a later subscriber sees only later events."""
-        async with running(test_settings()) as feed:
+        async with running(suite_settings()) as feed:
             feed.offer(event(1))
             subscription = feed.subscribe()
             feed.offer(event(2))
@@ -62,7 +62,7 @@ class TestInProcess:
 
     async def test_subscribers_get_only_the_types_they_asked_for(self) -> None:
         """A subscription to replies skips requests; an empty list means every type."""
-        async with running(test_settings()) as feed:
+        async with running(suite_settings()) as feed:
             replies, everything = feed.subscribe([RESPONSE]), feed.subscribe()
             feed.offer(event(1, QUERY))
             feed.offer(event(2, RESPONSE))
@@ -71,7 +71,7 @@ class TestInProcess:
 
     async def test_a_slow_subscriber_is_dropped_without_holding_back_others(self) -> None:
         """A full subscriber queue ends that subscription (marked by None); others get all."""
-        async with running(test_settings(feed_subscriber_queue=2)) as feed:
+        async with running(suite_settings(feed_subscriber_queue=2)) as feed:
             slow, fast = feed.subscribe(), feed.subscribe()
             received: list[str] = []
             for n in range(5):
@@ -85,7 +85,7 @@ class TestInProcess:
 
     async def test_offer_never_waits_when_the_pump_falls_behind(self) -> None:
         """Offering more than the queue holds drops the surplus and counts it."""
-        async with running(test_settings(feed_queue_size=2)) as feed:
+        async with running(suite_settings(feed_queue_size=2)) as feed:
             feed.subscribe()
             for n in range(5):
                 feed.offer(event(n))  # synchronous: the pump cannot run in between
@@ -93,7 +93,7 @@ class TestInProcess:
 
     async def test_an_unserialisable_event_does_not_stop_the_feed(self) -> None:
         """The pump logs a batch it cannot serialise and carries on with the next."""
-        async with running(test_settings()) as feed:
+        async with running(suite_settings()) as feed:
             subscription = feed.subscribe()
             broken = Event({**event(0).attributes, "weird": object()})
             feed.offer(broken)
@@ -105,7 +105,7 @@ class TestInProcess:
 
     async def test_offering_never_waits_and_queues_nothing_while_nobody_listens(self) -> None:
         """Idle, `offer` queues nothing; with listeners and a full queue it drops, never waits."""
-        async with running(test_settings(feed_queue_size=1)) as feed:
+        async with running(suite_settings(feed_queue_size=1)) as feed:
             item = event()
             for _ in range(10):  # synchronous calls: the pump gets no chance to drain
                 feed.offer(item)
@@ -119,7 +119,7 @@ class TestInProcess:
 @pytest.mark.redis
 class TestAcrossReplicas:
     def settings(self, url: str) -> Settings:
-        return test_settings(redis_url=url, feed_probe_seconds=0.05)
+        return suite_settings(redis_url=url, feed_probe_seconds=0.05)
 
     async def test_an_event_offered_on_one_replica_reaches_subscribers_of_another(self) -> None:
         """Two feeds sharing Redis: subscribe on A, offer on B, A's subscriber gets it."""
@@ -171,8 +171,8 @@ class TestAcrossReplicas:
 
     async def test_the_channel_is_qualified_by_the_database(self) -> None:
         """Pub/sub ignores SELECT, so the channel name carries the database number."""
-        assert channel_name(test_settings(redis_url="redis://h:6379/13")).endswith(":13")
-        assert channel_name(test_settings(redis_url="redis://h:6379")).endswith(":0")
+        assert channel_name(suite_settings(redis_url="redis://h:6379/13")).endswith(":13")
+        assert channel_name(suite_settings(redis_url="redis://h:6379")).endswith(":0")
 
     async def test_redis_down_leaves_local_delivery_working(self) -> None:
         """With Redis unreachable, local subscribers still get every event."""
@@ -206,7 +206,7 @@ async def test_stop_ends_the_probe_even_when_redis_turns_its_cancellation_into_a
         async def aclose(self) -> None:
             pass
 
-    feed = LiveFeed(test_settings(feed_probe_seconds=0.01, redis_timeout_seconds=1))
+    feed = LiveFeed(suite_settings(feed_probe_seconds=0.01, redis_timeout_seconds=1))
     feed._redis = Swallowing()
     probe = asyncio.create_task(feed._probe())
     feed._tasks.append(probe)

@@ -27,7 +27,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 PROBLEM = "application/problem+json"
@@ -243,7 +243,7 @@ async def call_asgi(
     messages: list[Message], headers: list[tuple[bytes, bytes]] | None = None, **settings: Any
 ) -> list[Message]:
     """Drive the app at the ASGI level with `messages` as the request; return what it sent."""
-    app = make_app(test_settings(**settings))
+    app = make_app(suite_settings(**settings))
     incoming: Iterator[Message] = iter(messages)
     sent: list[Message] = []
 
@@ -464,7 +464,7 @@ async def _post(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> li
 def test_no_input_gets_a_5xx(request: tuple[list[tuple[bytes, bytes]], bytes]) -> None:
     """Whatever the headers and body, the answer is 2xx or a 4xx problem, never a 5xx."""
     if not _FUZZ_APP:
-        _FUZZ_APP.append(make_app(test_settings()))
+        _FUZZ_APP.append(make_app(suite_settings()))
     sent = asyncio.run(_post(_FUZZ_APP[0], *request))
     status = sent[0]["status"]
     assert status < 500, sent[1]["body"]

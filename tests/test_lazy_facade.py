@@ -17,7 +17,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 # Runs in a fresh interpreter: this test process has imported FastAPI long ago.
@@ -26,10 +26,10 @@ _SCRIPT = textwrap.dedent(
     import asyncio, sys
     import httpx
     from tests.support import make_app
-    from tests.support import binary_headers, dumps, query, test_settings
+    from tests.support import binary_headers, dumps, query, suite_settings
 
     async def main():
-        app = make_app(test_settings())
+        app = make_app(suite_settings())
         transport = httpx.ASGITransport(app=app)
         async with app.lifespan_context():
             async with httpx.AsyncClient(transport=transport, base_url="http://f") as client:
@@ -92,7 +92,7 @@ async def test_concurrent_first_facade_requests_build_it_once(
         return real(runtime)
 
     monkeypatch.setattr(facade_app, "build_facade", counting)
-    async with app_client(make_app(test_settings())) as client:
+    async with app_client(make_app(suite_settings())) as client:
         answers = await asyncio.gather(
             *(client.get("/openapi.json") for _ in range(3)),
             client.post("/", headers=binary_headers(), content=dumps(query())),

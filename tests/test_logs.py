@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from eventfn.observability.logs import HotLogger, LineWriter, configure_logging, get_logger
-from tests.support import test_settings
+from tests.support import suite_settings
 
 
 class Recording(io.BytesIO):
@@ -104,7 +104,7 @@ def json_stdout(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.BytesIO]:
     buffer = io.BytesIO()
     text = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
     monkeypatch.setattr(sys, "stdout", text)
-    configure_logging(test_settings(log_level="info"))
+    configure_logging(suite_settings(log_level="info"))
     yield buffer
     structlog.reset_defaults()
 
@@ -133,7 +133,7 @@ async def test_hot_line_is_silent_above_info(monkeypatch: pytest.MonkeyPatch) ->
     """At LOG_LEVEL=warning the per-event line is not written."""
     buffer = io.BytesIO()
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buffer, write_through=True))
-    configure_logging(test_settings(log_level="warning"))
+    configure_logging(suite_settings(log_level="warning"))
     try:
         HotLogger("eventfn.ingress.endpoint").info("event", id="e-1")
         await asyncio.sleep(0)

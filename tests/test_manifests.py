@@ -22,7 +22,7 @@ import manifests
 from eventfn import Catalogue, EventSpec
 from handler.functions import registry as function_registry
 from schemas import CATALOGUE
-from tests.support import SHARED, test_settings
+from tests.support import SHARED, suite_settings
 
 CRDS = SHARED / "knative-crds"
 needs_crds = pytest.mark.skipif(
@@ -251,7 +251,7 @@ def test_service_autoscaling_uses_kebab_case_annotations() -> None:
     assert not any(k.endswith(("minScale", "maxScale")) for k in annotations)
     assert annotations["prometheus.io/path"] == "/metrics"
     assert template["spec"]["containerConcurrency"] >= manifests.TARGET
-    assert template["spec"]["timeoutSeconds"] > test_settings().handler_timeout_seconds
+    assert template["spec"]["timeoutSeconds"] > suite_settings().handler_timeout_seconds
 
 
 def test_scale_to_zero_is_off_by_default_and_renders_min_scale_0_with_a_retention() -> None:
@@ -261,7 +261,7 @@ def test_scale_to_zero_is_off_by_default_and_renders_min_scale_0_with_a_retentio
     assert annotations["autoscaling.knative.dev/min-scale"] == "1"
     assert retention not in annotations
     deployment = manifests.Deployment(scale_to_zero=True, scale_to_zero_retention_seconds=900)
-    service = manifests.resources(CATALOGUE, test_settings(), deployment)["service.yaml"]
+    service = manifests.resources(CATALOGUE, suite_settings(), deployment)["service.yaml"]
     annotations = service["spec"]["template"]["metadata"]["annotations"]
     assert annotations["autoscaling.knative.dev/min-scale"] == "0"
     assert annotations[retention] == "900s"
@@ -300,7 +300,7 @@ def test_service_probes_resources_and_configuration() -> None:
 def test_configmap_holds_settings_defaults_with_auth_on_and_no_secrets() -> None:
     """Production config: code defaults, JSON logs, OIDC on; credentials only in the Secret."""
     data = load("configmap.yaml")["data"]
-    defaults = test_settings()
+    defaults = suite_settings()
     assert data["HANDLER_TIMEOUT_SECONDS"] == str(defaults.handler_timeout_seconds)
     assert data["EVENT_SOURCE"] == defaults.event_source
     assert data["LOG_FORMAT"] == "json"
@@ -311,7 +311,7 @@ def test_configmap_holds_settings_defaults_with_auth_on_and_no_secrets() -> None
 
 def test_configmap_follows_the_settings_it_is_given() -> None:
     """A setting's value flows into the ConfigMap, lists comma-joined."""
-    data = manifests.config_data(test_settings(max_batch_events=7, cors_origins=["a", "b"]))
+    data = manifests.config_data(suite_settings(max_batch_events=7, cors_origins=["a", "b"]))
     assert data["MAX_BATCH_EVENTS"] == "7"
     assert data["CORS_ORIGINS"] == "a,b"
 
@@ -378,7 +378,7 @@ def test_adding_an_event_type_adds_its_trigger_event_types_and_schemas() -> None
     ping = EventSpec(
         type="com.example.ping", model=Ping, description="A ping.", consumes=True, reply=pong
     )
-    files = manifests.render(Catalogue((*CATALOGUE.specs, ping)), test_settings())
+    files = manifests.render(Catalogue((*CATALOGUE.specs, ping)), suite_settings())
     added = set(files) - set(FILES)
     assert added == {
         "trigger-com-example-ping.yaml",

@@ -31,7 +31,7 @@ from tests.support import (
     query,
     running_server,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 
@@ -168,7 +168,7 @@ async def test_batch_counts_every_event_in_batch_mode() -> None:
 
 async def test_handler_failure_counts_failed_and_its_duration() -> None:
     """A handler that raises counts as failed (5xx); its run time is still observed."""
-    app = make_app(test_settings(), registry=failing_registry())
+    app = make_app(suite_settings(), registry=failing_registry())
     async with app_client(app) as client:
         assert (await post_query(client)).status_code == 500
         samples = await scrape(client)
@@ -179,7 +179,7 @@ async def test_handler_failure_counts_failed_and_its_duration() -> None:
 async def test_in_progress_redelivery_counts_conflict_and_in_flight() -> None:
     """While an event is handled, in-flight is 1 and its redelivery counts as a conflict."""
     release, started = asyncio.Event(), asyncio.Event()
-    app = make_app(test_settings(), registry=blocking_registry(release, started))
+    app = make_app(suite_settings(), registry=blocking_registry(release, started))
     async with app_client(app) as client:
         first = asyncio.create_task(post_query(client, id="slow"))
         await asyncio.wait_for(started.wait(), 5)
@@ -245,7 +245,7 @@ def test_histogram_buckets_are_cumulative() -> None:
 
 async def test_outbox_depth_is_read_at_scrape_time(tmp_path: Path) -> None:
     """With K_SINK set, the outbox depth gauge shows the events parked in the outbox."""
-    settings = test_settings(k_sink="http://127.0.0.1:9/", data_dir=tmp_path)
+    settings = suite_settings(k_sink="http://127.0.0.1:9/", data_dir=tmp_path)
     app = make_app(settings)
     async with app_client(app) as client:
         publisher = app.state.runtime.publisher
@@ -258,7 +258,7 @@ async def test_outbox_depth_is_read_at_scrape_time(tmp_path: Path) -> None:
 async def test_the_dedupe_window_shows_how_far_back_redeliveries_are_recognised() -> None:
     """The TTL while the store holds it; shorter, and the early evictions counted, once the
     in-memory store's memory bound drops replies before their time."""
-    settings = test_settings(dedupe_ttl_seconds=420, dedupe_max_bytes=4096)
+    settings = suite_settings(dedupe_ttl_seconds=420, dedupe_max_bytes=4096)
     async with app_client(make_app(settings)) as client:
         assert (await scrape(client))[("function_dedupe_window_seconds", ())] == 420
         for _ in range(30):
@@ -292,7 +292,7 @@ async def test_stored_dead_letters_are_counted(tmp_path: Path) -> None:
 async def test_publisher_attempts_are_counted_and_carry_the_trace(tmp_path: Path) -> None:
     """Each delivery attempt to K_SINK counts (failures too) and carries the current trace."""
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    settings = test_settings(k_sink="http://sink.test/", data_dir=tmp_path, publish_attempts=1)
+    settings = suite_settings(k_sink="http://sink.test/", data_dir=tmp_path, publish_attempts=1)
     app = make_app(settings)
     event = Event({"specversion": "1.0", "id": "p", "source": "/t", "type": RESPONSE}, b"{}")
     with respx.mock(assert_all_called=True) as sink:
@@ -318,7 +318,7 @@ def feed_event(n: int) -> Event:
 
 async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
     """Events offered to a full feed queue count in function_feed_events_dropped_total."""
-    app = make_app(test_settings(feed_queue_size=1))
+    app = make_app(suite_settings(feed_queue_size=1))
     async with app_client(app) as client:
         feed = app.state.runtime.feed
         feed.subscribe()
@@ -330,7 +330,7 @@ async def test_events_the_feed_pump_could_not_take_are_counted() -> None:
 
 async def test_slow_feed_subscribers_cut_off_are_counted() -> None:
     """A subscriber whose queue overflows counts in function_feed_subscribers_dropped_total."""
-    app = make_app(test_settings(feed_subscriber_queue=1))
+    app = make_app(suite_settings(feed_subscriber_queue=1))
     async with app_client(app) as client:
         feed = app.state.runtime.feed
         before = await scrape(client)

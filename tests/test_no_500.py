@@ -33,7 +33,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 PROBLEM = "application/problem+json"
@@ -179,7 +179,7 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes]:
 def running(tmp: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, httpx.AsyncClient, str]]:
     """The function with its lifespan running on a loop of its own, for a synchronous test."""
     loop = asyncio.new_event_loop()
-    app = make_app(test_settings(data_dir=tmp, k_sink="http://127.0.0.1:9/"))
+    app = make_app(suite_settings(data_dir=tmp, k_sink="http://127.0.0.1:9/"))
     default = app.state.runtime.catalogue.default
     facade: str = default.facade_path if default is not None else "/api/v1/none"
     lifespan = app.lifespan_context()
@@ -242,7 +242,7 @@ def served(tmp: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, str, str]]:
     from tests.live import serving
 
     loop = asyncio.new_event_loop()
-    app = make_app(test_settings(data_dir=tmp))
+    app = make_app(suite_settings(data_dir=tmp))
     default = app.state.runtime.catalogue.default
     ask: str = default.message_type if default is not None else "none"
     server = serving(app)

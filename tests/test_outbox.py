@@ -26,7 +26,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
     until,
 )
 
@@ -151,7 +151,7 @@ async def test_a_sink_down_for_a_while_gets_every_event_once_back(
 ) -> None:
     """Queries answered while the sink is down are all delivered, once each, when it is back."""
     sink = Sink()  # not started: nothing listens on its port yet
-    app = make_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
+    app = make_app(suite_settings(**fast(k_sink=sink.url, **store_settings)))
     publisher = app.state.runtime.publisher
     async with app_client(app) as client:
         for n in range(5):
@@ -198,7 +198,7 @@ async def test_a_flaky_real_sink_503_503_202_gets_the_event_once(tmp_path: Path)
     """A real sink answering 503, 503, 202 sees three attempts of one event; nothing is parked."""
     sink = Sink().start()
     sink.script = [503, 503]
-    app = make_app(test_settings(**fast(k_sink=sink.url, data_dir=tmp_path, publish_attempts=3)))
+    app = make_app(suite_settings(**fast(k_sink=sink.url, data_dir=tmp_path, publish_attempts=3)))
     try:
         async with app_client(app) as client:
             await client.post("/api/v1/query", json=query("flaky"))
@@ -221,7 +221,7 @@ async def test_a_parked_event_the_sink_then_refuses_becomes_a_dead_letter(
     """A parked event answered 400 on redelivery leaves the outbox for the dead-letter inbox."""
     sink = Sink()  # down while the query is answered
     sink.status = 400
-    app = make_app(test_settings(**fast(k_sink=sink.url, **store_settings)))
+    app = make_app(suite_settings(**fast(k_sink=sink.url, **store_settings)))
     publisher = app.state.runtime.publisher
     async with app_client(app) as client:
         await client.post("/api/v1/query", json=query("refused"))

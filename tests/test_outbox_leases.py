@@ -19,7 +19,7 @@ from eventfn.binding import Event
 from eventfn.delivery.build import Delivery, build_delivery
 from tests import support
 from tests.faults import recording_sink
-from tests.support import RESPONSE, test_settings
+from tests.support import RESPONSE, suite_settings
 
 pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.server]
 
@@ -33,7 +33,7 @@ def event() -> Event:
 @contextlib.asynccontextmanager
 async def replica(**settings: Any) -> AsyncIterator[Delivery]:
     """The delivery side of one replica (outbox, publisher, redeliverer), started."""
-    delivery = build_delivery(test_settings(**settings))
+    delivery = build_delivery(suite_settings(**settings))
     for component in delivery.components:
         await component.start()
     try:

@@ -20,7 +20,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 PLAN = {"query": "test query", "parameters": {"param1": "value1"}}
@@ -111,7 +111,7 @@ async def test_a_get_on_root_is_still_405(client: httpx.AsyncClient) -> None:
 async def test_a_function_that_consumes_nothing_has_no_plain_json() -> None:
     """Without a consumed type there is no default to ask: plain JSON is not a CloudEvent (400)."""
     only = EventSpec("com.example.published", Question, "Published only.")
-    app = make_app(test_settings(), registry=Registry(Catalogue((only,))))
+    app = make_app(suite_settings(), registry=Registry(Catalogue((only,))))
     async with app_client(app) as client:
         response = await client.post("/", json=query())
     assert response.status_code == 400

@@ -27,7 +27,7 @@ from tests.support import (
     event_json,
     make_app,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 POISON_TYPES = {
@@ -91,7 +91,7 @@ async def test_a_poison_dead_letter_is_refused_at_replay(content_type: str, tmp_
 
 
 async def parts(tmp_path: Path, sink_url: str) -> tuple[Publisher, SQLiteOutbox, Any, Metrics]:
-    settings = test_settings(k_sink=sink_url, data_dir=tmp_path)
+    settings = suite_settings(k_sink=sink_url, data_dir=tmp_path)
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
     letters = SQLiteDeadLetterStore(tmp_path / "deadletters.sqlite3")
     metrics = Metrics(make_app().state.runtime.catalogue)

@@ -300,9 +300,9 @@ def test_a_uvicorn_without_the_private_class_falls_back_with_one_warning(
 
     from eventfn.observability.logs import configure_logging
     from eventfn.server.serve import http_protocol
-    from tests.support import test_settings
+    from tests.support import suite_settings
 
-    configure_logging(test_settings())
+    configure_logging(suite_settings())
     monkeypatch.delitem(sys.modules, "eventfn.server.protocol", raising=False)
     monkeypatch.setitem(sys.modules, "uvicorn.protocols.http.httptools_impl", None)
     assert http_protocol(5.0) == "httptools"

@@ -32,7 +32,7 @@ from tests.support import (
     make_app,
     query,
     suite_client,
-    test_settings,
+    suite_settings,
     until,
 )
 
@@ -55,7 +55,7 @@ def event(**extra: Any) -> Event:
 @pytest.fixture
 async def publisher(tmp_path: Path) -> AsyncIterator[Publisher]:
     """A started publisher with real SQLite outbox and dead letters, no jitter, short waits."""
-    settings = test_settings(
+    settings = suite_settings(
         k_sink=SINK,
         data_dir=tmp_path,
         publish_attempts=3,
@@ -185,7 +185,7 @@ async def test_a_permanent_4xx_is_not_retried_and_becomes_a_dead_letter(
 @respx.mock
 async def test_stop_parks_what_is_still_retrying(tmp_path: Path) -> None:
     """At shutdown a publish in backoff stops waiting and its event is parked, not dropped."""
-    settings = test_settings(
+    settings = suite_settings(
         k_sink=SINK, publish_attempts=10, publish_backoff_seconds=1.0, publish_flush_seconds=10.0
     )
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
@@ -263,7 +263,7 @@ async def test_a_facade_answer_is_published_without_waiting_for_the_sink(tmp_pat
 
 async def test_without_k_sink_nothing_is_published(tmp_path: Path) -> None:
     """No K_SINK: the facade answers and there is no publisher at all."""
-    app = make_app(test_settings(data_dir=tmp_path))
+    app = make_app(suite_settings(data_dir=tmp_path))
     async with app_client(app) as client:
         response = await client.post("/api/v1/query", json=query("hi"))
     assert response.status_code == 200
@@ -291,7 +291,7 @@ async def test_a_refused_event_is_parked_when_the_dead_letter_store_is_down(tmp_
     from eventfn.stores.redis import redis_client
 
     respx.post(SINK).mock(side_effect=statuses(400))
-    settings = test_settings(k_sink=SINK, data_dir=tmp_path, publish_attempts=2)
+    settings = suite_settings(k_sink=SINK, data_dir=tmp_path, publish_attempts=2)
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
     down = redis_client(f"redis://127.0.0.1:{free_port()}/0", 0.5)
     deadletters = RedisDeadLetterStore(down)

@@ -29,7 +29,7 @@ from tests.support import (
     free_port,
     make_app,
     new_id,
-    test_settings,
+    suite_settings,
 )
 
 pytestmark = pytest.mark.redis
@@ -48,7 +48,7 @@ async def replicas(
     """Two replicas of the function sharing Redis, both running `handler`."""
     registry = Registry(ASK_CATALOGUE)
     registry.handles(ASK)(handler)
-    settings = test_settings(redis_url=url, **overrides)
+    settings = suite_settings(redis_url=url, **overrides)
     async with (
         app_client(make_app(settings, registry=registry)) as a,
         app_client(make_app(settings, registry=registry)) as b,
@@ -151,7 +151,7 @@ async def test_a_202_without_reply_is_replayed_as_202(redis_url: str) -> None:
 
     registry = Registry(ASK_CATALOGUE)
     registry.handles(ASK)(silent)
-    settings = test_settings(redis_url=redis_url)
+    settings = suite_settings(redis_url=redis_url)
     event_id = new_id()
     async with (
         app_client(make_app(settings, registry=registry)) as a,
@@ -210,7 +210,7 @@ async def test_redis_lost_after_the_handler_ran_still_answers_and_runs_it_once(
         store._pipeline = AutoPipeline(redis_client(f"redis://127.0.0.1:{closed}/0", 0.5))
         return Answer(result={"answer": request.query})
 
-    app = make_app(test_settings(redis_url=redis_url), registry=registry)
+    app = make_app(suite_settings(redis_url=redis_url), registry=registry)
     event_id = new_id()
     async with app_client(app) as client:
         answered = await deliver(client, event_id)

@@ -35,7 +35,9 @@ def redis_url() -> str:
 @contextlib.asynccontextmanager
 async def pipeline_to(url: str, redis_timeout: float = 2.0) -> AsyncIterator[AutoPipeline]:
     """An AutoPipeline on a client of `url` (REDIS_TIMEOUT_SECONDS: `redis_timeout`), closed."""
-    client = build_client(support.test_settings(redis_url=url, redis_timeout_seconds=redis_timeout))
+    client = build_client(
+        support.suite_settings(redis_url=url, redis_timeout_seconds=redis_timeout)
+    )
     pipe = AutoPipeline(client)
     try:
         yield pipe

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import make_app
-from tests.support import test_settings as settings_for
+from tests.support import suite_settings as settings_for
 
 FACADE = r"^/api/v1/(query|schemas)"
 API_KEY = "schemathesis-key-7c1f"

@@ -29,7 +29,7 @@ from tests.support import (
     event_json,
     make_app,
     new_id,
-    test_settings,
+    suite_settings,
 )
 
 
@@ -98,7 +98,7 @@ def calls() -> Calls:
 
 @pytest.fixture
 async def client(calls: Calls) -> Any:
-    async with app_client(make_app(test_settings(), registry=calls.registry)) as c:
+    async with app_client(make_app(suite_settings(), registry=calls.registry)) as c:
         yield c
 
 
@@ -202,7 +202,7 @@ async def test_a_result_from_a_fire_and_forget_handler_is_a_500() -> None:
     async def chatty(audit: Audit) -> Audit:
         return audit
 
-    async with app_client(make_app(test_settings(), registry=registry)) as client:
+    async with app_client(make_app(suite_settings(), registry=registry)) as client:
         response = await post_binary(client, AUDIT, {"actor": "a"})
     assert response.status_code == 500
 
@@ -315,7 +315,7 @@ async def test_an_unknown_websocket_message_type_lists_what_may_be_asked(calls: 
 
 def test_the_manifests_have_a_trigger_per_consumed_type_and_an_event_type_for_all() -> None:
     """make manifests renders three Triggers and five EventTypes and schema files."""
-    files = manifests.render(CATALOGUE, test_settings())
+    files = manifests.render(CATALOGUE, suite_settings())
     triggers = {f for f in files if f.startswith("trigger-")}
     event_types = {f for f in files if f.startswith("eventtype-")}
     assert triggers == {f"trigger-{s.slug}.yaml" for s in (ORDER, AUDIT, STOCK)}

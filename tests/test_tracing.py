@@ -19,7 +19,7 @@ from tests.support import (
     query,
     running_server,
     suite_client,
-    test_settings,
+    suite_settings,
 )
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -175,7 +175,7 @@ async def test_concurrent_events_keep_their_own_trace() -> None:
 
 async def test_function_runs_with_otlp_endpoint_and_no_otel_extra() -> None:
     """With OTEL_EXPORTER_OTLP_ENDPOINT set, deliveries still succeed (spans are best effort)."""
-    settings = test_settings(otel_exporter_otlp_endpoint="http://127.0.0.1:9/")
+    settings = suite_settings(otel_exporter_otlp_endpoint="http://127.0.0.1:9/")
     async with app_client(make_app(settings)) as client:
         response = await client.post(
             "/", headers=binary_headers(traceparent=TRACEPARENT), content=dumps(query())

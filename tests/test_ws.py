@@ -37,7 +37,7 @@ from tests.support import (
     dumps,
     query,
     running_server,
-    test_settings,
+    suite_settings,
 )
 
 pytestmark = pytest.mark.server
@@ -394,7 +394,7 @@ class TestProgressCapableHandlers:
         """POST /api/v1/query with a streaming handler answers just the final result."""
         from tests.support import make_app
 
-        app = make_app(test_settings(), registry=registry_with(streaming))
+        app = make_app(suite_settings(), registry=registry_with(streaming))
         async with app_client(app) as client:
             response = await client.post("/api/v1/query", json=query("facade"))
         assert response.json()["result"] == {"message": "Processed query: facade"}
@@ -403,7 +403,7 @@ class TestProgressCapableHandlers:
         """A CloudEvent handled by a generator handler gets the final result as its reply."""
         from tests.support import make_app
 
-        app = make_app(test_settings(), registry=registry_with(streaming))
+        app = make_app(suite_settings(), registry=registry_with(streaming))
         async with app_client(app) as client:
             response = await client.post("/", headers=binary_headers(), content=dumps(query("ce")))
         assert response.status_code == 200
@@ -426,7 +426,7 @@ async def test_the_asyncapi_document_describes_the_protocol() -> None:
     """/api/v1/asyncapi.json lists every message, with the catalogue's query schema."""
     from tests.support import make_app
 
-    async with app_client(make_app(test_settings())) as client:
+    async with app_client(make_app(suite_settings())) as client:
         document = (await client.get("/api/v1/asyncapi.json")).json()
     assert document["asyncapi"].startswith("3.")
     channel = document["channels"]["ws"]
