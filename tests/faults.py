@@ -65,6 +65,7 @@ class RecordingSink(Sink):
             self._changed.wait_for(lambda: self.mode != "hang", timeout=self.max_hang)
         try:
             if self.delay:
+                # a slow sink: the server's thread holds the request (real time, another thread)
                 time.sleep(self.delay)
             with self._lock:
                 if self.mode == "ok" and not hung:
@@ -153,6 +154,7 @@ class OwnRedis:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
             ):
                 return self
+            # a real redis-server starting: it sends no event, so its port is tried again
             time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 

@@ -97,6 +97,7 @@ class Issuer:
                     self._send(200, {"issuer": claimed, "jwks_uri": f"{issuer.url}/keys"})
                 elif self.path == "/keys":
                     issuer.jwks_requests += 1
+                    # a slow issuer: its server thread holds the answer (another thread)
                     time.sleep(issuer.delay)
                     issuer.jwks_authorization = self.headers.get("authorization")
                     self._send(200, issuer.jwks())

@@ -57,6 +57,7 @@ def wait_until(check: object, timeout: float = 20.0, what: str = "redis") -> Non
         with contextlib.suppress(redis.RedisError, OSError):
             if check():  # type: ignore[operator]
                 return
+        # real redis-server/Sentinel processes: no event to await, so asked again
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not come up within {timeout}s")
 

@@ -255,6 +255,7 @@ class ServerProcess:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}{probe}", timeout=0.5).status_code == 200:
                     return self
+            # a real process starting: no event to await, so its probe is asked again
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not answer 200 at {probe}")

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from eventfn.testing import app_client
@@ -18,6 +17,7 @@ from tests.support import (
     make_app,
     new_id,
     suite_settings,
+    until,
 )
 
 
@@ -59,9 +59,7 @@ async def test_two_answers_sharing_a_request_id_are_two_events_in_the_outbox(
             )
             assert response.status_code == 200
         publisher = app.state.runtime.publisher
-        for _ in range(100):  # both publishes fail fast (nothing listens); bounded wait
-            if not publisher.pending:
-                break
-            await asyncio.sleep(0.05)
+        # Both publishes fail fast (nothing listens), then park.
+        await until(lambda: not publisher.pending)
         depth = await publisher.outbox.depth()
     assert depth == 2

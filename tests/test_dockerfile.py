@@ -180,5 +180,6 @@ def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 20.0)
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=0.5).status_code == httpx.codes.OK:
                 return True
+        # a real container process starting: no event to await, so asked again
         time.sleep(0.05)
     return False

@@ -125,7 +125,7 @@ async def test_query_handler_timeout_is_504() -> None:
 
     @registry.handles(ASK)
     async def slow(_: Question) -> Answer:
-        await asyncio.sleep(1)
+        await asyncio.Event().wait()  # never set: held until the budget cancels it
         return Answer(result={})
 
     settings = suite_settings(handler_timeout_seconds=0.05)

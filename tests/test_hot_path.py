@@ -87,7 +87,7 @@ async def test_run_within_resumes_a_coroutine_that_waits() -> None:
         got = [1]
         await asyncio.sleep(0)
         got.append(2)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a timer, not a bare yield: a second kind of suspension
         return [*got, 3]
 
     assert await run_within(5, waits()) == [1, 2, 3]
@@ -110,7 +110,7 @@ async def test_run_within_times_out_a_coroutine_that_waits_too_long() -> None:
 
     async def slow() -> None:
         try:
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()  # never set: waits until cancelled
         finally:
             cleaned.set()
 
@@ -127,7 +127,7 @@ async def test_run_within_lets_an_outer_cancellation_through() -> None:
     async def slow() -> None:
         started.set()
         try:
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()  # never set: waits until cancelled
         finally:
             cleaned.set()
 

@@ -32,6 +32,7 @@ from tests.support import (
     running_server,
     suite_client,
     suite_settings,
+    until,
 )
 
 
@@ -337,10 +338,7 @@ async def test_slow_feed_subscribers_cut_off_are_counted() -> None:
         slow = feed.subscribe()  # never read: the second event overflows its queue
         feed.offer(feed_event(1))
         feed.offer(feed_event(2))
-        for _ in range(500):  # the pump cuts it off on its next pass
-            if not feed.subscribers:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: not feed.subscribers)  # the pump cuts it off on its next pass
         after = await scrape(client)
     assert slow.dropped
     assert before[("function_feed_subscribers_dropped_total", ())] == 0

@@ -6,7 +6,6 @@ end-to-end tests use a real local HTTP sink that is down (nothing listening) and
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -204,11 +203,13 @@ async def test_a_flaky_real_sink_503_503_202_gets_the_event_once(tmp_path: Path)
             await client.post("/api/v1/query", json=query("flaky"))
             received = await sink.wait_for(3)
             outbox = app.state.runtime.publisher.outbox
+
             # The record leaves once the 2xx is back in the publisher, a moment after the sink.
-            for _ in range(100):
-                if (depth := await outbox.depth()) == 0:
-                    break
-                await asyncio.sleep(0.02)
+            async def emptied() -> bool:
+                return await outbox.depth() == 0
+
+            await until(emptied)
+            depth = await outbox.depth()
     finally:
         sink.stop()
     assert len({r.id for r in received}) == 1

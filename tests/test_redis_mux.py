@@ -23,6 +23,7 @@ from eventfn.stores.redis_outage import transient_errors
 from eventfn.stores.redis_pipeline import AutoPipeline
 from tests import support
 from tests.faults import own_redis
+from tests.support import until
 
 pytestmark = pytest.mark.redis
 
@@ -180,8 +181,9 @@ async def test_closing_while_the_link_is_made_abandons_it_and_fails_its_commands
                 await close_while_a_command_waits(pipe)
         finally:
             server.thaw()
-        for _ in range(50):  # Redis reads the close once it runs again
-            if await connections_named(server.url, name) == 0:
-                break
-            await asyncio.sleep(0.02)
+
+        async def closed() -> bool:  # Redis reads the close once it runs again
+            return await connections_named(server.url, name) == 0
+
+        await until(closed)
         assert await connections_named(server.url, name) == 0

@@ -71,6 +71,7 @@ class LiveServer:
             ]
             if len(found) >= expected or time.monotonic() > deadline:
                 return found
+            # a real process's log, read as it writes it: no event to await
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -218,6 +219,7 @@ def test_one_log_line_per_handled_event(live: LiveServer) -> None:
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert isinstance(line["duration_ms"], int | float)
     assert line["level"] == "info"
+    # an absence in a real process's log: no event says nothing more will come
     time.sleep(0.2)  # a second line would have arrived by now
     assert len(live.events_for(event_id, expected=2, timeout=0)) == 1
 
@@ -256,6 +258,7 @@ def test_changed_payload_under_the_same_identity_is_logged_as_a_producer_error(
         ]
         if warnings:
             break
+        # a real process's log, read as it writes it: no event to await
         time.sleep(0.02)
     assert warnings
     assert warnings[0]["level"] == "warning"
@@ -266,6 +269,7 @@ def test_no_access_log_lines(live: LiveServer) -> None:
     """uvicorn's access log is off: requests leave no 'GET /path HTTP/1.1' lines."""
     httpx.get(f"{live.url}/health/liveness", timeout=10)
     httpx.post(live.url, headers=binary_headers(), content=dumps(query()), timeout=10)
+    # an absence in a real process's log: no event says nothing more will come
     time.sleep(0.2)
     assert not [line for line in list(live.raw) if "HTTP/1.1" in line or "uvicorn.access" in line]
     assert all(isinstance(line, dict) for line in live.lines)

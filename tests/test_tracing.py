@@ -161,9 +161,11 @@ async def test_outgoing_httpx_calls_carry_the_current_trace() -> None:
 async def test_concurrent_events_keep_their_own_trace() -> None:
     """Two events handled at once each see their own trace context."""
 
+    both = asyncio.Barrier(2)
+
     async def one(traceparent: str) -> str | None:
         with tracing.bound(tracing.parse(traceparent)):
-            await asyncio.sleep(0.01)
+            await both.wait()  # each is inside its trace while the other is in its own
             context = tracing.current()
             return None if context is None else context.traceparent
 

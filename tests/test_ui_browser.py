@@ -74,6 +74,7 @@ def streamlit(backend: str) -> Iterator[str]:
                     break
             assert proc.poll() is None, "streamlit exited"
             assert time.monotonic() < deadline, "streamlit did not come up"
+            # a real streamlit process starting: no event to await, so asked again
             time.sleep(0.1)
         yield url
     finally:

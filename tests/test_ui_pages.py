@@ -76,6 +76,7 @@ def until(app: AppTest, done: Callable[[AppTest], bool], what: str, wait: float 
     deadline = time.monotonic() + wait
     while not done(app):
         assert time.monotonic() < deadline, what
+        # the page's feed and /metrics come from a real server in the background
         time.sleep(0.3)
         app.run()
 

@@ -38,6 +38,7 @@ from tests.support import (
     query,
     running_server,
     suite_settings,
+    until,
 )
 
 pytestmark = pytest.mark.server
@@ -130,7 +131,7 @@ class TestQueries:
         """The handler's time budget applies to WebSocket queries too."""
 
         async def stuck(_: Question) -> Answer:
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()  # never set: held until the budget cancels it
             raise AssertionError("unreachable")
 
         async with (
@@ -261,12 +262,17 @@ class TestConnection:
     async def test_draining_answers_in_flight_queries_then_closes_with_1001(self) -> None:
         """When draining starts, a running query still gets its result, then the socket closes."""
         release, gated = gated_handler()
+        entered = asyncio.Event()
 
-        async with function_socket(registry_with(gated)) as (app, address), socket(address) as ws:
+        async def running(request: Question) -> Answer:
+            entered.set()
+            return await gated(request)  # type: ignore[no-any-return]
+
+        async with function_socket(registry_with(running)) as (app, address), socket(address) as ws:
             await send(ws, {"id": "inflight", "query": "q"})
-            await asyncio.sleep(0.05)
+            await entered.wait()
             drain = asyncio.create_task(app.state.runtime.drain())  # what SIGTERM starts
-            await asyncio.sleep(0.05)
+            await until(lambda: app.state.runtime.draining)
             await send(ws, {"id": "late", "query": "q"})
             refused = await receive(ws)
             release.set()
@@ -370,10 +376,7 @@ class TestLiveFeed:
             async with socket(address) as ws:
                 await send(ws, {"type": "subscribe", "types": []})
                 await receive(ws)
-            for _ in range(50):
-                if app.state.runtime.feed.subscribers == 0:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: app.state.runtime.feed.subscribers == 0)
             assert app.state.runtime.feed.subscribers == 0
 
 
