@@ -38,6 +38,7 @@ async def serving(app: Any, lifespan: str = "on") -> AsyncIterator[str]:
             if task.done():
                 await task
                 raise RuntimeError("server stopped during start-up")
+            # uvicorn offers a `started` flag, not an event: a turn of the loop at a time
             await asyncio.sleep(0.01)
     try:
         yield f"127.0.0.1:{port}"

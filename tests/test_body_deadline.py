@@ -37,6 +37,7 @@ def trickled() -> Receive:
     """One byte at a time, for ever: each chunk in time, the body never whole."""
 
     async def receive() -> dict[str, Any]:
+        # a client trickling in real time: the body deadline is the loop's own timer
         await asyncio.sleep(0.005)
         return {"type": "http.request", "body": b" ", "more_body": True}
 
@@ -180,6 +181,7 @@ async def test_waiting_for_a_disconnect_once_the_body_is_whole_is_not_cut() -> N
         return await bounded()
 
     waiting = asyncio.create_task(next_message())
+    # an absence on the loop's own timers: no event says the cut did not come
     await asyncio.sleep(0.1)  # five deadlines: a tick would have cut it by now
     assert not waiting.done()
     gone.set()

@@ -260,15 +260,15 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.fail_next = 0
-        self.sleep = 0.0
+        self.held = False  # held: never answers, until its budget or a cancel ends it
         self.reply = True
         self.entered = asyncio.Event()
 
     async def __call__(self, request: Question) -> Answer | None:
         self.calls.append(request.query)
         self.entered.set()
-        if self.sleep:
-            await asyncio.sleep(self.sleep)
+        if self.held:
+            await asyncio.Event().wait()  # never set
         if self.fail_next:
             self.fail_next -= 1
             raise RuntimeError("boom: secret internals")
@@ -330,12 +330,12 @@ async def test_handler_timeout_is_504_and_a_retry_runs_it_again(
     rclient: httpx.AsyncClient, recorder: Recorder
 ) -> None:
     """A handler over its time budget is 504 (retried); its claim is released."""
-    recorder.sleep = 1.0
+    recorder.held = True
     headers = binary_headers()
     timed_out = await rclient.post("/", headers=headers, content=dumps(query()))
     assert timed_out.status_code == 504
     assert timed_out.json()["type"].endswith("/handler-timeout")
-    recorder.sleep = 0
+    recorder.held = False
     retried = await rclient.post("/", headers=headers, content=dumps(query()))
     assert retried.status_code == 200
     assert len(recorder.calls) == 2
@@ -386,13 +386,13 @@ async def test_cancelled_handling_is_not_a_timeout_and_releases_the_claim(
         {"specversion": "1.0", "id": "c", "source": "/s", "type": QUERY}, json_data=query()
     )
     payload = dispatcher.validate(route, event)
-    recorder.sleep = 5
+    recorder.held = True
     task = asyncio.create_task(dispatcher.handle(event, route, payload))
     await asyncio.wait_for(recorder.entered.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    recorder.sleep = 0
+    recorder.held = False
     again = await dispatcher.handle(event, route, payload)
     assert again.outcome == "ok"
     assert len(recorder.calls) == 2

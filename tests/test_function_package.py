@@ -19,7 +19,7 @@ from eventfn import RegistryNotFound
 from eventfn.testing import isolated_settings
 from function import Function
 from handler.functions import registry as example_registry
-from tests.support import binary_headers, dumps
+from tests.support import binary_headers, dumps, until
 
 SPEC = example_registry.catalogue.default
 assert SPEC is not None
@@ -30,13 +30,9 @@ PAYLOAD: dict[str, Any] = SPEC.json_schema()["examples"][0]
 async def started(fn: Function) -> Function:
     """`fn` after func's start-up: start(cfg) from inside the loop, then wait for readiness."""
     fn.start({})
-    for _ in range(200):
-        if fn.ready()[0]:
-            return fn
-        # The lifespan runs in a task of its own and offers no event to await here: a turn of
-        # the loop at a time, bounded, until it reports ready.
-        await asyncio.sleep(0.01)
-    pytest.fail(f"the function never became ready: {fn.ready()}")
+    # The lifespan runs in a task of its own and offers no event to await here.
+    await until(lambda: fn.ready()[0], what=f"the function never became ready: {fn.ready()}")
+    return fn
 
 
 def client(app: Any) -> httpx.AsyncClient:
@@ -53,7 +49,7 @@ class Recorder:
         return None
 
     async def stop(self) -> None:
-        for _ in range(5):
+        for _ in range(5):  # load-bearing: a stop that takes a few turns of the loop
             await asyncio.sleep(0)
         self.stopped = True
 

@@ -15,7 +15,7 @@ import pytest
 
 from eventfn.server.protocol import HIGH_WATER, HeldWrites
 from tests.live import function_socket, serving
-from tests.support import QUERY
+from tests.support import QUERY, until
 
 pytestmark = pytest.mark.server
 
@@ -263,7 +263,7 @@ async def test_a_close_the_peer_does_not_take_is_aborted_after_the_linger(
     writes.close()
     assert transport.closing
     assert not transport.aborted
-    await asyncio.sleep(0.05)
+    await until(lambda: transport.aborted)  # the linger is a timer of the loop's
     assert transport.aborted
 
 
@@ -274,6 +274,7 @@ async def test_a_close_with_nothing_unsent_is_not_aborted(monkeypatch: pytest.Mo
     monkeypatch.setattr(protocol, "CLOSE_LINGER_SECONDS", 0.01)
     writes, transport = held()
     writes.close()
+    # the linger is a timer of the loop (call_later, real time): waited out past it
     await asyncio.sleep(0.05)
     assert transport.closing
     assert not transport.aborted

@@ -110,6 +110,7 @@ async def test_redis_killed_fails_the_waiting_callers_then_the_next_command_reco
             assert await pipe.call("SET", "k", b"1") == b"OK"
             server.freeze()  # the command below is sent and waits; then the server dies
             waiting = pipe.call("GET", "k")
+            # the command goes out to a frozen real redis-server: nothing signals it was sent
             await asyncio.sleep(0.05)
             assert server.proc is not None
             server.proc.kill()  # SIGKILL while stopped: it never answers (no SIGCONT first)
@@ -154,6 +155,7 @@ async def test_a_readonly_answer_drops_the_link_so_the_next_command_finds_a_mast
 async def close_while_a_command_waits(pipe: AutoPipeline) -> None:
     """Issue a command, close the pipeline while it waits: the command gets ConnectionError."""
     waiting = pipe.call("GET", "k")
+    # the command goes out to a real redis-server that does not answer: no event marks it
     await asyncio.sleep(0.1)
     await pipe.aclose()
     with pytest.raises(RedisConnectionError):

@@ -68,6 +68,7 @@ async def test_a_replica_killed_mid_event_loses_nothing(tmp_path: Path) -> None:
         with pytest.raises(httpx.HTTPError):
             await doomed
         during_lease = await asyncio.to_thread(post, b.url, event_id, "q")
+        # the dead replica's lease is a PX on the Redis server, expired by its clock
         await asyncio.sleep(1.1)
         after_lease = await asyncio.to_thread(post, b.url, event_id, "q")
     assert during_lease.status_code == 409

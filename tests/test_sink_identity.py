@@ -190,6 +190,7 @@ async def test_a_refused_identity_waits_in_the_outbox_until_the_token_comes(
     async with suite_client(**settings) as client:
         await client.post("/api/v1/query", json=query())
         await cluster.sink.wait_for(1)
+        # an absence (no second attempt while the outbox holds it): nothing to await
         await asyncio.sleep(0.1)
         refused_once = len(cluster.sink.received)  # one attempt, then the outbox holds it
         letters = (await client.get("/api/v1/deadletters")).json()["items"]

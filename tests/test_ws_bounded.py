@@ -112,6 +112,7 @@ async def test_clients_that_stop_reading_are_dropped_memory_returns_and_sigterm_
             await until(lambda: _zero(http), within=10, what="warm-up session closed")
             baseline = rss_mb(pid)
             await flood(server, http)
+            # a real process's memory settling after the flood: nothing it sends marks that
             await asyncio.sleep(1.0)
             after = rss_mb(pid)
         started = time.monotonic()
