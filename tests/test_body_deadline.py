@@ -148,7 +148,7 @@ async def test_another_cancellation_of_a_read_stays_a_cancellation() -> None:
     """Only the deadline's own interruption becomes a 408; a cancelled request is cancelled."""
     deadline = BodyDeadline(600)
     reading = asyncio.create_task(deadline.read(withheld, 1000, 0))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # load-bearing: one turn, the read starts
     reading.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reading

@@ -105,7 +105,7 @@ async def test_a_handler_that_answers_without_suspending_starts_no_renewal() -> 
         return 1
 
     async def suspends() -> int:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # load-bearing: the handler suspends, so the keep-alive starts
         return 2
 
     assert await run_within(1.0, instant(), keepalive, "a") == 1

@@ -85,7 +85,7 @@ async def test_run_within_resumes_a_coroutine_that_waits() -> None:
 
     async def waits() -> list[int]:
         got = [1]
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # load-bearing: the coroutine suspends (a bare yield)
         got.append(2)
         await asyncio.sleep(0.01)  # a timer, not a bare yield: a second kind of suspension
         return [*got, 3]
@@ -97,7 +97,7 @@ async def test_run_within_passes_on_errors_raised_after_waiting() -> None:
     """An exception raised after a suspension reaches the caller unchanged."""
 
     async def fails() -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # load-bearing: the coroutine suspends (a bare yield)
         raise LookupError("late")
 
     with pytest.raises(LookupError, match="late"):
@@ -151,6 +151,6 @@ async def test_run_within_lets_the_coroutine_handle_what_is_thrown_in() -> None:
         return "no error"
 
     task = asyncio.ensure_future(run_within(5, recovers()))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # load-bearing: one turn, run_within starts waiting on the future
     fut.set_exception(ValueError("boom"))
     assert await task == "recovered"

@@ -55,7 +55,7 @@ def held() -> tuple[HeldWrites, Transport]:
 
 
 async def end_of_turn() -> None:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # load-bearing: one turn of the loop, callbacks run
 
 
 async def test_the_writes_of_one_turn_leave_together_at_its_end() -> None:

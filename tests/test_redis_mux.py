@@ -72,7 +72,7 @@ async def test_every_caller_gets_its_own_answer_over_one_connection(redis_url: s
             assert await pipe.call("SET", f"mux:{n}", value, "GET") == (
                 None if round_ == 0 else f"{n}:{round_ - 1}".encode()
             )
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # load-bearing: the other callers' commands interleave
 
     async with pipeline_to(redis_url + f"?client_name={name}") as pipe:
         await asyncio.gather(*(caller(n) for n in range(500)))
