@@ -312,7 +312,8 @@ def redis_url(db: int) -> str:
 class Counting:
     """An `ASK` handler that records the query of every call (`handled`), sets `entered`, waits
     at `gate` when it has one, fails (500) its first `failures` calls and, with `suspends`,
-    yields to the loop once like a handler doing I/O. Its answer names the call it came from."""
+    yields to the loop once like a handler doing I/O. Its answer names the call it came from;
+    with `reply` False it answers nothing (202)."""
 
     def __init__(
         self, *, gate: asyncio.Event | None = None, failures: int = 0, suspends: bool = False
@@ -321,6 +322,7 @@ class Counting:
         self.gate = gate
         self.failures = failures
         self.suspends = suspends
+        self.reply = True
         self.entered = asyncio.Event()
 
     @property
@@ -336,7 +338,9 @@ class Counting:
             await asyncio.sleep(0)  # load-bearing: the handler suspends, as real I/O would
         if self.failures:
             self.failures -= 1
-            raise RuntimeError("boom")
+            raise RuntimeError("boom: secret internals")
+        if not self.reply:
+            return None
         return Answer(result={"message": request.query, "call": len(self.handled)})
 
 

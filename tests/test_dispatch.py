@@ -25,6 +25,7 @@ from tests.support import (
     QUERY,
     RESPONSE,
     STRUCTURED,
+    Counting,
     binary_headers,
     dumps,
     event_json,
@@ -254,42 +255,21 @@ async def test_redelivery_gets_the_same_reply_id_and_body(client: httpx.AsyncCli
 # -------------------------------------------------------------------------------------------
 
 
-class Recorder:
-    """A handler whose behaviour the test scripts; it records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.fail_next = 0
-        self.held = False  # held: never answers, until its budget or a cancel ends it
-        self.reply = True
-        self.entered = asyncio.Event()
-
-    async def __call__(self, request: Question) -> Answer | None:
-        self.calls.append(request.query)
-        self.entered.set()
-        if self.held:
-            await asyncio.Event().wait()  # never set
-        if self.fail_next:
-            self.fail_next -= 1
-            raise RuntimeError("boom: secret internals")
-        return Answer(result={"n": len(self.calls)}) if self.reply else None
-
-
 @pytest.fixture
-def recorder() -> Recorder:
+def recorder() -> Counting:
     """A scriptable handler."""
-    return Recorder()
+    return Counting()
 
 
 @pytest.fixture
-async def rclient(recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
+async def rclient(recorder: Counting) -> AsyncIterator[httpx.AsyncClient]:
     """A function whose query handler is `recorder`, with a short handler timeout."""
     async with handler_client(recorder, handler_timeout_seconds=0.2) as client:
         yield client
 
 
 async def test_handler_returning_none_is_202_empty(
-    rclient: httpx.AsyncClient, recorder: Recorder
+    rclient: httpx.AsyncClient, recorder: Counting
 ) -> None:
     """Nothing to say: 202 with an empty body and no ce- headers."""
     recorder.reply = False
@@ -299,21 +279,21 @@ async def test_handler_returning_none_is_202_empty(
     assert not any(name.startswith("ce-") for name in response.headers)
 
 
-async def test_no_reply_is_replayed_as_202(rclient: httpx.AsyncClient, recorder: Recorder) -> None:
+async def test_no_reply_is_replayed_as_202(rclient: httpx.AsyncClient, recorder: Counting) -> None:
     """A redelivery of an event that got 202 gets 202 again without running the handler."""
     recorder.reply = False
     headers = binary_headers()
     for _ in range(2):
         response = await rclient.post("/", headers=headers, content=dumps(query()))
         assert response.status_code == 202
-    assert len(recorder.calls) == 1
+    assert recorder.calls == 1
 
 
 async def test_handler_raising_is_500_and_a_retry_runs_it_again(
-    rclient: httpx.AsyncClient, recorder: Recorder
+    rclient: httpx.AsyncClient, recorder: Counting
 ) -> None:
     """A crashing handler is a 500 problem (retried by the broker); its claim is released."""
-    recorder.fail_next = 1
+    recorder.failures = 1
     headers = binary_headers()
     failed = await rclient.post("/", headers=headers, content=dumps(query()))
     assert failed.status_code == 500
@@ -323,22 +303,22 @@ async def test_handler_raising_is_500_and_a_retry_runs_it_again(
     assert "Traceback" not in failed.text
     retried = await rclient.post("/", headers=headers, content=dumps(query()))
     assert retried.status_code == 200
-    assert len(recorder.calls) == 2
+    assert recorder.calls == 2
 
 
 async def test_handler_timeout_is_504_and_a_retry_runs_it_again(
-    rclient: httpx.AsyncClient, recorder: Recorder
+    rclient: httpx.AsyncClient, recorder: Counting
 ) -> None:
     """A handler over its time budget is 504 (retried); its claim is released."""
-    recorder.held = True
+    recorder.gate = asyncio.Event()  # never set: held until its budget or a cancel
     headers = binary_headers()
     timed_out = await rclient.post("/", headers=headers, content=dumps(query()))
     assert timed_out.status_code == 504
     assert timed_out.json()["type"].endswith("/handler-timeout")
-    recorder.held = False
+    recorder.gate = None
     retried = await rclient.post("/", headers=headers, content=dumps(query()))
     assert retried.status_code == 200
-    assert len(recorder.calls) == 2
+    assert recorder.calls == 2
 
 
 async def test_handler_returning_a_wrong_type_is_500() -> None:
@@ -375,7 +355,7 @@ async def test_dispatcher_replays_a_stored_reply_as_an_event() -> None:
 
 
 async def test_cancelled_handling_is_not_a_timeout_and_releases_the_claim(
-    recorder: Recorder,
+    recorder: Counting,
 ) -> None:
     """A cancellation from outside (shutdown) propagates as such and frees the event for a retry."""
     registry = Registry(ASK_CATALOGUE)
@@ -386,13 +366,13 @@ async def test_cancelled_handling_is_not_a_timeout_and_releases_the_claim(
         {"specversion": "1.0", "id": "c", "source": "/s", "type": QUERY}, json_data=query()
     )
     payload = dispatcher.validate(route, event)
-    recorder.held = True
+    recorder.gate = asyncio.Event()  # never set: held until its budget or a cancel
     task = asyncio.create_task(dispatcher.handle(event, route, payload))
     await asyncio.wait_for(recorder.entered.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    recorder.held = False
+    recorder.gate = None
     again = await dispatcher.handle(event, route, payload)
     assert again.outcome == "ok"
-    assert len(recorder.calls) == 2
+    assert recorder.calls == 2
