@@ -71,7 +71,7 @@ def send(app: AppTest) -> AppTest:
     return app
 
 
-def until(app: AppTest, done: Callable[[AppTest], bool], what: str, wait: float = 20) -> None:
+def rerun_until(app: AppTest, done: Callable[[AppTest], bool], what: str, wait: float = 20) -> None:
     """Rerun `app` until `done` (the feed and /metrics arrive in the background)."""
     deadline = time.monotonic() + wait
     while not done(app):
@@ -251,7 +251,7 @@ def test_live_shows_handled_events_and_their_replies(
         post_order(function.url, f"{ident}-{time.monotonic_ns()}")  # until the feed listens
         return any(i.startswith(ident) for i in feed_ids(app))
 
-    until(app, arrived, "no event reached the feed")
+    rerun_until(app, arrived, "no event reached the feed")
     frame = app.dataframe[0].value
     assert "handled" in set(frame["outcome"])
     assert "replied / published" in set(frame["outcome"])
@@ -262,7 +262,7 @@ def test_live_filters_the_feed_by_type_and_outcome(
 ) -> None:
     """Filtering on the audit type hides the orders; on `handled`, the replies."""
     app = console(function.url, monkeypatch, page="views/live.py")
-    until(
+    rerun_until(
         app,
         lambda a: (post_order(function.url, str(uuid.uuid4())), feed_ids(a))[1] != [],
         "no event reached the feed",
@@ -283,7 +283,7 @@ def test_live_charts_rates_and_latency_from_metrics(
         post_order(function.url, str(uuid.uuid4()))
         return len(app.get("vega_lite_chart")) == 2
 
-    until(app, charted, "the charts never appeared")
+    rerun_until(app, charted, "the charts never appeared")
     assert "Events/s by outcome" in texts(app)
 
 
