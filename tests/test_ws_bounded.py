@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 import httpx
@@ -115,17 +114,17 @@ async def test_clients_that_stop_reading_are_dropped_memory_returns_and_sigterm_
             # a real process's memory settling after the flood: nothing it sends marks that
             await asyncio.sleep(1.0)
             after = rss_mb(pid)
-        started = time.monotonic()
         server.proc.terminate()
-        server.proc.wait(timeout=GRACE + 10)
-        exited_after = time.monotonic() - started
+        server.proc.wait(timeout=GRACE + 10)  # a hang guard, not a measurement
     finally:
-        server.stop()
+        output = server.stop()
     assert server.proc.returncode == 0
+    # Prompt: every session had ended within the grace, so uvicorn cut no task off at its end
+    # (it logs this line when it has to).
+    assert "timeout graceful shutdown exceeded" not in output
     # A generous bound: 240 MB of pongs went through, and before, 200 MB stayed taken. What is
     # left above the baseline is the allocator's (Python's own traced memory is back: tracemalloc).
     assert after < baseline + 80, (baseline, after)
-    assert exited_after < GRACE + 2
 
 
 async def test_clients_that_leave_without_reading_end_every_task_of_their_session() -> None:
