@@ -27,11 +27,10 @@ EXAMPLE = re.compile(
     r"com\.example\.query|com-example-query|QUERY_REQUEST|QUERY_RESPONSE|handle_query|"
     r"QueryRequest|QueryResponse|QueryMetadata|schemas\.query"
 )
-# The tests of the example itself, the bench (it measures the function as it ships), and the
-# stand-in for a user who changed the example (for the last test here).
+# The tests of the example itself, and the stand-in for a user who changed the example (for the
+# last test here).
 NAME_THE_EXAMPLE = {
     "test_example.py",
-    "test_bench_harness.py",
     "test_suite_function.py",
     "replaced_example.py",
 }
