@@ -39,7 +39,7 @@ def counting() -> Counting:
 
 
 @pytest.fixture
-async def cclient(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
+async def counted_client(counting: Counting) -> AsyncIterator[httpx.AsyncClient]:
     """A function whose query handler is `counting`."""
     async with handler_client(counting) as client:
         yield client

@@ -42,7 +42,7 @@ async def facade(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def keyed() -> AsyncIterator[httpx.AsyncClient]:
+async def api_key_client() -> AsyncIterator[httpx.AsyncClient]:
     """A function with API_KEYS set (and OIDC off)."""
     async with facade(api_keys=KEYS) as client:
         yield client
@@ -52,9 +52,9 @@ async def ask(client: httpx.AsyncClient, headers: dict[str, str] | None = None) 
     return await client.post(QUERY_PATH, json=query("hi"), headers=headers or {})
 
 
-async def test_missing_credentials_is_401(keyed: httpx.AsyncClient) -> None:
+async def test_missing_credentials_is_401(api_key_client: httpx.AsyncClient) -> None:
     """No key at all: 401 problem+json."""
-    response = await ask(keyed)
+    response = await ask(api_key_client)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 401
@@ -71,55 +71,59 @@ async def test_missing_credentials_is_401(keyed: httpx.AsyncClient) -> None:
     ],
     ids=["wrong key", "empty key", "wrong bearer", "other scheme", "prefix of a key"],
 )
-async def test_wrong_credentials_are_401(keyed: httpx.AsyncClient, headers: dict[str, str]) -> None:
+async def test_wrong_credentials_are_401(
+    api_key_client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
     """A key that is not one of API_KEYS is 401 (unauthenticated), never an echo of the key."""
-    response = await ask(keyed, headers)
+    response = await ask(api_key_client, headers)
     assert response.status_code == 401
     assert KEYS[0] not in response.text
 
 
-async def test_401_offers_bearer_and_the_api_key_header(keyed: httpx.AsyncClient) -> None:
+async def test_401_offers_bearer_and_the_api_key_header(api_key_client: httpx.AsyncClient) -> None:
     """Where API keys are accepted, the challenge names Bearer and then `X-API-Key`."""
-    response = await ask(keyed)
+    response = await ask(api_key_client)
     assert response.headers.get_list("www-authenticate") == [f"{BEARER}, {API_KEY}"]
 
 
-async def test_wrong_bearer_credentials_are_an_invalid_token(keyed: httpx.AsyncClient) -> None:
+async def test_wrong_bearer_credentials_are_an_invalid_token(
+    api_key_client: httpx.AsyncClient,
+) -> None:
     """Refused `Authorization: Bearer` credentials add RFC 6750's `error="invalid_token"`."""
-    response = await ask(keyed, {"authorization": "Bearer wrong"})
+    response = await ask(api_key_client, {"authorization": "Bearer wrong"})
     assert response.headers["www-authenticate"] == f'{BEARER}, error="invalid_token", {API_KEY}'
 
 
-async def test_wrong_api_key_is_not_an_invalid_token(keyed: httpx.AsyncClient) -> None:
+async def test_wrong_api_key_is_not_an_invalid_token(api_key_client: httpx.AsyncClient) -> None:
     """A refused `X-API-Key` is no bearer token: the challenge carries no error code."""
-    response = await ask(keyed, {"x-api-key": "wrong"})
+    response = await ask(api_key_client, {"x-api-key": "wrong"})
     assert response.headers["www-authenticate"] == f"{BEARER}, {API_KEY}"
 
 
 @pytest.mark.parametrize("key", KEYS)
-async def test_x_api_key_is_accepted(keyed: httpx.AsyncClient, key: str) -> None:
+async def test_x_api_key_is_accepted(api_key_client: httpx.AsyncClient, key: str) -> None:
     """Each configured key works in `X-API-Key`."""
-    response = await ask(keyed, {"x-api-key": key})
+    response = await ask(api_key_client, {"x-api-key": key})
     assert response.status_code == 200
     assert response.json()["result"] == {"message": "Processed query: hi"}
 
 
-async def test_bearer_api_key_is_accepted(keyed: httpx.AsyncClient) -> None:
+async def test_bearer_api_key_is_accepted(api_key_client: httpx.AsyncClient) -> None:
     """A key works as `Authorization: Bearer <key>` too."""
-    response = await ask(keyed, {"authorization": f"Bearer {KEYS[1]}"})
+    response = await ask(api_key_client, {"authorization": f"Bearer {KEYS[1]}"})
     assert response.status_code == 200
 
 
-async def test_every_api_route_is_protected(keyed: httpx.AsyncClient) -> None:
+async def test_every_api_route_is_protected(api_key_client: httpx.AsyncClient) -> None:
     """Every /api/v1 route of the OpenAPI document but the AsyncAPI document needs credentials."""
-    spec = (await keyed.get("/openapi.json")).json()
+    spec = (await api_key_client.get("/openapi.json")).json()
     paths = [p for p in spec["paths"] if p.startswith("/api/v1/") and p not in OPEN_DOCS]
     assert QUERY_PATH in paths
     for path in paths:
         for method in spec["paths"][path]:
             concrete = path.replace("{event_type}", QUERY)
             concrete = concrete.replace("{", "").replace("}", "")
-            response = await keyed.request(method.upper(), concrete)
+            response = await api_key_client.request(method.upper(), concrete)
             assert response.status_code == 401, (method, path)
             assert response.headers["www-authenticate"].startswith(BEARER), (method, path)
 
@@ -128,16 +132,16 @@ async def test_every_api_route_is_protected(keyed: httpx.AsyncClient) -> None:
     "path",
     ["/health/liveness", "/health/readiness", "/openapi.json", "/docs", "/metrics", *OPEN_DOCS],
 )
-async def test_operational_paths_stay_open(keyed: httpx.AsyncClient, path: str) -> None:
+async def test_operational_paths_stay_open(api_key_client: httpx.AsyncClient, path: str) -> None:
     """Probes, metrics and the API docs need no credentials (they carry no user data)."""
-    response = await keyed.get(path)
+    response = await api_key_client.get(path)
     assert response.status_code != 401
     assert response.status_code != 403
 
 
-async def test_openapi_documents_both_schemes(keyed: httpx.AsyncClient) -> None:
+async def test_openapi_documents_both_schemes(api_key_client: httpx.AsyncClient) -> None:
     """The OpenAPI document declares the API key and bearer schemes and the 401 answer."""
-    spec = (await keyed.get("/openapi.json")).json()
+    spec = (await api_key_client.get("/openapi.json")).json()
     schemes = spec["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}
     assert "401" in spec["paths"][QUERY_PATH]["post"]["responses"]
@@ -149,9 +153,9 @@ async def test_facade_is_open_without_keys_or_oidc() -> None:
         assert (await ask(client)).status_code == 200
 
 
-async def test_api_keys_do_not_guard_deliveries(keyed: httpx.AsyncClient) -> None:
+async def test_api_keys_do_not_guard_deliveries(api_key_client: httpx.AsyncClient) -> None:
     """API keys are for people; the broker cannot send them, so POST / stays as OIDC says."""
-    response = await keyed.post("/", headers=binary_headers(), content=dumps(query()))
+    response = await api_key_client.post("/", headers=binary_headers(), content=dumps(query()))
     assert response.status_code == 200
 
 
@@ -326,15 +330,15 @@ def test_logs_never_carry_keys_or_tokens(issuer: Issuer) -> None:
             assert len(part) < 16 or part not in output
 
 
-async def test_error_bodies_carry_no_traceback_or_path(keyed: httpx.AsyncClient) -> None:
+async def test_error_bodies_carry_no_traceback_or_path(api_key_client: httpx.AsyncClient) -> None:
     """401, 404, 405 and 400 bodies say what is wrong, never where in the code."""
     key = {"x-api-key": KEYS[0]}
     responses = [
-        await ask(keyed, {"x-api-key": "nope"}),
-        await keyed.get("/nowhere"),
-        await keyed.put("/", content=b"x"),
-        await keyed.post(QUERY_PATH, content=b"{not json", headers=key),
-        await keyed.post(QUERY_PATH, json={"query": ""}, headers=key),
+        await ask(api_key_client, {"x-api-key": "nope"}),
+        await api_key_client.get("/nowhere"),
+        await api_key_client.put("/", content=b"x"),
+        await api_key_client.post(QUERY_PATH, content=b"{not json", headers=key),
+        await api_key_client.post(QUERY_PATH, json={"query": ""}, headers=key),
     ]
     for response in responses:
         assert response.status_code in (400, 401, 404, 405, 415, 422)

@@ -17,10 +17,21 @@ import orjson
 import pytest
 
 from eventfn.stores.deadletters import decode_error_data
+from eventfn.testing import app_client
 from tests import support
 from tests.oidc import AUDIENCE, Issuer
 from tests.sink import running_sink
-from tests.support import STRUCTURED, binary_headers, event_json, new_id, query, suite_client
+from tests.support import (
+    STRUCTURED,
+    binary_headers,
+    dumps,
+    event_json,
+    make_app,
+    new_id,
+    query,
+    suite_client,
+    suite_settings,
+)
 
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 FAILED_BODY = '{"type":"https://example/problems/schema","status":400}'
@@ -232,3 +243,25 @@ def test_error_data_cut_by_knative_at_1024_chars_still_decodes() -> None:
     assert decoded is not None
     assert body.startswith(decoded)
     assert len(decoded) == 765
+
+
+async def test_an_event_too_large_for_the_ingress_is_kept_as_a_dead_letter(tmp_path: Path) -> None:
+    """2 MiB is 413 at POST / (MAX_BODY_BYTES), and stored by /deadletter (its own limit)."""
+    body = dumps({"query": "x" * (2 * 2**20)})
+    async with app_client(make_app(suite_settings(data_dir=tmp_path))) as client:
+        refused = await client.post("/", headers=binary_headers(), content=body)
+        kept = await client.post("/deadletter", headers=binary_headers(id=new_id()), content=body)
+        items = (await client.get("/api/v1/deadletters")).json()["items"]
+    assert refused.status_code == 413
+    assert kept.status_code == 202
+    assert len(items) == 1
+
+
+async def test_the_dead_letter_sink_has_a_limit_of_its_own(tmp_path: Path) -> None:
+    """Above DEADLETTER_MAX_BODY_BYTES the sink answers 413 too."""
+    settings = suite_settings(data_dir=tmp_path, deadletter_max_body_bytes=4096)
+    async with app_client(make_app(settings)) as client:
+        response = await client.post(
+            "/deadletter", headers=binary_headers(), content=dumps({"query": "x" * 8192})
+        )
+    assert response.status_code == 413

@@ -269,12 +269,12 @@ async def test_store_pings_and_closes() -> None:
 
 
 async def test_redelivery_replays_without_running_the_handler(
-    cclient: httpx.AsyncClient, counting: Counting
+    counted_client: httpx.AsyncClient, counting: Counting
 ) -> None:
     """Same source+id and body: the stored reply comes back, the handler runs once."""
     headers = binary_headers(id="dup")
-    first = await cclient.post("/", headers=headers, content=dumps(query()))
-    second = await cclient.post("/", headers=headers, content=dumps(query()))
+    first = await counted_client.post("/", headers=headers, content=dumps(query()))
+    second = await counted_client.post("/", headers=headers, content=dumps(query()))
     assert second.status_code == 200
     assert second.content == first.content
     assert second.headers["ce-id"] == first.headers["ce-id"]
@@ -282,13 +282,13 @@ async def test_redelivery_replays_without_running_the_handler(
 
 
 async def test_redelivery_in_another_mode_replays_in_that_mode(
-    cclient: httpx.AsyncClient, counting: Counting
+    counted_client: httpx.AsyncClient, counting: Counting
 ) -> None:
     """A binary event redelivered in structured mode gets the same reply, structured."""
-    first = await cclient.post(
+    first = await counted_client.post(
         "/", headers=binary_headers(id="x", source="/p"), content=dumps(query())
     )
-    again = await cclient.post(
+    again = await counted_client.post(
         "/",
         headers={"content-type": STRUCTURED},
         content=dumps(event_json(query(), id="x", source="/p")),
@@ -300,23 +300,23 @@ async def test_redelivery_in_another_mode_replays_in_that_mode(
 
 
 async def test_same_id_from_another_source_is_another_event(
-    cclient: httpx.AsyncClient, counting: Counting
+    counted_client: httpx.AsyncClient, counting: Counting
 ) -> None:
     """Identity is source+id: the same id from two sources is handled twice."""
     for source in ("/a", "/b"):
-        await cclient.post(
+        await counted_client.post(
             "/", headers=binary_headers(id="1", source=source), content=dumps(query())
         )
     assert counting.calls == 2
 
 
 async def test_changed_payload_under_the_same_identity_replays_the_first_answer(
-    cclient: httpx.AsyncClient, counting: Counting
+    counted_client: httpx.AsyncClient, counting: Counting
 ) -> None:
     """A producer reusing source+id with new data gets the first answer (logged as its error)."""
     headers = binary_headers(id="reused")
-    first = await cclient.post("/", headers=headers, content=dumps(query("one")))
-    second = await cclient.post("/", headers=headers, content=dumps(query("two")))
+    first = await counted_client.post("/", headers=headers, content=dumps(query("one")))
+    second = await counted_client.post("/", headers=headers, content=dumps(query("two")))
     assert second.status_code == 200
     assert second.json() == first.json()
     assert second.json()["result"]["message"] == "one"
@@ -324,14 +324,14 @@ async def test_changed_payload_under_the_same_identity_replays_the_first_answer(
 
 
 async def test_redelivery_while_in_progress_is_409(
-    cclient: httpx.AsyncClient, counting: Counting
+    counted_client: httpx.AsyncClient, counting: Counting
 ) -> None:
     """While the first delivery is being handled, a redelivery gets 409 and a Retry-After."""
     counting.gate = asyncio.Event()
     headers = binary_headers(id="slow")
-    first = asyncio.create_task(cclient.post("/", headers=headers, content=dumps(query())))
+    first = asyncio.create_task(counted_client.post("/", headers=headers, content=dumps(query())))
     await asyncio.wait_for(counting.entered.wait(), 5)
-    second = await cclient.post("/", headers=headers, content=dumps(query()))
+    second = await counted_client.post("/", headers=headers, content=dumps(query()))
     counting.gate.set()
     done = await first
     assert second.status_code == 409
@@ -339,6 +339,6 @@ async def test_redelivery_while_in_progress_is_409(
     assert second.headers["retry-after"] == "1"
     assert second.json()["type"].endswith("/in-progress")
     assert done.status_code == 200
-    third = await cclient.post("/", headers=headers, content=dumps(query()))
+    third = await counted_client.post("/", headers=headers, content=dumps(query()))
     assert third.content == done.content
     assert counting.calls == 1

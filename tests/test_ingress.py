@@ -145,11 +145,13 @@ async def test_empty_batch_is_202(client: httpx.AsyncClient) -> None:
     ids=["malformed", "schema", "unknown-type", "non-json"],
 )
 async def test_bad_third_event_rejects_the_batch_before_any_is_handled(
-    cclient: httpx.AsyncClient, counting: Counting, third: dict[str, object], problem: str
+    counted_client: httpx.AsyncClient, counting: Counting, third: dict[str, object], problem: str
 ) -> None:
     """One bad event rejects the whole batch naming index 2; the first two are not handled."""
     events = [event_json(query("one")), event_json(query("two")), third]
-    response = await cclient.post("/", headers={"content-type": BATCH}, content=dumps(events))
+    response = await counted_client.post(
+        "/", headers={"content-type": BATCH}, content=dumps(events)
+    )
     body = assert_problem(response, 415 if problem == "unsupported-media-type" else 400, problem)
     assert body["index"] == 2
     assert "[2]" in str(body["detail"])

@@ -304,3 +304,25 @@ async def test_a_refused_event_is_parked_when_the_dead_letter_store_is_down(tmp_
         await p.stop()
         await outbox.stop()
         await down.aclose()
+
+
+async def test_two_answers_sharing_a_request_id_are_two_events_in_the_outbox(
+    tmp_path: Path,
+) -> None:
+    """With the sink down, two answers sent with one X-Request-Id both wait in the outbox."""
+    down = f"http://127.0.0.1:{free_port()}/"
+    settings = suite_settings(
+        k_sink=down, data_dir=tmp_path, publish_attempts=1, publish_timeout_seconds=0.5
+    )
+    app = make_app(settings)
+    async with app_client(app) as client:
+        for text in ("first", "second"):
+            response = await client.post(
+                "/api/v1/query", json={"query": text}, headers={"x-request-id": "same"}
+            )
+            assert response.status_code == 200
+        publisher = app.state.runtime.publisher
+        # Both publishes fail fast (nothing listens), then park.
+        await until(lambda: not publisher.pending)
+        depth = await publisher.outbox.depth()
+    assert depth == 2

@@ -105,9 +105,9 @@ CHANGED_EXAMPLE_CASES = [
     "tests/test_facade.py",
     "tests/test_public_api.py",
     "tests/test_cli.py",
-    "tests/test_test_plan.py::test_plan_unit_test_posts_plain_json_to_the_root",
-    "tests/test_test_plan.py::test_testclient_with_lifespan_answers_a_binary_event",
-    "tests/test_test_plan.py::test_asgi_app_reads_its_settings_from_the_environment",
+    "tests/test_install_and_run.py::test_plan_unit_test_posts_plain_json_to_the_root",
+    "tests/test_install_and_run.py::test_testclient_with_lifespan_answers_a_binary_event",
+    "tests/test_install_and_run.py::test_asgi_app_reads_its_settings_from_the_environment",
 ]
 
 

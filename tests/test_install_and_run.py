@@ -1,4 +1,5 @@
-"""The project's original test plan, step by step, as a new user runs it on a fresh clone.
+"""Installing and running the function every way a new user does, step by step, on a fresh clone
+(the steps of the project's original test plan).
 
 Poetry for the dependencies (beside uv, from the same pyproject.toml and the same versions), the
 unit test with FastAPI's TestClient, the stock `uvicorn eventfn.asgi:app`, compiled bytecode for
