@@ -151,7 +151,7 @@ bench-kpa: venv ## Knative's autoscaler simulated on the sweep under a ramp to 2
 	$(PY) -m bench.kpa $(KPA_ARGS)
 
 .PHONY: kubectl
-kubectl: ## apt-install kubectl (Debian's kubernetes-client): tests/test_rollout.py builds eventing/ with it
+kubectl: ## apt-install kubectl (Debian's kubernetes-client): tests/repo/test_rollout.py builds eventing/ with it
 	command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; }
 
 .PHONY: loadtest

@@ -19,7 +19,7 @@ the p99 measured at c. Above it, or above containerConcurrency, the excess waits
 queue-proxy: the backlog grows by the difference, counts as concurrency for the KPA (the
 queue-proxy reports what it holds), and adds the time to drain it to the p99.
 
-Hand-written because no library models the KPA; the arithmetic is tested (tests/test_kpa.py).
+Hand-written because no library models the KPA; the arithmetic is tested (tests/unit/test_kpa.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ itself from `alive()`/`ready()`, calls `start(cfg)`/`stop()` from its ASGI lifes
 every other request, untouched, to `handle(scope, receive, send)`. Here `handle` is the whole
 app (the ingress in every mode, the dead-letter sink, the facade, its WebSocket, metrics), so
 each door answers as under `python -m eventfn`. What func-python does differently is in
-docs/deploy/func.md; tests/test_func_host_builder.py serves the function as func builds it.
+docs/deploy/func.md; tests/system/test_func_host_builder.py serves the function as func builds it.
 
 `invoke: cloudevent` is not supported: func-python's CloudEvents middleware refuses everything
 that is not a CloudEvent (the facade, `/metrics`, the plain JSON `POST /`) and re-encodes

@@ -11,7 +11,7 @@ current `eventing/` does not render:
       -l app.kubernetes.io/name=knative-python-backend -o json \\
       | python -m manifests.prune | xargs -r kubectl -n knative-python-backend delete
 
-Pure over the JSON it reads, so it is tested without a cluster (tests/test_rollout.py).
+Pure over the JSON it reads, so it is tested without a cluster (tests/repo/test_rollout.py).
 """
 
 from __future__ import annotations

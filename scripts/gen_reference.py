@@ -5,7 +5,7 @@
                                       exposes on `/metrics`
 
 `python scripts/gen_reference.py` (`make docs-reference`) writes them; `--check` writes nothing
-and exits 1 naming each page that differs from what the code gives (tests/test_docs.py runs it,
+and exits 1 naming each page that differs from what the code gives (tests/repo/test_docs.py runs it,
 so a setting or a metric added without its page fails the suite, with the command to run).
 """
 

@@ -2,7 +2,7 @@
 
 The runtime parses by hand (`eventfn.routing.cesql.descent`: no parser table to build, no
 library to import at start-up); this is the spec's `CESQLParser.g4` nearly line for line as a
-lark LALR grammar, its callbacks building the same `nodes`. `tests/test_cesql_grammar.py`
+lark LALR grammar, its callbacks building the same `nodes`. `tests/unit/test_cesql_grammar.py`
 holds the two equal: same value and error on every TCK expression and the corners below it,
 same line and column for every parse error.
 

@@ -1,14 +1,31 @@
-"""Fixtures shared by every test module."""
+"""Fixtures shared by every test module, and each test marked with its kind.
+
+The tests are grouped by kind, one folder each, and marked after it (`-m unit` runs the unit
+tests alone): `unit/` in-process, `integration/` with real peers (a served function, Redis,
+sinks, an issuer), `system/` the fault suite and whole-system checks, `repo/` the repository's
+own checks. The `server`, `redis` and `chaos` markers still say what a test needs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.oidc import Issuer
 from tests.support import Counting, handler_client, suite_client
+
+KINDS = ("unit", "integration", "system", "repo")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the kind its folder says."""
+    for item in items:
+        folder = Path(str(item.path)).parent.name
+        if folder in KINDS:
+            item.add_marker(folder)
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ _NO_REPLY = 0xFF
 # Bytes an entry costs beyond its key and record: the str and bytes headers, the dict slot and
 # the order deque's pointer, measured with tracemalloc on CPython 3.11 in the steady state of a
 # full store (evicting as fast as it adds, which leaves the dict's table larger than when filling
-# it: 140 bytes then, 172 now; tests/test_dedupe_memory.py checks the bound holds).
+# it: 140 bytes then, 172 now; tests/unit/test_dedupe_memory.py checks the bound holds).
 ENTRY_OVERHEAD = 175
 
 

@@ -1,4 +1,5 @@
-"""A pytest plugin standing in for a user who changed the example (tests/test_suite_function.py).
+"""A pytest plugin standing in for a user who changed the example
+(tests/repo/test_suite_function.py).
 
     python -m pytest -p tests.functions.replaced_example ...   REPLACED_EXAMPLE=first|removed
 

@@ -71,7 +71,7 @@ def imports_user_code(path: Path) -> bool:
 
 
 def test_only_the_tests_of_the_example_name_it() -> None:
-    """The query type's names appear in tests/test_example.py (and the bench's tests) only."""
+    """The query type's names appear in tests/repo/test_example.py (and the bench's tests) only."""
     naming = {
         str(path.relative_to(TESTS))
         for path in sources()
@@ -80,7 +80,7 @@ def test_only_the_tests_of_the_example_name_it() -> None:
     assert naming == set(), (
         "these tests name the example query type: serve tests/functions (tests.support's "
         "QUERY, RESPONSE, make_app, registry_with) instead, or move a test of the example "
-        "itself to tests/test_example.py"
+        "itself to tests/repo/test_example.py"
     )
 
 
@@ -99,15 +99,15 @@ def test_only_the_tests_of_the_shipped_function_import_it() -> None:
 
 # The cases a changed default type or a missing example broke, and the seed plan's own.
 CHANGED_EXAMPLE_CASES = [
-    "tests/test_example.py",
-    "tests/test_catalogue.py",
-    "tests/test_plain_json.py",
-    "tests/test_facade.py",
-    "tests/test_public_api.py",
-    "tests/test_cli.py",
-    "tests/test_install_and_run.py::test_plan_unit_test_posts_plain_json_to_the_root",
-    "tests/test_install_and_run.py::test_testclient_with_lifespan_answers_a_binary_event",
-    "tests/test_install_and_run.py::test_asgi_app_reads_its_settings_from_the_environment",
+    "tests/repo/test_example.py",
+    "tests/unit/test_catalogue.py",
+    "tests/unit/test_plain_json.py",
+    "tests/unit/test_facade.py",
+    "tests/repo/test_public_api.py",
+    "tests/integration/test_cli.py",
+    "tests/repo/test_install_and_run.py::test_plan_unit_test_posts_plain_json_to_the_root",
+    "tests/repo/test_install_and_run.py::test_testclient_with_lifespan_answers_a_binary_event",
+    "tests/repo/test_install_and_run.py::test_asgi_app_reads_its_settings_from_the_environment",
 ]
 
 
@@ -132,5 +132,5 @@ def test_the_suites_pass_whatever_the_example_becomes(variant: str) -> None:
     assert " passed" in done.stdout.strip().splitlines()[-1]
     # The example's own tests run while it is there and skip (saying why) once it is gone.
     gone = variant == "removed" or importlib.util.find_spec("schemas.query") is None
-    skipped = re.search(r"^SKIPPED \[\d+\] tests/test_example\.py", done.stdout, re.MULTILINE)
+    skipped = re.search(r"^SKIPPED \[\d+\] tests/repo/test_example\.py", done.stdout, re.MULTILINE)
     assert bool(skipped) is gone, done.stdout[-4000:]

@@ -24,7 +24,7 @@ from manifests.deployment import DEPLOYMENT, Deployment
 from manifests.objects import code_defaults
 from manifests.prune import unreferenced
 from schemas import CATALOGUE
-from tests.test_manifests import needs_crds, validate
+from tests.repo.test_manifests import needs_crds, validate
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(

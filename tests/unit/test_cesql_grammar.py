@@ -8,7 +8,7 @@ import pytest
 
 from eventfn.routing.cesql import Expression, ParseError, descent
 from tests import cesql_lark
-from tests.test_cesql_tck import _cases
+from tests.unit.test_cesql_tck import _cases
 
 # Corners the TCK leaves out: signs and spaces, grouping, keywords where a name may stand,
 # malformed sets and calls, quotes, positions across lines.

@@ -25,7 +25,7 @@ import pytest
 
 from tests.faults import OwnRedis, own_redis, recording_sink
 from tests.support import ServerProcess, new_id, query
-from tests.test_claims import FAST_BROKER, broker
+from tests.system.test_claims import FAST_BROKER, broker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server, pytest.mark.redis]
 

@@ -1,6 +1,6 @@
 """The `function` package: the contract Knative func's Python scaffolding serves.
 
-In process, the contract as func-python calls it; tests/test_func_host_builder.py serves the
+In process, the contract as func-python calls it; tests/system/test_func_host_builder.py serves the
 function as func's host builder builds it.
 """
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.repo.test_install_and_run import made_by_make_venv
 from tests.support import ROOT
-from tests.test_install_and_run import made_by_make_venv
 
 UV_CFG = "home = /usr/bin\nimplementation = CPython\nuv = 0.13.9\nversion_info = 3.11.7\n"
 VIRTUALENV_CFG = (
@@ -30,7 +30,7 @@ def venv(root: Path, config: str) -> Path:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project root of the test's own, as ROOT for the check."""
-    monkeypatch.setattr("tests.test_install_and_run.ROOT", tmp_path)
+    monkeypatch.setattr("tests.repo.test_install_and_run.ROOT", tmp_path)
     return tmp_path
 
 

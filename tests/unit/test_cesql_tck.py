@@ -10,7 +10,7 @@ import yaml
 
 from eventfn.routing import cesql
 
-TCK = Path(__file__).resolve().parent.parent.parent / "shared" / "cesql" / "tck"
+TCK = Path(__file__).resolve().parents[3] / "shared" / "cesql" / "tck"
 
 # Any valid event serves where a case gives none (the TCK's "any valid event can be passed").
 BASE_EVENT: dict[str, Any] = {

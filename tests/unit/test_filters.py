@@ -13,7 +13,7 @@ import manifests
 from eventfn import CESQL, AllOf, AnyOf, Catalogue, EventSpec, Exact, Not, Prefix, Route, Suffix
 from eventfn.routing import cesql
 from eventfn.routing.filters import compile_trigger, filter_from_dict
-from tests.test_manifests import needs_crds, validate
+from tests.repo.test_manifests import needs_crds, validate
 
 ORDER_TYPE = "com.acme.order.placed"
 

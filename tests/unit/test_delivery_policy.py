@@ -14,7 +14,7 @@ from eventfn import Catalogue, Delivery, EventSpec, Registry, create_app
 from eventfn.core import policy
 from eventfn.testing import isolated_settings
 from manifests.objects import code_defaults
-from tests.test_manifests import needs_crds, validate
+from tests.repo.test_manifests import needs_crds, validate
 
 
 class Payload(BaseModel):

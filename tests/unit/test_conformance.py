@@ -114,4 +114,4 @@ def test_conformance_cases_are_found_when_shared_is_present() -> None:
 
 def test_shared_is_outside_the_project() -> None:
     """The cases are read from ../shared, never vendored into the project."""
-    assert not Path(CASES_DIR).resolve().is_relative_to(Path(__file__).resolve().parent.parent)
+    assert not Path(CASES_DIR).resolve().is_relative_to(Path(__file__).resolve().parents[2])

@@ -1,9 +1,9 @@
 """The example the project ships (`schemas/query.py`, `handler/functions.py`): its catalogue, its
 handler, what a query must look like and what its answer carries.
 
-The only tests that import the example by name (`tests/test_repository.py` keeps it so): the rest
-of the suite serves its own function (`tests/functions`). A user who replaces or removes the
-example replaces or removes these tests with it; until then, without it, they skip.
+The only tests that import the example by name (`tests/repo/test_suite_function.py` keeps it
+so): the rest of the suite serves its own function (`tests/functions`). A user who replaces or
+removes the example replaces or removes these tests with it; until then, without it, they skip.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The event catalogue and the handler registry: one names the types, the other their handlers.
 
 The registry is built on a catalogue and carries it, so the two cannot disagree. These tests build
-their own catalogues; the example's (`schemas.CATALOGUE`) is checked in tests/test_example.py.
+their own catalogues; the example's (`schemas.CATALOGUE`) is checked in tests/repo/test_example.py.
 """
 
 from __future__ import annotations

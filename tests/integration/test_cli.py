@@ -128,12 +128,14 @@ def test_event_defaults_like_kn_event_send() -> None:
 
 def test_the_default_type_is_that_of_the_function_registry_names() -> None:
     """--registry (else FUNCTION_REGISTRY) names the function whose first consumed type is sent."""
-    assert build_event(args("--registry", "tests.test_cli:NOTES")).get_type() == NOTE.type
+    assert (
+        build_event(args("--registry", "tests.integration.test_cli:NOTES")).get_type() == NOTE.type
+    )
 
 
 def test_the_default_type_follows_function_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --registry, the shell's FUNCTION_REGISTRY names the function."""
-    monkeypatch.setenv("FUNCTION_REGISTRY", "tests.test_cli:NOTES")
+    monkeypatch.setenv("FUNCTION_REGISTRY", "tests.integration.test_cli:NOTES")
     assert build_event(args()).get_type() == NOTE.type
 
 
@@ -145,7 +147,10 @@ def test_a_given_type_needs_no_function() -> None:
 
 @pytest.mark.parametrize(
     ("registry", "message"),
-    [("no.such.module:registry", "cannot be imported"), ("tests.test_cli:SILENT", "consumes no")],
+    [
+        ("no.such.module:registry", "cannot be imported"),
+        ("tests.integration.test_cli:SILENT", "consumes no"),
+    ],
     ids=["unresolvable", "consumes-nothing"],
 )
 def test_no_type_and_no_default_type_is_a_usage_error(

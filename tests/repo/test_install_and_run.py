@@ -129,7 +129,12 @@ def test_poetry_install_then_poetry_run_pytest(poetry: list[str]) -> None:
     run([*poetry, "install"], timeout=600)
     run([*poetry, "run", "python", "-c", "import eventfn, function, handler, schemas"])
     # A slice of the suite: the whole of it runs under uv already, on the same versions.
-    smoke = ["tests/test_smoke.py", "tests/test_function_package.py", "-p", "no:cacheprovider"]
+    smoke = [
+        "tests/unit/test_smoke.py",
+        "tests/unit/test_function_package.py",
+        "-p",
+        "no:cacheprovider",
+    ]
     assert " passed" in run([*poetry, "run", "pytest", "-q", *smoke], timeout=600).stdout
 
 

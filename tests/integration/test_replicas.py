@@ -1,7 +1,8 @@
 """Two real replicas (`python -m eventfn` processes) sharing one Redis behave like one function.
 
-The in-process specification is tests/test_redis_dedupe.py; this module proves the same over real
-sockets and real processes, including a replica killed (SIGKILL) in the middle of an event.
+The in-process specification is tests/integration/test_redis_dedupe.py; this module proves the
+same over real sockets and real processes, including a replica killed (SIGKILL) in the middle of
+an event.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import httpx
 import pytest
 
 from tests import support
+from tests.integration.test_drain import slow_functions, wait_for_file
 from tests.support import ServerProcess, binary_headers, dumps, new_id, query
-from tests.test_drain import slow_functions, wait_for_file
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 
