@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.oidc import Issuer
-from tests.support import Counting, handler_client, suite_client
+from tests.helpers.oidc import Issuer
+from tests.helpers.support import Counting, handler_client, suite_client
 
 KINDS = ("unit", "integration", "system", "repo")
 

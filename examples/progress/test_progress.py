@@ -9,7 +9,7 @@ import pytest
 from eventfn import create_app
 from eventfn.testing import function_client, isolated_settings
 from examples.progress.functions import registry
-from tests.live import answers, send, serving, socket
+from tests.helpers.live import answers, send, serving, socket
 
 
 @pytest.mark.server

@@ -15,8 +15,8 @@ from websockets.sync.client import connect
 from eventfn.core.errors import Forbidden, Unauthenticated
 from eventfn.facade.guards import authenticate_websocket
 from eventfn.testing import app_client
-from tests.oidc import AUDIENCE, Issuer
-from tests.support import (
+from tests.helpers.oidc import AUDIENCE, Issuer
+from tests.helpers.support import (
     QUERY,
     binary_headers,
     dumps,
@@ -24,7 +24,7 @@ from tests.support import (
     query,
     running_server,
 )
-from tests.support import suite_settings as settings_for
+from tests.helpers.support import suite_settings as settings_for
 
 KEYS = ["key-one-5f2c9a7e", "key-two-8d41b3c6"]
 QUERY_PATH = "/api/v1/query"

@@ -18,8 +18,8 @@ from eventfn.auth.oidc import OIDCVerifier
 from eventfn.dispatch.registry import Registry
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
-from tests.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
-from tests.support import (
+from tests.helpers.oidc import AUDIENCE, SUBJECT, Issuer, unsigned_token
+from tests.helpers.support import (
     RESPONSE,
     Clock,
     binary_headers,
@@ -29,7 +29,7 @@ from tests.support import (
     make_app,
     query,
 )
-from tests.support import suite_settings as settings_for
+from tests.helpers.support import suite_settings as settings_for
 
 BEARER = 'Bearer realm="knative-python-backend"'
 INVALID_TOKEN = BEARER + ', error="invalid_token"'

@@ -18,7 +18,7 @@ from eventfn import Catalogue, Registry
 from eventfn.__main__ import main
 from eventfn.send import build_event, parser, send, set_path
 from tests.functions import NOTE, NOTICE, take_note
-from tests.support import QUERY, RESPONSE, ROOT, SUITE_REGISTRY, ServerProcess
+from tests.helpers.support import QUERY, RESPONSE, ROOT, SUITE_REGISTRY, ServerProcess
 
 URL = "http://function.test/"
 

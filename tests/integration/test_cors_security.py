@@ -11,11 +11,11 @@ import orjson
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.live import function_socket
-from tests.live import receive as ws_receive
-from tests.live import send as ws_send
-from tests.live import socket as ws_socket
-from tests.support import (
+from tests.helpers.live import function_socket
+from tests.helpers.live import receive as ws_receive
+from tests.helpers.live import send as ws_send
+from tests.helpers.live import socket as ws_socket
+from tests.helpers.support import (
     STRUCTURED,
     binary_headers,
     dumps,

@@ -18,10 +18,10 @@ import pytest
 
 from eventfn.stores.deadletters import decode_error_data
 from eventfn.testing import app_client
-from tests import support
-from tests.oidc import AUDIENCE, Issuer
-from tests.sink import running_sink
-from tests.support import (
+from tests.helpers import support
+from tests.helpers.oidc import AUDIENCE, Issuer
+from tests.helpers.sink import running_sink
+from tests.helpers.support import (
     STRUCTURED,
     binary_headers,
     dumps,

@@ -22,8 +22,8 @@ import uvicorn
 from eventfn.server.drain import DrainingServer
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.testing import app_client
-from tests.sink import Sink, running_sink
-from tests.support import (
+from tests.helpers.sink import Sink, running_sink
+from tests.helpers.support import (
     ServerProcess,
     binary_headers,
     dumps,
@@ -38,7 +38,7 @@ from tests.support import (
 SLOW_FUNCTION = textwrap.dedent(
     """
     import asyncio, os, pathlib
-    from tests.support import make_app
+    from tests.helpers.support import make_app
     from eventfn import Registry
     from eventfn.core.config import Settings
     from eventfn.server.serve import serve

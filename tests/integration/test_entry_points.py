@@ -18,7 +18,7 @@ import pytest
 import eventfn
 from eventfn import RegistryNotFound, load_registry
 from eventfn.__main__ import main
-from tests.support import ServerProcess
+from tests.helpers.support import ServerProcess
 
 # A user's function of the test's own, written as a file: what a target names.
 USER_MODULE = """

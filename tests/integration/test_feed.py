@@ -14,7 +14,7 @@ from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.observability.feed import LiveFeed, Subscription, channel_name
 from eventfn.runtime import build_feed_client
-from tests.support import QUERY, RESPONSE, free_port, redis_url, suite_settings, until
+from tests.helpers.support import QUERY, RESPONSE, free_port, redis_url, suite_settings, until
 
 
 def event(n: int = 0, type_: str = QUERY) -> Event:

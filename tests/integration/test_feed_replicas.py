@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.live import receive, send, socket
-from tests.support import (
+from tests.helpers.live import receive, send, socket
+from tests.helpers.support import (
     RESPONSE,
     ServerProcess,
     binary_headers,

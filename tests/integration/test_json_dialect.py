@@ -16,8 +16,8 @@ import pytest
 
 from eventfn.binding import decode_batch, decode_structured, loads
 from eventfn.core.errors import MalformedEvent
-from tests.faults import recording_sink
-from tests.support import (
+from tests.helpers.faults import recording_sink
+from tests.helpers.support import (
     BATCH,
     STRUCTURED,
     binary_headers,

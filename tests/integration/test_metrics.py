@@ -19,8 +19,8 @@ from eventfn.observability import tracing
 from eventfn.observability.metrics import OTHER, Metrics
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question, registry_with
-from tests.live import answer, function_socket, receive, send, socket
-from tests.support import (
+from tests.helpers.live import answer, function_socket, receive, send, socket
+from tests.helpers.support import (
     BATCH,
     QUERY,
     RESPONSE,

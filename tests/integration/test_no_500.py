@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventfn.app import FunctionApp
-from tests.support import (
+from tests.helpers.support import (
     BATCH,
     STRUCTURED,
     binary_headers,
@@ -239,7 +239,7 @@ ws_messages = st.one_of(
 @contextlib.contextmanager
 def served(tmp: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, str, str]]:
     """The function served by uvicorn on a loop of its own; its address and ask message type."""
-    from tests.live import serving
+    from tests.helpers.live import serving
 
     loop = asyncio.new_event_loop()
     app = make_app(suite_settings(data_dir=tmp))
@@ -257,7 +257,7 @@ def served(tmp: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, str, str]]:
 async def exchange(address: str, message: str, ask: str) -> list[dict[str, Any]]:
     """Send `message`, then a ping: every message received until its pong, and until the answer
     of a query (a result or an error with its `id`), which may come after the pong."""
-    from tests.live import socket
+    from tests.helpers.live import socket
 
     try:
         sent = orjson.loads(message)

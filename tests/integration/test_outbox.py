@@ -18,9 +18,9 @@ from eventfn.binding import Event
 from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.testing import app_client
-from tests import support
-from tests.sink import Sink
-from tests.support import (
+from tests.helpers import support
+from tests.helpers.sink import Sink
+from tests.helpers.support import (
     RESPONSE,
     make_app,
     query,

@@ -20,8 +20,8 @@ from eventfn.delivery.retry import failure
 from eventfn.observability.metrics import Metrics
 from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
-from tests.faults import recording_sink
-from tests.support import (
+from tests.helpers.faults import recording_sink
+from tests.helpers.support import (
     STRUCTURED,
     dumps,
     event_json,

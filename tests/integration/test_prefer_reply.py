@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from eventfn.binding import prefers_reply
-from tests.sink import running_sink
-from tests.support import (
+from tests.helpers.sink import running_sink
+from tests.helpers.support import (
     BATCH,
     RESPONSE,
     binary_headers,

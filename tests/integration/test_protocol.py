@@ -1,7 +1,8 @@
 """Responses leave at the end of the event-loop turn (eventfn.server.protocol), in order, and whole.
 
 The unit tests drive `HeldWrites` over a recording transport; the others serve real apps with
-uvicorn and `TurnWritesProtocol` on a loopback socket, as production does (tests.live.serving).
+uvicorn and `TurnWritesProtocol` on a loopback socket, as production does
+(tests.helpers.live.serving).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 import pytest
 
 from eventfn.server.protocol import HIGH_WATER, HeldWrites
-from tests.live import function_socket, serving
-from tests.support import QUERY, until
+from tests.helpers.live import function_socket, serving
+from tests.helpers.support import QUERY, until
 
 pytestmark = pytest.mark.server
 
@@ -301,7 +302,7 @@ def test_a_uvicorn_without_the_private_class_falls_back_with_one_warning(
 
     from eventfn.observability.logs import configure_logging
     from eventfn.server.serve import http_protocol
-    from tests.support import suite_settings
+    from tests.helpers.support import suite_settings
 
     configure_logging(suite_settings())
     monkeypatch.delitem(sys.modules, "eventfn.server.protocol", raising=False)

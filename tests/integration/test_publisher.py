@@ -25,8 +25,8 @@ from eventfn.stores.deadletters import SQLiteDeadLetterStore
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.testing import app_client
 from tests.functions import ASK
-from tests.sink import running_sink
-from tests.support import (
+from tests.helpers.sink import running_sink
+from tests.helpers.support import (
     RESPONSE,
     free_port,
     make_app,

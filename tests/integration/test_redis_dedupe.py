@@ -21,9 +21,9 @@ from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_pipeline import AutoPipeline
 from eventfn.testing import app_client
-from tests import support
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
-from tests.support import (
+from tests.helpers import support
+from tests.helpers.support import (
     Counting,
     deliver,
     free_port,

@@ -21,9 +21,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from eventfn.stores.redis import build_client
 from eventfn.stores.redis_outage import transient_errors
 from eventfn.stores.redis_pipeline import AutoPipeline
-from tests import support
-from tests.faults import own_redis
-from tests.support import until
+from tests.helpers import support
+from tests.helpers.faults import own_redis
+from tests.helpers.support import until
 
 pytestmark = pytest.mark.redis
 

@@ -21,8 +21,8 @@ from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_outage import Outage
-from tests.faults import own_redis
-from tests.support import Clock, captured_logs
+from tests.helpers.faults import own_redis
+from tests.helpers.support import Clock, captured_logs
 
 
 async def first_success(call: Callable[[], Awaitable[Any]], attempts: int = 50) -> Any:

@@ -1,7 +1,7 @@
 """Redis at scale, for real: every store against one server, a 3-master Cluster and Sentinel.
 
 The Cluster and the Sentinel set are real `redis-server` processes started once for this module
-(see tests/redis_servers.py); the function reaches them with REDIS_MODE and nothing else
+(see tests/helpers/redis_servers.py); the function reaches them with REDIS_MODE and nothing else
 changed. A failover during load is a real SIGKILL of the master.
 """
 
@@ -23,8 +23,8 @@ from eventfn.stores import redis_outage
 from eventfn.stores.deadletters import RedisDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import build_client
-from tests import redis_servers, support
-from tests.support import (
+from tests.helpers import redis_servers, support
+from tests.helpers.support import (
     Counting,
     captured_logs,
     deliver,

@@ -20,8 +20,8 @@ from eventfn.binding import Event
 from eventfn.stores.deadletters import RedisDeadLetterStore
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
-from tests.faults import OwnRedis, RedisCertificates, own_redis
-from tests.support import (
+from tests.helpers.faults import OwnRedis, RedisCertificates, own_redis
+from tests.helpers.support import (
     QUERY,
     RESPONSE,
     ServerProcess,

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import support
+from tests.helpers import support
+from tests.helpers.support import ServerProcess, binary_headers, dumps, new_id, query
 from tests.integration.test_drain import slow_functions, wait_for_file
-from tests.support import ServerProcess, binary_headers, dumps, new_id, query
 
 pytestmark = [pytest.mark.server, pytest.mark.redis]
 

@@ -30,7 +30,7 @@ from cloudevents.v1.http import CloudEvent as LegacyEvent
 from cloudevents.v1.http import from_http as legacy_from_http
 
 from eventfn.dispatch.replies import reply_id
-from tests.support import QUERY, RESPONSE, ServerProcess, binary_headers, dumps, query
+from tests.helpers.support import QUERY, RESPONSE, ServerProcess, binary_headers, dumps, query
 
 pytestmark = pytest.mark.server
 

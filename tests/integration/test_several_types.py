@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import manifests
 from eventfn import Catalogue, EventSpec, Registry
 from eventfn.testing import app_client
-from tests.live import function_socket, receive, send, socket
-from tests.support import (
+from tests.helpers.live import function_socket, receive, send, socket
+from tests.helpers.support import (
     BATCH,
     STRUCTURED,
     binary_headers,

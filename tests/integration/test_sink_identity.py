@@ -22,8 +22,15 @@ import trustme
 
 from eventfn.delivery import identity
 from eventfn.testing import isolated_settings
-from tests.sink import Sink, https_sink
-from tests.support import RESPONSE, ServerProcess, binary_headers, dumps, query, suite_client
+from tests.helpers.sink import Sink, https_sink
+from tests.helpers.support import (
+    RESPONSE,
+    ServerProcess,
+    binary_headers,
+    dumps,
+    query,
+    suite_client,
+)
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.the-sinkbinding-token.sig"
 

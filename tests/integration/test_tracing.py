@@ -10,7 +10,7 @@ import pytest
 
 from eventfn.observability import tracing
 from eventfn.testing import app_client
-from tests.support import (
+from tests.helpers.support import (
     STRUCTURED,
     binary_headers,
     dumps,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import ServerProcess, free_port
-from tests.ui_function import TICKET_TYPE, running_function
+from tests.functions.ui import TICKET_TYPE, running_function
+from tests.helpers.support import ServerProcess, free_port
 from ui.client import EXPLAIN, IDLE_SECONDS, Backend, FeedListener, Problem
 
 pytestmark = pytest.mark.server

@@ -1,5 +1,5 @@
 """The console (`ui/app.py`), every page driven by Streamlit's AppTest against a real function
-process serving three types (tests/ui_function.py)."""
+process serving three types (tests/functions/ui.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, ServerProcess, free_port
-from tests.ui_function import (
+from tests.functions.ui import (
     AUDIT_TYPE,
     ORDER_TYPE,
     TICKET_TYPE,
@@ -21,6 +20,7 @@ from tests.ui_function import (
     function_process,
     running_function,
 )
+from tests.helpers.support import ROOT, ServerProcess, free_port
 from ui.metrics import parse
 
 pytest.importorskip("streamlit", reason="the `ui` extra is not installed")

@@ -16,8 +16,8 @@ from eventfn.binding import Event
 from eventfn.stores.outbox import Outbox, RedisOutbox, SQLiteOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.testing import app_client, isolated_settings
-from tests import support
-from tests.ui_function import AUDIT_TYPE, ORDER_TYPE, TICKET_TYPE, registry
+from tests.functions.ui import AUDIT_TYPE, ORDER_TYPE, TICKET_TYPE, registry
+from tests.helpers import support
 
 
 @contextlib.asynccontextmanager

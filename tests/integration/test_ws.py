@@ -1,6 +1,6 @@
 """The WebSocket `/api/v1/ws`: streamed queries, limits, heartbeats, drain and the live feed.
 
-Each test serves the function with a real uvicorn in the test's own loop (`tests.live`).
+Each test serves the function with a real uvicorn in the test's own loop (`tests.helpers.live`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from eventfn.dispatch.registry import Progress, handler_kind
 from eventfn.testing import app_client
 from tests.functions import Answer, Question, registry_with
-from tests.live import (
+from tests.helpers.live import (
     Step,
     answer,
     answers,
@@ -29,7 +29,7 @@ from tests.live import (
     serving,
     socket,
 )
-from tests.support import (
+from tests.helpers.support import (
     QUERY,
     RESPONSE,
     ServerProcess,
@@ -395,7 +395,7 @@ class TestProgressCapableHandlers:
 
     async def test_the_facade_ignores_progress_and_returns_the_result(self) -> None:
         """POST /api/v1/query with a streaming handler answers just the final result."""
-        from tests.support import make_app
+        from tests.helpers.support import make_app
 
         app = make_app(suite_settings(), registry=registry_with(streaming))
         async with app_client(app) as client:
@@ -404,7 +404,7 @@ class TestProgressCapableHandlers:
 
     async def test_the_ingress_replies_with_a_streaming_handlers_result(self) -> None:
         """A CloudEvent handled by a generator handler gets the final result as its reply."""
-        from tests.support import make_app
+        from tests.helpers.support import make_app
 
         app = make_app(suite_settings(), registry=registry_with(streaming))
         async with app_client(app) as client:
@@ -427,7 +427,7 @@ class TestProgressCapableHandlers:
 
 async def test_the_asyncapi_document_describes_the_protocol() -> None:
     """/api/v1/asyncapi.json lists every message, with the catalogue's query schema."""
-    from tests.support import make_app
+    from tests.helpers.support import make_app
 
     async with app_client(make_app(suite_settings())) as client:
         document = (await client.get("/api/v1/asyncapi.json")).json()

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.helpers.support import ROOT, free_port
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 HADOLINT = Path(sys.executable).parent / "hadolint"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import manifests
-from tests.support import ROOT, SHARED
+from tests.helpers.support import ROOT, SHARED
 
 SCHEMA = SHARED / "knative-crds" / "func_yaml-schema.json"
 

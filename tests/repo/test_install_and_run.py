@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from eventfn.core.config import Settings
-from tests.support import (
+from tests.helpers.support import (
     RESPONSE,
     ROOT,
     SUITE_REGISTRY,

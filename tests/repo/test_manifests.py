@@ -22,7 +22,7 @@ import manifests
 from eventfn import Catalogue, EventSpec
 from handler.functions import registry as function_registry
 from schemas import CATALOGUE
-from tests.support import SHARED, suite_settings
+from tests.helpers.support import SHARED, suite_settings
 
 CRDS = SHARED / "knative-crds"
 needs_crds = pytest.mark.skipif(

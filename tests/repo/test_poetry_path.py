@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.support import ROOT
 from tests.repo.test_install_and_run import made_by_make_venv
-from tests.support import ROOT
 
 UV_CFG = "home = /usr/bin\nimplementation = CPython\nuv = 0.13.9\nversion_info = 3.11.7\n"
 VIRTUALENV_CFG = (

@@ -11,7 +11,7 @@ import eventfn
 from eventfn import Catalogue, EventSpec, Registry
 from eventfn.testing import function_client, isolated_settings
 from tests.functions import Answer, Question
-from tests.support import ROOT
+from tests.helpers.support import ROOT
 
 
 def test_every_public_name_resolves() -> None:

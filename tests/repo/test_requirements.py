@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.support import ROOT
+from tests.helpers.support import ROOT
 
 UV = ROOT / ".tools" / "bin" / "uv"
 

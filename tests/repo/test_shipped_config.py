@@ -20,10 +20,10 @@ import trustme
 import yaml
 
 from eventfn.dispatch.replies import reply_id
-from tests.faults import RedisCertificates, own_redis
-from tests.oidc import Issuer
-from tests.sink import https_sink
-from tests.support import (
+from tests.helpers.faults import RedisCertificates, own_redis
+from tests.helpers.oidc import Issuer
+from tests.helpers.sink import https_sink
+from tests.helpers.support import (
     RESPONSE,
     ROOT,
     SUITE_REGISTRY,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.helpers.support import ROOT
 
 TESTS = ROOT / "tests"
 # The example's names: its types (and their slugs, the rendered files' names), its specs, its
@@ -78,7 +78,7 @@ def test_only_the_tests_of_the_example_name_it() -> None:
         if EXAMPLE.search(path.read_text()) and path.name not in NAME_THE_EXAMPLE
     }
     assert naming == set(), (
-        "these tests name the example query type: serve tests/functions (tests.support's "
+        "these tests name the example query type: serve tests/functions (tests.helpers.support's "
         "QUERY, RESPONSE, make_app, registry_with) instead, or move a test of the example "
         "itself to tests/repo/test_example.py"
     )

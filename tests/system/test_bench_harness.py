@@ -18,8 +18,8 @@ from bench import apps, bare, cpus, instructions, report, run
 from bench.target import BenchEvent, NoBenchEvent, bench_event
 from eventfn import Catalogue, EventSpec, Registry
 from eventfn.binding import decode
-from tests.sink import serve_posts
-from tests.support import (
+from tests.helpers.sink import serve_posts
+from tests.helpers.support import (
     binary_headers,
     free_port,
     running_server,

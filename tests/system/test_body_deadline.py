@@ -22,7 +22,7 @@ import pytest
 
 from eventfn.app import FunctionApp
 from eventfn.ingress.deadline import BodyDeadline, RequestTimeout
-from tests.support import binary_headers, make_app, running_server, suite_settings
+from tests.helpers.support import binary_headers, make_app, running_server, suite_settings
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 

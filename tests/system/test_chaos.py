@@ -23,8 +23,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.faults import OwnRedis, own_redis, recording_sink
-from tests.support import ServerProcess, new_id, query
+from tests.helpers.faults import OwnRedis, own_redis, recording_sink
+from tests.helpers.support import ServerProcess, new_id, query
 from tests.system.test_claims import FAST_BROKER, broker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server, pytest.mark.redis]

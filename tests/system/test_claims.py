@@ -24,10 +24,10 @@ from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
 from manifests import objects
-from tests import support
-from tests.faults import own_redis
 from tests.functions import ASK
-from tests.support import (
+from tests.helpers import support
+from tests.helpers.faults import own_redis
+from tests.helpers.support import (
     Counting,
     binary_headers,
     deliver,

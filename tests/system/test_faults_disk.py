@@ -25,7 +25,7 @@ from eventfn.stores import sqlite as sqlite_module
 from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.stores.sqlite import SQLiteFile
-from tests.support import binary_headers, captured_logs, dumps, query, suite_client
+from tests.helpers.support import binary_headers, captured_logs, dumps, query, suite_client
 
 
 def letter_event() -> Event:

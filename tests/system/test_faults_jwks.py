@@ -17,8 +17,8 @@ import pytest
 
 from eventfn.auth.oidc import IssuerUnavailable, OIDCVerifier
 from eventfn.core.errors import Unauthenticated
-from tests.oidc import AUDIENCE, Issuer
-from tests.support import Clock, binary_headers, dumps, query, suite_client, suite_settings
+from tests.helpers.oidc import AUDIENCE, Issuer
+from tests.helpers.support import Clock, binary_headers, dumps, query, suite_client, suite_settings
 
 
 class MockIssuer:

@@ -26,8 +26,8 @@ from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_outage import Outage, transient_errors
-from tests.redis_servers import Servers, cluster_servers
-from tests.support import binary_headers, dumps, free_port, query, suite_client
+from tests.helpers.redis_servers import Servers, cluster_servers
+from tests.helpers.support import binary_headers, dumps, free_port, query, suite_client
 
 LIBRARY_ERRORS = sorted(
     (

@@ -35,7 +35,7 @@ import pytest
 from websockets.sync.client import connect
 
 from handler.functions import registry as example_registry
-from tests.support import (
+from tests.helpers.support import (
     BATCH,
     ROOT,
     SHARED,

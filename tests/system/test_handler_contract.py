@@ -34,8 +34,8 @@ from eventfn import (
     create_app,
 )
 from eventfn.testing import app_client, isolated_settings
-from tests.live import function_socket, receive, send, socket
-from tests.sink import Sink, running_sink
+from tests.helpers.live import function_socket, receive, send, socket
+from tests.helpers.sink import Sink, running_sink
 
 
 class Order(BaseModel):

@@ -12,7 +12,7 @@ import contextlib
 import httpx
 import pytest
 
-from tests.support import ServerProcess
+from tests.helpers.support import ServerProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import support
-from tests.faults import recording_sink
-from tests.support import ServerProcess, query
+from tests.helpers import support
+from tests.helpers.faults import recording_sink
+from tests.helpers.support import ServerProcess, query
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server]
 
@@ -78,7 +78,7 @@ async def test_emitted_events_survive_kill_9_and_a_redelivery_sends_the_same_ids
     with recording_sink("hang") as sink:
         env = {
             "K_SINK": sink.url,
-            "FUNCTION_REGISTRY": "tests.emitting_function:registry",
+            "FUNCTION_REGISTRY": "tests.functions.emitting:registry",
             **FAST,
             **store_env("sqlite", tmp_path),
         }

@@ -17,9 +17,9 @@ import pytest
 
 from eventfn.binding import Event
 from eventfn.delivery.build import Delivery, build_delivery
-from tests import support
-from tests.faults import recording_sink
-from tests.support import RESPONSE, suite_settings
+from tests.helpers import support
+from tests.helpers.faults import recording_sink
+from tests.helpers.support import RESPONSE, suite_settings
 
 pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.server]
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.support import ROOT, ServerProcess, free_port
-from tests.ui_function import AUDIT_TYPE, dead_letter, running_function
+from tests.functions.ui import AUDIT_TYPE, dead_letter, running_function
+from tests.helpers.support import ROOT, ServerProcess, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support import ServerProcess, until
+from tests.helpers.support import ServerProcess, until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.server]
 

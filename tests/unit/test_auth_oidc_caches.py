@@ -16,9 +16,9 @@ import jwt
 
 from eventfn.auth.oidc import OIDCVerifier
 from eventfn.testing import app_client
-from tests.oidc import AUDIENCE, SUBJECT, Issuer
-from tests.support import deliver, make_app
-from tests.support import suite_settings as settings_for
+from tests.helpers.oidc import AUDIENCE, SUBJECT, Issuer
+from tests.helpers.support import deliver, make_app
+from tests.helpers.support import suite_settings as settings_for
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from eventfn import Catalogue, EventSpec, Registry
 from tests.functions import ASK as QUESTION
-from tests.support import make_app, suite_settings
+from tests.helpers.support import make_app, suite_settings
 
 
 class Note(BaseModel):

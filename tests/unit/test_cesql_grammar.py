@@ -1,4 +1,5 @@
-"""The hand-written CESQL parser parses as the spec's grammar does (lark, `tests/cesql_lark.py`)."""
+"""The hand-written CESQL parser parses as the spec's grammar does (lark,
+`tests/helpers/cesql_lark.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 
 from eventfn.routing.cesql import Expression, ParseError, descent
-from tests import cesql_lark
+from tests.helpers import cesql_lark
 from tests.unit.test_cesql_tck import _cases
 
 # Corners the TCK leaves out: signs and spaces, grouping, keywords where a name may stand,

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from eventfn.binding import is_json
-from tests.support import QUERY, RESPONSE, SHARED, STRUCTURED, query
+from tests.helpers.support import QUERY, RESPONSE, SHARED, STRUCTURED, query
 
 CASES_DIR = SHARED / "ce-conformance" / "yaml"
 # Printable ASCII except space, double quote and percent needs no escaping (HTTP binding 3.1.3.2).

@@ -13,7 +13,7 @@ import pytest
 from eventfn.stores import dedupe as dedupe_module
 from eventfn.stores.dedupe import MemoryDedupeStore, Reply, State
 from eventfn.stores.records import event_key
-from tests.support import (
+from tests.helpers.support import (
     STRUCTURED,
     Clock,
     Counting,

@@ -21,7 +21,7 @@ from eventfn.dispatch.registry import Registry
 from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, NOTE, Answer, Question
-from tests.support import (
+from tests.helpers.support import (
     QUERY,
     RESPONSE,
     STRUCTURED,

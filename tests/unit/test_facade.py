@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from eventfn.dispatch.registry import Registry
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
-from tests.support import (
+from tests.helpers.support import (
     QUERY,
     RESPONSE,
     dumps,

@@ -19,7 +19,7 @@ from eventfn import RegistryNotFound
 from eventfn.testing import isolated_settings
 from function import Function
 from handler.functions import registry as example_registry
-from tests.support import binary_headers, dumps, until
+from tests.helpers.support import binary_headers, dumps, until
 
 SPEC = example_registry.catalogue.default
 assert SPEC is not None

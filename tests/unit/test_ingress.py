@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventfn.dispatch.replies import reply_id
-from tests.support import (
+from tests.helpers.support import (
     BATCH,
     QUERY,
     RESPONSE,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from eventfn.testing import app_client
-from tests.support import (
+from tests.helpers.support import (
     binary_headers,
     dumps,
     make_app,
@@ -25,8 +25,8 @@ _SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
     import httpx
-    from tests.support import make_app
-    from tests.support import binary_headers, dumps, query, suite_settings
+    from tests.helpers.support import make_app
+    from tests.helpers.support import binary_headers, dumps, query, suite_settings
 
     async def main():
         app = make_app(suite_settings())

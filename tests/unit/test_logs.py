@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from eventfn.observability.logs import HotLogger, LineWriter, configure_logging, get_logger
-from tests.support import suite_settings
+from tests.helpers.support import suite_settings
 
 
 class Recording(io.BytesIO):

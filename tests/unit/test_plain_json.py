@@ -14,7 +14,7 @@ import pytest
 from eventfn import Catalogue, EventSpec, Registry
 from eventfn.testing import app_client
 from tests.functions import Question
-from tests.support import (
+from tests.helpers.support import (
     STRUCTURED,
     binary_headers,
     make_app,

@@ -14,8 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import make_app
-from tests.support import suite_settings as settings_for
+from tests.helpers.support import make_app
+from tests.helpers.support import suite_settings as settings_for
 
 FACADE = r"^/api/v1/(query|schemas)"
 API_KEY = "schemathesis-key-7c1f"

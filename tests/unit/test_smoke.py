@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support import RESPONSE, binary_headers, dumps, query
+from tests.helpers.support import RESPONSE, binary_headers, dumps, query
 
 
 async def test_binary_query_gets_binary_reply(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui_function import ORDER_PLACED, TICKET_OPENED
+from tests.functions.ui import ORDER_PLACED, TICKET_OPENED
 from ui import forms
 
 TICKET = TICKET_OPENED.json_schema()

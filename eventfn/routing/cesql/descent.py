@@ -10,12 +10,12 @@ An integer literal carries its sign when it follows it directly (`-2147483648` i
 Each rule calls its `nodes` builder as it completes, so the parse is the compilation.
 
 Why by hand and not with a parser library: the first version used lark (LALR, the ANTLR grammar
-nearly line for line; it is kept as the suite's reference, `tests/cesql_lark.py`, and the two
-agree on every TCK expression and the corners in `tests/unit/test_cesql_grammar.py`). Both build the
-same closures, so evaluating costs the same to the instruction; parsing does not. Measured on
-this machine: with lark, importing the engine took ~45 ms (lark itself) and the first parse
-~35 ms (building its table), then ~150 µs per 30-character expression; by hand the engine
-imports in ~10 ms, and every parse, the first included, takes ~60 µs. A catalogue's CESQL
+nearly line for line; it is kept as the suite's reference, `tests/helpers/cesql_lark.py`, and
+the two agree on every TCK expression and the corners in `tests/unit/test_cesql_grammar.py`).
+Both build the same closures, so evaluating costs the same to the instruction; parsing does not.
+Measured on this machine: with lark, importing the engine took ~45 ms (lark itself) and the
+first parse ~35 ms (building its table), then ~150 µs per 30-character expression; by hand the
+engine imports in ~10 ms, and every parse, the first included, takes ~60 µs. A catalogue's CESQL
 filters are parsed when `schemas/` is imported, that is at every start of the function: with
 lark, declaring one filter cost ~70 ms of cold start.
 """

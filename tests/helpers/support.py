@@ -30,7 +30,7 @@ from eventfn.testing import function_client, isolated_settings
 from tests.functions import ANSWER, ASK, Answer, registry_with
 from tests.functions import registry as suite_registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 
 # The suite function's default type and its reply (tests/functions), not the example's.

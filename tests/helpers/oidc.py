@@ -21,7 +21,7 @@ import trustme
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.support import free_port, tls_server_context
+from tests.helpers.support import free_port, tls_server_context
 
 AUDIENCE = "knative-python-backend.default.svc"
 SUBJECT = "system:serviceaccount:knative-eventing:mt-broker-ingress-oidc"

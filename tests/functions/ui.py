@@ -7,7 +7,7 @@
 
 The first two are the README's example types; the third gives the form generator every JSON
 Schema shape it must handle. Served as any function is: `python -m eventfn serve
-tests.ui_function:registry`.
+tests.functions.ui:registry`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventfn import Catalogue, EventSpec, Registry
-from tests.support import ServerProcess
+from tests.helpers.support import ServerProcess
 
 ORDER_TYPE = "com.example.order.placed"
 AUDIT_TYPE = "com.example.audit.recorded"
@@ -119,7 +119,7 @@ async def route_ticket(ticket: TicketOpened) -> AsyncIterator[object]:
 
 def function_process(env: Mapping[str, str] | None = None) -> ServerProcess:
     """This module's function in a process of its own (not started yet)."""
-    return ServerProcess(env, argv=("-m", "eventfn", "serve", "tests.ui_function:registry"))
+    return ServerProcess(env, argv=("-m", "eventfn", "serve", "tests.functions.ui:registry"))
 
 
 @contextlib.contextmanager

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.sink import Received, Sink
-from tests.support import free_port, until
+from tests.helpers.sink import Received, Sink
+from tests.helpers.support import free_port, until
 
 
 class RecordingSink(Sink):

@@ -21,7 +21,7 @@ from eventfn.app import FunctionApp
 from eventfn.dispatch.registry import Registry
 from eventfn.server.serve import server_config
 from tests.functions import Answer, Question
-from tests.support import free_port, make_app, suite_settings
+from tests.helpers.support import free_port, make_app, suite_settings
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any
 
 import trustme
 
-from tests.support import free_port, tls_server_context, until
+from tests.helpers.support import free_port, tls_server_context, until
 
 
 def serve_posts(

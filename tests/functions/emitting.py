@@ -1,5 +1,5 @@
 """A function whose handler emits: `order.placed` emits two `inventory.reserve` events and
-replies `order.accepted`. Served by real processes (`FUNCTION_REGISTRY=tests.emitting_function:
+replies `order.accepted`. Served by real processes (`FUNCTION_REGISTRY=tests.functions.emitting:
 registry`) in the crash tests of emitted events."""
 
 from __future__ import annotations
