@@ -33,9 +33,11 @@ from eventfn import (
     Retry,
     create_app,
 )
+from eventfn.dispatch import dispatcher
 from eventfn.testing import app_client, isolated_settings
 from tests.helpers.live import function_socket, receive, send, socket
 from tests.helpers.sink import Sink, running_sink
+from tests.helpers.support import captured_logs
 
 
 class Order(BaseModel):
@@ -410,17 +412,31 @@ async def test_emitting_an_undeclared_type_fails_the_handler(tmp_path: Path, sin
     behaviour = Behaviour()
     behaviour.emit_undeclared = True
     async with orders(tmp_path, behaviour, k_sink=sink.url) as client:
-        response = await client.post("/", **binary({"sku": "book"}))
+        with captured_logs(dispatcher) as logs:
+            response = await client.post("/", **binary({"sku": "book"}))
     assert response.status_code == 500
     assert sink.ids() == []
+    (failed,) = [line for line in logs if line["event"] == "handler_failed"]
+    assert failed["error"] == "UndeclaredEvent"
 
 
 async def test_emitting_without_k_sink_is_a_clear_error(tmp_path: Path) -> None:
-    """Without K_SINK an emitting handler fails (500) rather than dropping what it emitted."""
+    """Without K_SINK an emitting handler fails (500) rather than dropping what it emitted, and
+    the handler's log line says why."""
     behaviour = Behaviour()
     async with orders(tmp_path, behaviour) as client:
-        response = await client.post("/", **binary({"sku": "book"}))
+        with captured_logs(dispatcher) as logs:
+            response = await client.post("/", **binary({"sku": "book"}))
     assert response.status_code == 500
+    (failed,) = [line for line in logs if line["event"] == "handler_failed"]
+    assert (failed["type"], failed["error"]) == (ORDER.type, "RuntimeError")
+    # What that RuntimeError says (its traceback is in the line): the context of a function
+    # without K_SINK refuses to emit, naming the variable.
+    context = EventContext(
+        id="1", source="/s", type=ORDER.type, catalogue=CATALOGUE, event_source="/f", can_emit=False
+    )
+    with pytest.raises(RuntimeError, match="K_SINK is not set"):
+        await context.publish(RESERVE, Reserve(sku="book", quantity=1))
 
 
 async def test_emitted_events_are_counted(tmp_path: Path, sink: Sink) -> None:
