@@ -372,6 +372,8 @@ def following_deliveries(settings: Settings, deliveries: Iterable[BrokerDelivery
         update["dedupe_ttl_seconds"] = policy.window_for(chosen, settings.handler_timeout_seconds)
     if "dedupe_lease_seconds" not in settings.model_fields_set:
         update["dedupe_lease_seconds"] = policy.lease_for(chosen)
+    # Nothing to rebuild when the derivation gives what the settings hold (the usual case).
+    update = {k: v for k, v in update.items() if getattr(settings, k) != v}
     if not update:
         return settings
     # Validated again: the derived lease must still satisfy the Redis timeout rule above.
