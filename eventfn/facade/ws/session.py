@@ -2,19 +2,18 @@
 
 A query runs as its own task, so several can be in flight on one socket; every answer carries
 the query's `id`. One writer task owns the socket's sending side; what it has to send waits in a
-queue bounded in messages and bytes, and nothing ever waits for room in it: progress beyond it
-is dropped, and a client whose queue is full of answers it does not read is dropped itself (as
-the feed drops a lagging subscriber). The reader and the writer end together: when the peer
-leaves, when a send fails, when the session is dropped, every task of the session ends.
+queue bounded in messages and bytes (`flow.SendQueue`), and nothing ever waits for room in it:
+progress beyond it is dropped, and a client whose queue is full of answers it does not read is
+dropped itself (as the feed drops a lagging subscriber). The reader and the writer end together:
+when the peer leaves, when a send fails, when the session is dropped, every task of the session
+ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -35,19 +34,14 @@ from eventfn.core.errors import (
 from eventfn.dispatch.dispatcher import validation_errors
 from eventfn.dispatch.registry import Route
 from eventfn.facade.guards import authenticate_websocket
+from eventfn.facade.ws.flow import SEND_QUEUE_BYTES, SEND_QUEUE_ITEMS, SendQueue, TokenBucket
 from eventfn.observability.feed import Subscription
 from eventfn.observability.logs import get_logger
 from eventfn.runtime import Runtime
 
 INSTANCE = "/api/v1/ws"
 GOING_AWAY = 1001
-# What waits for the writer: progress up to this many messages and bytes (dropped beyond), answers
-# up to twice that; a client that leaves that much unread is dropped (the bytes bound what a
-# session that stopped reading costs, whatever the size of its messages).
-_SEND_QUEUE = 256
-_SEND_QUEUE_BYTES = 512 * 1024
 _MAX_ID = 200
-_Close = tuple[int, str]
 
 log = get_logger("eventfn.facade.ws.session")
 
@@ -87,74 +81,6 @@ class SessionSet(Protocol):
     progress_dropped: int
 
 
-class TokenBucket:
-    """`rate` messages per second sustained, `burst` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.at = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class SendQueue:
-    """The writer's queue: bounded in messages and bytes; a sender never waits for room.
-
-    What may be dropped (progress) fills it up to its bounds; answers have a reserve as large
-    again, so a burst of progress never crowds out the result, and only a client that leaves
-    even that unread is dropped. Written by hand rather than an `asyncio.Queue`: that one bounds
-    messages only, and its `put` waits when full, which is how a reader used to block forever
-    behind a client that stopped reading.
-    """
-
-    def __init__(self, max_items: int, max_bytes: int, on_full: Callable[[], None]) -> None:
-        self._items: deque[bytes | _Close] = deque()
-        self._bytes = 0
-        self._max_items = max_items
-        self._max_bytes = max_bytes
-        self._on_full = on_full
-        self._ready = asyncio.Event()
-
-    def _offer(self, item: bytes | _Close, reserve: int) -> bool:
-        size = len(item) if isinstance(item, bytes) else 0
-        if isinstance(item, bytes) and (
-            len(self._items) >= self._max_items * reserve
-            or self._bytes + size > self._max_bytes * reserve
-        ):
-            return False  # a close marker always gets in
-        self._items.append(item)
-        self._bytes += size
-        self._ready.set()
-        return True
-
-    def put_nowait(self, item: bytes | _Close) -> None:
-        """Queue `item`, or `asyncio.QueueFull` (for what may be dropped: progress)."""
-        if not self._offer(item, 1):
-            raise asyncio.QueueFull
-
-    async def put(self, item: bytes | _Close) -> None:
-        """Queue an answer; when even the reserve is full the client is not reading: `on_full`
-        drops the session."""
-        if not self._offer(item, 2):
-            self._on_full()
-
-    async def get(self) -> bytes | _Close:
-        while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
-        item = self._items.popleft()
-        if isinstance(item, bytes):
-            self._bytes -= len(item)
-        return item
-
-
 class Session:
     """One WebSocket connection."""
 
@@ -166,7 +92,7 @@ class Session:
         self._max_bytes = settings.ws_max_message_bytes
         self._max_in_flight = settings.ws_max_in_flight
         self._bucket = TokenBucket(settings.ws_rate_per_second, settings.ws_rate_burst)
-        self._out = SendQueue(_SEND_QUEUE, _SEND_QUEUE_BYTES, self._drop)
+        self._out = SendQueue(SEND_QUEUE_ITEMS, SEND_QUEUE_BYTES, self._drop)
         self._tasks: tuple[asyncio.Task[None], ...] = ()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._subscription: Subscription | None = None
@@ -209,7 +135,7 @@ class Session:
         """The client leaves its answers unread: end the session (the server aborts the socket)."""
         if self in self.sessions.active:
             self.sessions.active.discard(self)  # counted closed from now on; logged once
-            log.warning("ws_dropped_slow_client", queued_bytes_max=2 * _SEND_QUEUE_BYTES)
+            log.warning("ws_dropped_slow_client", queued_bytes_max=self._out.bytes_max)
         for task in self._tasks:
             task.cancel()
 
