@@ -16,7 +16,9 @@ pod; the UI's first request waits once per pod for the facade (a few hundred mil
 
 from __future__ import annotations
 
+import time
 import traceback
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -243,12 +245,19 @@ class FunctionApp:
         return bounded_receive
 
 
-def create_app(settings: Settings, registry: Registry) -> FunctionApp:
+def create_app(
+    settings: Settings,
+    registry: Registry,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> FunctionApp:
     """Build the function: the one composition root of the runtime.
 
     `registry` is the function's handlers on its catalogue. The runtime never imports the user's
     code itself: the entry points resolve it from an import string (`eventfn.loading`).
+    `clock` (monotonic seconds) times the OIDC verifier's intervals (the JWKS refresh bounds, how
+    long a refused token is remembered); a test passes one it moves by hand.
     """
     configure_logging(settings)
     log_posture(settings)
-    return FunctionApp(Runtime(settings, registry))
+    return FunctionApp(Runtime(settings, registry, clock=clock))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
@@ -99,7 +100,14 @@ def build_feed_client(settings: Settings, redis: Any = None) -> Any:
 class Runtime:
     """Everything a request needs that outlives the request."""
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock` (monotonic seconds) is the OIDC verifier's (`build_auth`); tests move it."""
         # The dedupe window and lease follow the catalogue's delivery policies (unless set).
         settings = following_deliveries(settings, registry.catalogue.deliveries)
         redis = build_redis(settings)  # one client and pool for every store built here
@@ -137,7 +145,7 @@ class Runtime:
             function_settings=registry.build_settings(),
             http=self.outgoing.client,
         )
-        auth = build_auth(settings)
+        auth = build_auth(settings, clock=clock)
         # None means deliveries are not authenticated (local development).
         self.delivery_auth: DeliveryAuth | None = auth.delivery
         # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).

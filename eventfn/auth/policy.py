@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -143,9 +144,20 @@ class AuthSetup:
     facade: FacadeAuth | None
 
 
-def build_auth(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AuthSetup:
-    """Build the authentication the settings ask for; no I/O (the verifier fetches lazily)."""
-    verifier = OIDCVerifier(settings, transport=transport) if settings.oidc_audience else None
+def build_auth(
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> AuthSetup:
+    """Build the authentication the settings ask for; no I/O (the verifier fetches lazily).
+
+    `clock` (monotonic seconds) times the verifier's intervals: the JWKS refresh bounds and how
+    long a refused token is remembered.
+    """
+    verifier = (
+        OIDCVerifier(settings, transport=transport, clock=clock) if settings.oidc_audience else None
+    )
     return AuthSetup(
         verifier=verifier,
         delivery=DeliveryTokenAuth(verifier) if verifier else None,

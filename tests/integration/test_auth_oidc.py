@@ -14,7 +14,7 @@ import jwt
 import pytest
 import trustme
 
-from eventfn.auth.oidc import OIDCVerifier
+from eventfn import create_app
 from eventfn.dispatch.registry import Registry
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
@@ -58,12 +58,9 @@ async def oidc_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A function with OIDC on, trusting `issuer`; its verifier's intervals on `clock`."""
     settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
-    app = make_app(settings, registry=(recorder or Recorder()).registry)
+    registry = (recorder or Recorder()).registry
+    app = create_app(settings, registry, clock=clock or time.monotonic)
     async with app_client(app) as client:
-        if clock is not None:  # the function builds its verifier itself: its clock is set here
-            verifier = app.state.runtime.delivery_auth.verifier
-            assert isinstance(verifier, OIDCVerifier)
-            verifier._clock = clock
         yield client
 
 
