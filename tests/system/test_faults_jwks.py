@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from eventfn.auth.oidc import IssuerUnavailable, OIDCVerifier
+from eventfn.auth.jwks import IssuerUnavailable
+from eventfn.auth.oidc import OIDCVerifier
 from eventfn.core.errors import Unauthenticated
 from tests.helpers.oidc import AUDIENCE, Issuer
 from tests.helpers.support import Clock, binary_headers, dumps, query, suite_client, suite_settings
