@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers.loop_time import virtual_clock
 from tests.helpers.oidc import Issuer
 from tests.helpers.support import Counting, handler_client, suite_client
 
@@ -26,6 +27,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = Path(str(item.path)).parent.name
         if folder in KINDS:
             item.add_marker(folder)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
+    """A test marked looptime runs on a virtual loop clock (tests/helpers/loop_time.py)."""
+    with virtual_clock(pyfuncitem):
+        return (yield)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from eventfn.server.protocol import HIGH_WATER, HeldWrites
+from eventfn.server.protocol import CLOSE_LINGER_SECONDS, HIGH_WATER, HeldWrites
 from tests.helpers.live import function_socket, serving
-from tests.helpers.support import QUERY, until
+from tests.helpers.loop_time import advance, one_turn
+from tests.helpers.support import QUERY
 
 pytestmark = pytest.mark.server
 
@@ -56,7 +57,7 @@ def held() -> tuple[HeldWrites, Transport]:
 
 
 async def end_of_turn() -> None:
-    await asyncio.sleep(0)  # load-bearing: one turn of the loop, callbacks run
+    await one_turn()  # one turn of the loop, callbacks run
 
 
 async def test_the_writes_of_one_turn_leave_together_at_its_end() -> None:
@@ -252,31 +253,25 @@ async def test_uvicorns_own_400_goes_through_the_same_writes() -> None:
     assert rest.startswith(b"HTTP/1.1 400 Bad Request")
 
 
-async def test_a_close_the_peer_does_not_take_is_aborted_after_the_linger(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.looptime
+async def test_a_close_the_peer_does_not_take_is_aborted_after_the_linger() -> None:
     """Closed with bytes still unsent (the peer stopped reading): aborted after the linger."""
-    from eventfn.server import protocol
-
-    monkeypatch.setattr(protocol, "CLOSE_LINGER_SECONDS", 0.01)
     writes, transport = held()
     transport.buffered = 1 << 20
     writes.close()
     assert transport.closing
-    assert not transport.aborted
-    await until(lambda: transport.aborted)  # the linger is a timer of the loop's
+    await advance(CLOSE_LINGER_SECONDS - 0.01)
+    assert not transport.aborted  # the linger not yet over
+    await advance(0.02)
     assert transport.aborted
 
 
-async def test_a_close_with_nothing_unsent_is_not_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.looptime
+async def test_a_close_with_nothing_unsent_is_not_aborted() -> None:
     """A peer that took everything gets a clean close, never an abort."""
-    from eventfn.server import protocol
-
-    monkeypatch.setattr(protocol, "CLOSE_LINGER_SECONDS", 0.01)
     writes, transport = held()
     writes.close()
-    # the linger is a timer of the loop (call_later, real time): waited out past it
-    await asyncio.sleep(0.05)
+    await advance(CLOSE_LINGER_SECONDS * 2)  # well past the linger
     assert transport.closing
     assert not transport.aborted
 

@@ -23,6 +23,7 @@ from eventfn.stores.redis_outage import transient_errors
 from eventfn.stores.redis_pipeline import AutoPipeline
 from tests.helpers import support
 from tests.helpers.faults import own_redis
+from tests.helpers.loop_time import one_turn
 from tests.helpers.support import until
 
 pytestmark = pytest.mark.redis
@@ -72,7 +73,7 @@ async def test_every_caller_gets_its_own_answer_over_one_connection(redis_url: s
             assert await pipe.call("SET", f"mux:{n}", value, "GET") == (
                 None if round_ == 0 else f"{n}:{round_ - 1}".encode()
             )
-            await asyncio.sleep(0)  # load-bearing: the other callers' commands interleave
+            await one_turn()  # the other callers' commands interleave
 
     async with pipeline_to(redis_url + f"?client_name={name}") as pipe:
         await asyncio.gather(*(caller(n) for n in range(500)))

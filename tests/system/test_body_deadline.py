@@ -22,6 +22,7 @@ import pytest
 
 from eventfn.app import FunctionApp
 from eventfn.ingress.deadline import BodyDeadline, RequestTimeout
+from tests.helpers.loop_time import advance, one_turn
 from tests.helpers.support import binary_headers, make_app, running_server, suite_settings
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -37,8 +38,7 @@ def trickled() -> Receive:
     """One byte at a time, for ever: each chunk in time, the body never whole."""
 
     async def receive() -> dict[str, Any]:
-        # a client trickling in real time: the body deadline is the loop's own timer
-        await asyncio.sleep(0.005)
+        await advance(0.005)  # the next byte, 5 ms on (virtual loop time)
         return {"type": "http.request", "body": b" ", "more_body": True}
 
     return receive
@@ -92,6 +92,7 @@ def assert_timed_out(status: int, headers: dict[str, str], body: bytes) -> None:
     assert orjson.loads(body)["type"].endswith("/request-timeout")
 
 
+@pytest.mark.looptime
 @pytest.mark.parametrize("receive", [withheld, trickled()], ids=["withheld", "trickled"])
 async def test_a_slow_delivery_body_is_408(receive: Receive) -> None:
     """`POST /`: the body not whole within the deadline is answered 408 (the broker retries)."""
@@ -101,6 +102,7 @@ async def test_a_slow_delivery_body_is_408(receive: Receive) -> None:
         assert_timed_out(*await call(app, "/", headers, receive))
 
 
+@pytest.mark.looptime
 async def test_a_slow_dead_letter_body_is_408() -> None:
     """`POST /deadletter`: the same deadline."""
     app = quick_app()
@@ -109,6 +111,7 @@ async def test_a_slow_dead_letter_body_is_408() -> None:
         assert_timed_out(*await call(app, "/deadletter", headers, withheld))
 
 
+@pytest.mark.looptime
 @pytest.mark.parametrize("receive", [withheld, trickled()], ids=["withheld", "trickled"])
 async def test_a_slow_facade_body_is_408(receive: Receive) -> None:
     """The facade: FastAPI's body read is held to the deadline, answered in problem+json."""
@@ -148,12 +151,13 @@ async def test_another_cancellation_of_a_read_stays_a_cancellation() -> None:
     """Only the deadline's own interruption becomes a 408; a cancelled request is cancelled."""
     deadline = BodyDeadline(600)
     reading = asyncio.create_task(deadline.read(withheld, 1000, 0))
-    await asyncio.sleep(0)  # load-bearing: one turn, the read starts
+    await one_turn()  # one turn, the read starts
     reading.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reading
 
 
+@pytest.mark.looptime
 async def test_a_read_past_its_deadline_raises_request_timeout() -> None:
     """The one timer interrupts a read past its deadline with RequestTimeout."""
     deadline = BodyDeadline(0.02)
@@ -162,6 +166,7 @@ async def test_a_read_past_its_deadline_raises_request_timeout() -> None:
     assert raised.value.status_code == 408
 
 
+@pytest.mark.looptime
 async def test_waiting_for_a_disconnect_once_the_body_is_whole_is_not_cut() -> None:
     """After the body, `receive` waits as long as the response needs (a streamed one)."""
     deadline = BodyDeadline(0.02)
@@ -181,8 +186,7 @@ async def test_waiting_for_a_disconnect_once_the_body_is_whole_is_not_cut() -> N
         return await bounded()
 
     waiting = asyncio.create_task(next_message())
-    # an absence on the loop's own timers: no event says the cut did not come
-    await asyncio.sleep(0.1)  # five deadlines: a tick would have cut it by now
+    await advance(60)  # three thousand deadlines: a tick would have cut it long ago
     assert not waiting.done()
     gone.set()
     assert (await waiting)["type"] == "http.disconnect"

@@ -27,6 +27,7 @@ from manifests import objects
 from tests.functions import ASK
 from tests.helpers import support
 from tests.helpers.faults import own_redis
+from tests.helpers.loop_time import one_turn
 from tests.helpers.support import (
     Counting,
     binary_headers,
@@ -105,7 +106,7 @@ async def test_a_handler_that_answers_without_suspending_starts_no_renewal() -> 
         return 1
 
     async def suspends() -> int:
-        await asyncio.sleep(0)  # load-bearing: the handler suspends, so the keep-alive starts
+        await one_turn()  # the handler suspends, so the keep-alive starts
         return 2
 
     assert await run_within(1.0, instant(), keepalive, "a") == 1

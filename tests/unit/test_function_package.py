@@ -19,6 +19,7 @@ from eventfn import RegistryNotFound
 from eventfn.testing import isolated_settings
 from function import Function
 from handler.functions import registry as example_registry
+from tests.helpers.loop_time import one_turn
 from tests.helpers.support import binary_headers, dumps, until
 
 SPEC = example_registry.catalogue.default
@@ -50,7 +51,7 @@ class Recorder:
 
     async def stop(self) -> None:
         for _ in range(5):  # load-bearing: a stop that takes a few turns of the loop
-            await asyncio.sleep(0)
+            await one_turn()
         self.stopped = True
 
 

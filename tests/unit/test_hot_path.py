@@ -17,6 +17,7 @@ from eventfn.core.errors import MalformedEvent
 from eventfn.dispatch.budget import run_within
 from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
 from eventfn.observability.logs import _timestamp
+from tests.helpers.loop_time import advance, one_turn
 
 # What the HTTP binding lets a header carry unescaped: printable ASCII but space, `"` and `%`.
 HEADER_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
@@ -80,14 +81,15 @@ async def test_run_within_returns_what_a_coroutine_that_never_waits_returns() ->
     assert await run_within(0, immediate()) == "answer"
 
 
+@pytest.mark.looptime
 async def test_run_within_resumes_a_coroutine_that_waits() -> None:
     """What the coroutine awaits after its first step is awaited; its result comes back."""
 
     async def waits() -> list[int]:
         got = [1]
-        await asyncio.sleep(0)  # load-bearing: the coroutine suspends (a bare yield)
+        await one_turn()  # the coroutine suspends (a bare yield)
         got.append(2)
-        await asyncio.sleep(0.01)  # a timer, not a bare yield: a second kind of suspension
+        await advance(0.01)  # a timer, not a bare yield: a second kind of suspension
         return [*got, 3]
 
     assert await run_within(5, waits()) == [1, 2, 3]
@@ -97,13 +99,14 @@ async def test_run_within_passes_on_errors_raised_after_waiting() -> None:
     """An exception raised after a suspension reaches the caller unchanged."""
 
     async def fails() -> None:
-        await asyncio.sleep(0)  # load-bearing: the coroutine suspends (a bare yield)
+        await one_turn()  # the coroutine suspends (a bare yield)
         raise LookupError("late")
 
     with pytest.raises(LookupError, match="late"):
         await run_within(5, fails())
 
 
+@pytest.mark.looptime
 async def test_run_within_times_out_a_coroutine_that_waits_too_long() -> None:
     """Past `seconds` the coroutine is cancelled (its cleanup runs) and TimeoutError raised."""
     cleaned = asyncio.Event()
@@ -151,6 +154,6 @@ async def test_run_within_lets_the_coroutine_handle_what_is_thrown_in() -> None:
         return "no error"
 
     task = asyncio.ensure_future(run_within(5, recovers()))
-    await asyncio.sleep(0)  # load-bearing: one turn, run_within starts waiting on the future
+    await one_turn()  # one turn, run_within starts waiting on the future
     fut.set_exception(ValueError("boom"))
     assert await task == "recovered"

@@ -13,6 +13,7 @@ import pytest
 import structlog
 
 from eventfn.observability.logs import HotLogger, LineWriter, configure_logging, get_logger
+from tests.helpers.loop_time import one_turn
 from tests.helpers.support import suite_settings
 
 
@@ -40,7 +41,7 @@ async def test_lines_of_one_turn_leave_in_one_write_at_its_end(stream: Recording
     for n in range(3):
         writer.write(b"line %d\n" % n)
     assert stream.writes == []
-    await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+    await one_turn()  # one turn, the buffered writes' flush callback runs
     assert stream.writes == [b"line 0\nline 1\nline 2\n"]
 
 
@@ -48,9 +49,9 @@ async def test_each_turn_gets_its_own_write(stream: Recording) -> None:
     """Lines of the next turn are not held back by the previous flush."""
     writer = LineWriter(stream)
     writer.write(b"a\n")
-    await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+    await one_turn()  # one turn, the buffered writes' flush callback runs
     writer.write(b"b\n")
-    await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+    await one_turn()  # one turn, the buffered writes' flush callback runs
     assert stream.writes == [b"a\n", b"b\n"]
 
 
@@ -82,7 +83,7 @@ async def test_a_thread_writes_through_without_losing_buffered_lines(stream: Rec
     thread = threading.Thread(target=writer.write, args=(b"thread\n",))
     thread.start()
     thread.join()
-    await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+    await one_turn()  # one turn, the buffered writes' flush callback runs
     assert b"".join(stream.writes) == b"loop\nthread\n"
 
 
@@ -122,7 +123,7 @@ async def test_hot_line_is_the_line_structlog_writes(json_stdout: io.BytesIO) ->
         HotLogger("eventfn.ingress.endpoint").info("event", **fields)
     finally:
         structlog.contextvars.unbind_contextvars("request")
-    await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+    await one_turn()  # one turn, the buffered writes' flush callback runs
     slow, hot = lines(json_stdout)
     assert list(hot) == list(slow)
     assert {**hot, "timestamp": None} == {**slow, "timestamp": None}
@@ -136,7 +137,7 @@ async def test_hot_line_is_silent_above_info(monkeypatch: pytest.MonkeyPatch) ->
     configure_logging(suite_settings(log_level="warning"))
     try:
         HotLogger("eventfn.ingress.endpoint").info("event", id="e-1")
-        await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+        await one_turn()  # one turn, the buffered writes' flush callback runs
         assert buffer.getvalue() == b""
     finally:
         structlog.reset_defaults()
@@ -151,7 +152,7 @@ async def test_library_lines_and_structlog_lines_keep_their_order(
     get_logger("first").info("one")
     logging.getLogger("uvicorn.error").info("two")
     HotLogger("third").info("three")
-    await asyncio.sleep(0)  # load-bearing: one turn, the buffered writes' flush callback runs
+    await one_turn()  # one turn, the buffered writes' flush callback runs
     assert [line["event"] for line in lines(json_stdout)] == ["one", "two", "three"]
 
 
@@ -168,7 +169,7 @@ async def test_a_closed_stdout_drops_lines_instead_of_failing() -> None:
     asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
     writer = LineWriter(Closed())
     writer.write(b"lost\n")
-    await asyncio.sleep(0)  # the flush callback runs
+    await one_turn()  # the flush callback runs
     writer.write(b"lost too\n")
     writer.flush()
     assert errors == []
