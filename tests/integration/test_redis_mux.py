@@ -111,8 +111,7 @@ async def test_redis_killed_fails_the_waiting_callers_then_the_next_command_reco
             assert await pipe.call("SET", "k", b"1") == b"OK"
             server.freeze()  # the command below is sent and waits; then the server dies
             waiting = pipe.call("GET", "k")
-            # the command goes out to a frozen real redis-server: nothing signals it was sent
-            await asyncio.sleep(0.05)
+            await one_turn()  # the turn ends and the pipeline writes the command to the socket
             assert server.proc is not None
             server.proc.kill()  # SIGKILL while stopped: it never answers (no SIGCONT first)
             server.proc.wait(10)
@@ -153,11 +152,14 @@ async def test_a_readonly_answer_drops_the_link_so_the_next_command_finds_a_mast
             await admin.aclose()
 
 
-async def close_while_a_command_waits(pipe: AutoPipeline) -> None:
+async def close_while_a_command_waits(pipe: AutoPipeline, *, connecting: bool = False) -> None:
     """Issue a command, close the pipeline while it waits: the command gets ConnectionError."""
     waiting = pipe.call("GET", "k")
-    # the command goes out to a real redis-server that does not answer: no event marks it
-    await asyncio.sleep(0.1)
+    await one_turn()  # the turn ends: the command is written, or waits for the connection
+    if connecting:
+        # the connection to a frozen real redis-server: its kernel accepts it and the handshake
+        # goes out on their own time, which nothing of ours can mark
+        await asyncio.sleep(0.1)
     await pipe.aclose()
     with pytest.raises(RedisConnectionError):
         await waiting
@@ -181,7 +183,7 @@ async def test_closing_while_the_link_is_made_abandons_it_and_fails_its_commands
         server.freeze()  # the kernel accepts the connection; redis-py's handshake waits
         try:
             async with pipeline_to(server.url + f"?client_name={name}", redis_timeout=2) as pipe:
-                await close_while_a_command_waits(pipe)
+                await close_while_a_command_waits(pipe, connecting=True)
         finally:
             server.thaw()
 
