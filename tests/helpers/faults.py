@@ -26,7 +26,7 @@ import pytest
 import trustme
 
 from tests.helpers.sink import Received, Sink
-from tests.helpers.support import free_port, until
+from tests.helpers.support import free_port, until, wait_until
 
 
 class RecordingSink(Sink):
@@ -65,7 +65,7 @@ class RecordingSink(Sink):
             self._changed.wait_for(lambda: self.mode != "hang", timeout=self.max_hang)
         try:
             if self.delay:
-                # a slow sink: the server's thread holds the request (real time, another thread)
+                # simulates a slow peer: the sink's server thread holds the request (real time)
                 time.sleep(self.delay)
             with self._lock:
                 if self.mode == "ok" and not hung:
@@ -147,16 +147,14 @@ class OwnRedis:
         if self.password is not None:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return self
-            # a real redis-server starting: it sends no event, so its port is tried again
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+
+        def listens() -> bool:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+
+        # a real redis-server starting sends no event: its port is tried until it connects
+        wait_until(listens, 10, f"redis-server listening on :{self.port}", ignoring=(OSError,))
+        return self
 
     def _signal(self, sig: int) -> None:
         assert self.proc is not None

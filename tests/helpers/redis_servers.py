@@ -14,13 +14,15 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
 import redis
+
+from tests.helpers.support import wait_until
 
 MASTER_NAME = "knfn-test-master"
 
@@ -51,15 +53,10 @@ def redis_server_binary() -> str:
     return found
 
 
-def wait_until(check: object, timeout: float = 20.0, what: str = "redis") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(redis.RedisError, OSError):
-            if check():  # type: ignore[operator]
-                return
-        # real redis-server/Sentinel processes: no event to await, so asked again
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not come up within {timeout}s")
+def ready_within(check: Callable[[], object], what: str, within: float = 20.0) -> None:
+    """`wait_until` `check` holds, a Redis error or a refused connection counting as not yet:
+    real redis-server and Sentinel processes coming up send no event to wait on."""
+    wait_until(check, within, what, ignoring=(redis.RedisError, OSError), every=0.05)
 
 
 @dataclass
@@ -77,7 +74,7 @@ class Servers:
         self.procs[port] = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_until(lambda: redis.Redis(port=port, socket_timeout=1).ping(), what=f":{port}")
+        ready_within(lambda: redis.Redis(port=port, socket_timeout=1).ping(), f":{port} answers")
 
     def kill(self, port: int) -> None:
         proc = self.procs.pop(port)
@@ -94,6 +91,10 @@ class Servers:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+
+
+def cluster_state_ok(port: int) -> bool:
+    return bool(redis.Redis(port=port).cluster("info")["cluster_state"] == "ok")
 
 
 @contextlib.contextmanager
@@ -118,10 +119,7 @@ def cluster_servers() -> Iterator[tuple[Servers, list[int]]]:
             create += ["--cluster-replicas", "0", "--cluster-yes"]
             subprocess.run(create, check=True, capture_output=True, timeout=60)
             for port in ports:
-                wait_until(
-                    lambda p=port: redis.Redis(port=p).cluster("info")["cluster_state"] == "ok",
-                    what="the cluster",
-                )
+                ready_within(partial(cluster_state_ok, port), f"the cluster's state ok at :{port}")
             yield servers, ports
         finally:
             servers.stop()
@@ -154,9 +152,9 @@ def sentinel_set() -> Iterator[SentinelSet]:
         try:
             servers.start(master)
             servers.start(replica, "--replicaof", "127.0.0.1", str(master))
-            wait_until(
+            ready_within(
                 lambda: redis.Redis(port=replica).info("replication")["master_link_status"] == "up",
-                what="the replica",
+                "the replica's link to its master up",
             )
             for port in sentinels:
                 conf = Path(folder) / f"sentinel-{port}.conf"
@@ -169,12 +167,12 @@ def sentinel_set() -> Iterator[SentinelSet]:
                 )
                 servers.start(port, str(conf), "--sentinel")
             found = SentinelSet(servers, master, replica, sentinels)
-            wait_until(
+            ready_within(
                 lambda: all(
                     redis.Redis(port=p).sentinel_master(MASTER_NAME)["num-other-sentinels"] == 2
                     for p in sentinels
                 ),
-                what="the sentinels",
+                "every sentinel seeing the two others",
             )
             yield found
         finally:

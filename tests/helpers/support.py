@@ -162,8 +162,9 @@ async def until(condition: Callable[[], Any], within: float = 10.0, what: str = 
     """Wait until `condition()` (a plain or an async callable) is true, without blocking the
     loop; AssertionError naming `what` after `within` seconds.
 
-    The one bounded poll of the suite, for what no event of ours can signal: a real process, a
-    real Redis, another thread (a sink's server). `within` is a generous ceiling, never a claim.
+    The one asynchronous bounded poll of the suite (`wait_until` is its synchronous twin), for
+    what no event of ours can signal: a real process, a real Redis, another thread (a sink's
+    server). `within` is a generous ceiling, never a claim.
     """
     deadline = time.monotonic() + within
     while True:
@@ -175,6 +176,32 @@ async def until(condition: Callable[[], Any], within: float = 10.0, what: str = 
         if time.monotonic() >= deadline:
             raise AssertionError(f"not reached within {within}s: {what or condition}")
         await asyncio.sleep(0.02)  # polling another process or thread: nothing to await
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    within: float = 10.0,
+    what: str = "",
+    *,
+    ignoring: tuple[type[BaseException], ...] = (),
+    every: float = 0.02,
+) -> None:
+    """`until` for code that runs outside an event loop (a fixture, a plain test, a helper
+    starting a process): wait until `condition()` is true, asking again every `every` seconds;
+    an exception of `ignoring` from it counts as not yet (a refused connection, a server still
+    loading), any other propagates; AssertionError naming `what` after `within` seconds.
+
+    The one synchronous bounded poll of the suite, for the same reason as `until`: a real
+    process or another thread sends no event this thread could block on.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(*ignoring):
+            if condition():
+                return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not reached within {within}s: {what or condition}")
+        time.sleep(every)  # polling another process or thread: it sends no event to wait on
 
 
 class Clock:
@@ -246,19 +273,21 @@ class ServerProcess:
         return self._wait_for("/health/liveness", timeout)
 
     def _wait_for(self, probe: str, timeout: float) -> ServerProcess:
-        assert self.proc is not None, "spawn() first"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
+        proc = self.proc
+        assert proc is not None, "spawn() first"
+
+        def answers() -> bool:
+            if proc.poll() is not None:  # it will never answer: fail now, with what it said
+                out = proc.stdout.read().decode() if proc.stdout else ""
                 raise RuntimeError(f"server exited early:\n{out}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}{probe}", timeout=0.5).status_code == 200:
-                    return self
-            # a real process starting: no event to await, so its probe is asked again
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not answer 200 at {probe}")
+            return httpx.get(f"{self.url}{probe}", timeout=0.5).status_code == 200
+
+        try:
+            wait_until(answers, timeout, f"200 at {probe}", ignoring=(httpx.HTTPError,), every=0.05)
+        except AssertionError:
+            out = self.stop()
+            raise RuntimeError(f"server did not answer 200 at {probe}:\n{out}") from None
+        return self
 
     def kill(self) -> str:
         """Kill the process if it still runs (no drain); returns what it printed."""
