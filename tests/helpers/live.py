@@ -24,22 +24,39 @@ from tests.functions import Answer, Question
 from tests.helpers.support import free_port, make_app, suite_settings
 
 
+class StartedServer(uvicorn.Server):
+    """uvicorn's server, saying when it has started: `up` is set once start-up is over (the
+    app's lifespan has started and the socket accepts), where uvicorn offers a `started` flag
+    and no event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = asyncio.Event()
+
+    async def startup(self, *args: Any, **kwargs: Any) -> None:
+        await super().startup(*args, **kwargs)
+        self.up.set()
+
+
 @contextlib.asynccontextmanager
 async def serving(app: Any, lifespan: str = "on") -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port; yields its `host:port`."""
+    """Serve `app` with uvicorn on a free loopback port; yields its `host:port` once the app has
+    started (a test may then act on its runtime before any request: begin the drain)."""
     port = free_port()
     # As production serves it (eventfn.server.serve), on a loopback port of its own.
     settings = app.state.runtime.settings if isinstance(app, FunctionApp) else suite_settings()
     config = server_config(app, settings, host="127.0.0.1", port=port, lifespan=lifespan)
-    server = uvicorn.Server(config)
+    server = StartedServer(config)
     task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                await task
-                raise RuntimeError("server stopped during start-up")
-            # uvicorn offers a `started` flag, not an event: a turn of the loop at a time
-            await asyncio.sleep(0.01)
+    up = asyncio.create_task(server.up.wait())
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.wait({task, up}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        up.cancel()
+    if not server.up.is_set():  # the serving task ended first: its error, or this one
+        await task
+        raise RuntimeError("server stopped during start-up")
     try:
         yield f"127.0.0.1:{port}"
     finally:
