@@ -6,9 +6,9 @@ so that tests can check what was logged for the events they sent.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,33 +46,51 @@ class LiveServer:
         assert server.proc is not None
         assert server.proc.stdout is not None
         self._stdout = server.proc.stdout
+        self._read_more = threading.Condition()  # notified by the reader at each line
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         for line in self._stdout:
             text = line.decode(errors="replace").strip()
-            self.raw.append(text)
-            try:
-                self.lines.append(orjson.loads(text))
-            except orjson.JSONDecodeError:
-                continue
+            with self._read_more:
+                self.raw.append(text)
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    self.lines.append(orjson.loads(text))
+                self._read_more.notify_all()
+
+    def logged(
+        self, event_id: str, event: str = "event", expected: int = 1, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The `event` log lines carrying `event_id`, once `expected` of them arrived (or what
+        arrived within `timeout` seconds; none waited for with 0)."""
+
+        def found() -> list[dict[str, Any]]:
+            return [
+                line
+                for line in self.lines
+                if line.get("event") == event and line.get("id") == event_id
+            ]
+
+        with self._read_more:  # the reader thread says when a line is in
+            self._read_more.wait_for(lambda: len(found()) >= expected, timeout)
+            return found()
 
     def events_for(
         self, event_id: str, expected: int = 1, timeout: float = 5.0
     ) -> list[dict[str, Any]]:
         """The `event` log lines carrying `event_id`, once `expected` of them arrived."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [
-                line
-                for line in list(self.lines)
-                if line.get("event") == "event" and line.get("id") == event_id
-            ]
-            if len(found) >= expected or time.monotonic() > deadline:
-                return found
-            # a real process's log, read as it writes it: no event to await
-            time.sleep(0.02)
+        return self.logged(event_id, expected=expected, timeout=timeout)
+
+    def barrier(self) -> None:
+        """Send one more event and wait for its line. It is sent once the requests before it
+        were answered, and the process writes its lines in order (one stdout), so once this
+        line is in, every line those requests caused is in too: what is absent then stays so."""
+        marker = f"barrier-{uuid.uuid4()}"
+        headers = binary_headers(id=marker, source="/barrier")
+        response = httpx.post(self.url, headers=headers, content=dumps(query()), timeout=10)
+        assert response.status_code == 200, response.text
+        assert self.events_for(marker), f"no line for {marker}"
 
     def stop(self) -> None:
         proc = self.server.proc
@@ -219,8 +237,8 @@ def test_one_log_line_per_handled_event(live: LiveServer) -> None:
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert isinstance(line["duration_ms"], int | float)
     assert line["level"] == "info"
-    # an absence in a real process's log: no event says nothing more will come
-    time.sleep(0.2)  # a second line would have arrived by now
+    # an absence in a real process's log, proved by order: a second line would precede this one
+    live.barrier()
     assert len(live.events_for(event_id, expected=2, timeout=0)) == 1
 
 
@@ -249,17 +267,7 @@ def test_changed_payload_under_the_same_identity_is_logged_as_a_producer_error(
     assert second.content == first.content
     lines = live.events_for(event_id, expected=2)
     assert [line["outcome"] for line in lines] == ["ok", "duplicate"]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        warnings = [
-            line
-            for line in list(live.lines)
-            if line.get("event") == "producer_error_payload_changed" and line.get("id") == event_id
-        ]
-        if warnings:
-            break
-        # a real process's log, read as it writes it: no event to await
-        time.sleep(0.02)
+    warnings = live.logged(event_id, "producer_error_payload_changed")
     assert warnings
     assert warnings[0]["level"] == "warning"
     assert warnings[0]["source"] == "/reuser"
@@ -269,8 +277,8 @@ def test_no_access_log_lines(live: LiveServer) -> None:
     """uvicorn's access log is off: requests leave no 'GET /path HTTP/1.1' lines."""
     httpx.get(f"{live.url}/health/liveness", timeout=10)
     httpx.post(live.url, headers=binary_headers(), content=dumps(query()), timeout=10)
-    # an absence in a real process's log: no event says nothing more will come
-    time.sleep(0.2)
+    # an absence in a real process's log, proved by order: their lines would precede this one's
+    live.barrier()
     assert not [line for line in list(live.raw) if "HTTP/1.1" in line or "uvicorn.access" in line]
     assert all(isinstance(line, dict) for line in live.lines)
     assert len(live.lines) == len(live.raw), "every line on stdout is a JSON object"
