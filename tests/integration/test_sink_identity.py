@@ -9,7 +9,6 @@ function gets what a SinkBinding injects, under the same names: `K_SINK` (https)
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,15 +20,18 @@ import pytest
 import trustme
 
 from eventfn.delivery import identity
-from eventfn.testing import isolated_settings
+from eventfn.testing import app_client, isolated_settings
 from tests.helpers.sink import Sink, https_sink
 from tests.helpers.support import (
     RESPONSE,
     ServerProcess,
     binary_headers,
     dumps,
+    make_app,
     query,
     suite_client,
+    suite_settings,
+    until,
 )
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.the-sinkbinding-token.sig"
@@ -194,12 +196,15 @@ async def test_a_refused_identity_waits_in_the_outbox_until_the_token_comes(
         publish_refused_hold_seconds=0.3,
         outbox_poll_seconds=0.05,
     )
-    async with suite_client(**settings) as client:
+    app = make_app(suite_settings(**settings))
+    async with app_client(app) as client:
         await client.post("/api/v1/query", json=query())
         await cluster.sink.wait_for(1)
-        # an absence (no second attempt while the outbox holds it): nothing to await
-        await asyncio.sleep(0.1)
-        refused_once = len(cluster.sink.received)  # one attempt, then the outbox holds it
+        publisher = app.state.runtime.publisher
+        # The publish is over once the refusal ends it: no retry in memory is left to come, and
+        # the event waits in the outbox with its hold ahead of it.
+        await until(lambda: publisher.pending == 0, what="the refused publish ended")
+        refused_once = len(cluster.sink.received)
         letters = (await client.get("/api/v1/deadletters")).json()["items"]
         metrics = (await client.get("/metrics")).text
         cluster.token_file.write_text(TOKEN)
