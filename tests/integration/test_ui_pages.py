@@ -20,7 +20,7 @@ from tests.functions.ui import (
     function_process,
     running_function,
 )
-from tests.helpers.support import ROOT, ServerProcess, free_port
+from tests.helpers.support import ROOT, ServerProcess, free_port, wait_until
 from ui.metrics import parse
 
 pytest.importorskip("streamlit", reason="the `ui` extra is not installed")
@@ -73,12 +73,10 @@ def send(app: AppTest) -> AppTest:
 
 def rerun_until(app: AppTest, done: Callable[[AppTest], bool], what: str, wait: float = 20) -> None:
     """Rerun `app` until `done` (the feed and /metrics arrive in the background)."""
-    deadline = time.monotonic() + wait
-    while not done(app):
-        assert time.monotonic() < deadline, what
-        # the page's feed and /metrics come from a real server in the background
-        time.sleep(0.3)
-        app.run()
+    if done(app):
+        return
+    # the page's feed and /metrics come from a real server in the background: rerun, see again
+    wait_until(lambda: done(app.run()), wait, what, every=0.3)
 
 
 def texts(app: AppTest) -> str:

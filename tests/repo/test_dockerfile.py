@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers.support import ROOT, free_port
+from tests.helpers.support import ROOT, free_port, wait_until
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -175,11 +173,15 @@ def test_the_image_contents_serve_the_function(tmp_path: Path) -> None:
 
 def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
     """True once `url` answers 200; False if the server exits or `timeout` passes first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and server.poll() is None:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=0.5).status_code == httpx.codes.OK:
-                return True
-        # a real container process starting: no event to await, so asked again
-        time.sleep(0.05)
-    return False
+
+    def settled() -> bool:  # ready, or gone: nothing more to wait for either way
+        return (
+            server.poll() is not None or httpx.get(url, timeout=0.5).status_code == httpx.codes.OK
+        )
+
+    try:
+        # a real container process starting: no event to await
+        wait_until(settled, timeout, f"{url} answers 200", ignoring=(httpx.HTTPError,), every=0.05)
+    except AssertionError:
+        return False
+    return server.poll() is None

@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from tests.helpers.support import (
     binary_headers,
     dumps,
     event_json,
+    wait_until,
 )
 
 SCAFFOLDING = SHARED / "func-scaffolding" / "instanced-http"
@@ -352,16 +352,17 @@ def test_sigterm_closes_the_lifespan_and_exits_zero(build: Path) -> None:
 
 def wait_until_refused(port: int, timeout: float = 30.0) -> None:
     """Return once nothing listens on `port` any more (the server stopped accepting)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def refused() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
         except ConnectionRefusedError:
-            return
-        # Another process closing its listener: nothing it sends can be awaited, so the
-        # port is tried again a little later, bounded by the deadline.
-        time.sleep(0.02)
-    pytest.fail(f"port {port} still accepts connections")
+            return True
+        return False
+
+    # Another process closing its listener: nothing it sends can be awaited, so the port is
+    # tried again a little later, bounded by `timeout`.
+    wait_until(refused, timeout, f"port {port} refusing connections (it still accepts them)")
 
 
 def test_a_request_in_flight_at_sigterm_gets_its_answer(build: Path, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from tests.functions.ui import AUDIT_TYPE, dead_letter, running_function
-from tests.helpers.support import ROOT, ServerProcess, free_port
+from tests.helpers.support import ROOT, ServerProcess, free_port, wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -66,16 +65,20 @@ def streamlit(backend: str) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, "streamlit exited"
+        return httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            assert proc.poll() is None, "streamlit exited"
-            assert time.monotonic() < deadline, "streamlit did not come up"
-            # a real streamlit process starting: no event to await, so asked again
-            time.sleep(0.1)
+        # a real streamlit process starting: no event to await
+        wait_until(
+            healthy,
+            30,
+            "streamlit answering its health check",
+            ignoring=(httpx.HTTPError,),
+            every=0.1,
+        )
         yield url
     finally:
         proc.terminate()
