@@ -11,7 +11,6 @@ import contextlib
 import signal
 import subprocess
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +48,8 @@ SLOW_FUNCTION = textwrap.dedent(
     @registry.handles(ASK)
     async def slow(request: Question) -> Answer:
         pathlib.Path(os.environ["STARTED_MARKER"]).touch()
-        # Work in a real process that must outlast the shutdown delay on its real clock.
+        # Simulates slow work in a real process: it must outlast the shutdown delay on its
+        # real clock.
         await asyncio.sleep(float((request.parameters or {}).get("sleep", 0)))
         return Answer(result={"finished": request.query})
 
@@ -93,15 +93,17 @@ async def wait_for_file(path: Path, within: float = 5.0) -> None:
 
 
 async def readiness_after(url: str, within: float) -> int:
-    """The first non-200 readiness status seen within `within` seconds (200 if none)."""
-    deadline = time.monotonic() + within
+    """The first non-200 readiness status seen within `within` seconds (AssertionError if it
+    stays 200): a real process's readiness sends no event, so it is polled."""
+    seen: list[int] = []
     async with httpx.AsyncClient(timeout=1.0) as probe:
-        while time.monotonic() < deadline:
-            status = (await probe.get(f"{url}/health/readiness")).status_code
-            if status != 200:
-                return status
-            await asyncio.sleep(0.01)  # polling a real process: its readiness sends no event
-    return 200
+
+        async def turned() -> bool:
+            seen.append((await probe.get(f"{url}/health/readiness")).status_code)
+            return seen[-1] != 200
+
+        await until(turned, within, "readiness answering other than 200")
+    return seen[-1]
 
 
 @pytest.mark.server
