@@ -250,14 +250,16 @@ def create_app(
     registry: Registry,
     *,
     clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> FunctionApp:
     """Build the function: the one composition root of the runtime.
 
     `registry` is the function's handlers on its catalogue. The runtime never imports the user's
     code itself: the entry points resolve it from an import string (`eventfn.loading`).
     `clock` (monotonic seconds) times the OIDC verifier's intervals (the JWKS refresh bounds, how
-    long a refused token is remembered); a test passes one it moves by hand.
+    long a refused token is remembered) and `wall_clock` (Unix seconds) is what tokens' `exp`,
+    `nbf` and `iat` are checked against; a test passes clocks it moves by hand.
     """
     configure_logging(settings)
     log_posture(settings)
-    return FunctionApp(Runtime(settings, registry, clock=clock))
+    return FunctionApp(Runtime(settings, registry, clock=clock, wall_clock=wall_clock))

@@ -106,8 +106,10 @@ class Runtime:
         registry: Registry,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """`clock` (monotonic seconds) is the OIDC verifier's (`build_auth`); tests move it."""
+        """`clock` (monotonic seconds) and `wall_clock` (Unix seconds) are the OIDC verifier's
+        (`build_auth`); tests move them."""
         # The dedupe window and lease follow the catalogue's delivery policies (unless set).
         settings = following_deliveries(settings, registry.catalogue.deliveries)
         redis = build_redis(settings)  # one client and pool for every store built here
@@ -145,7 +147,7 @@ class Runtime:
             function_settings=registry.build_settings(),
             http=self.outgoing.client,
         )
-        auth = build_auth(settings, clock=clock)
+        auth = build_auth(settings, clock=clock, wall_clock=wall_clock)
         # None means deliveries are not authenticated (local development).
         self.delivery_auth: DeliveryAuth | None = auth.delivery
         # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from eventfn.auth.jwks import KeySet
@@ -51,6 +51,64 @@ _REASONS: tuple[tuple[str, str], ...] = (
     ("InvalidAlgorithmError", "the token's algorithm does not match its key"),
     ("DecodeError", "the bearer token is not a well-formed JWT"),
 )
+# What PyJWT checks after the times: a token it refuses for one of these is checked for its times
+# first, so that a token wrong in both is refused for the same reason as by PyJWT alone.
+_AFTER_TIMES = (
+    "InvalidIssuerError",
+    "InvalidAudienceError",
+    "InvalidSubjectError",
+    "InvalidJTIError",
+)
+
+
+def check_times(claims: Mapping[str, Any], *, now: float, leeway: float) -> None:
+    """PyJWT's checks of `iat`, `nbf` and `exp`, in its order and with its errors, at `now`.
+
+    PyJWT reads the wall clock itself; the verifier asks it to skip these and checks them here
+    against its own (`wall_clock`), which a test can move. A claim that is absent is not checked
+    (`require` is PyJWT's); one that is present is an integer (`int()` of it) or refused.
+    """
+    import jwt
+
+    if "iat" in claims:
+        try:
+            iat = int(claims["iat"])
+        except (ValueError, TypeError, OverflowError):
+            raise jwt.InvalidIssuedAtError("Issued At claim (iat) must be an integer.") from None
+        if iat > now + leeway:
+            raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
+    if "nbf" in claims:
+        try:
+            nbf = int(claims["nbf"])
+        except (ValueError, TypeError, OverflowError):
+            raise jwt.DecodeError("Not Before claim (nbf) must be an integer.") from None
+        if nbf > now + leeway:
+            raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+    if "exp" in claims:
+        try:
+            exp = int(claims["exp"])
+        except (ValueError, TypeError, OverflowError):
+            raise jwt.DecodeError("Expiration Time claim (exp) must be an integer.") from None
+        if exp <= now - leeway:
+            raise jwt.ExpiredSignatureError("Signature has expired")
+
+
+def _after_times(error: Exception, token: str) -> Mapping[str, Any] | None:
+    """The claims of a token PyJWT refused for a check it makes after the times, else None.
+
+    Its signature was verified by then (PyJWT checks claims only after it): reading the claims
+    again, unverified, is reading what was verified."""
+    import jwt
+    import jwt.exceptions
+
+    if isinstance(error, tuple(getattr(jwt.exceptions, kind) for kind in _AFTER_TIMES)):
+        return jwt.decode(token, options={"verify_signature": False})
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        # `require` passed unless the claim it names is absent: this one came from `aud` or `iss`
+        # (an empty audience, say), which PyJWT checks after the times.
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return claims if claims.get(error.claim) is not None else None
+    return None
 
 
 def _reason(error: Exception) -> str:
@@ -77,7 +135,11 @@ class OIDCVerifier:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (monotonic seconds) times the JWKS refresh bounds and how long a refused
+        token is remembered; `wall_clock` (Unix seconds) is what `exp`, `nbf` and `iat` are
+        checked against."""
         if not settings.oidc_audience:
             raise ValueError("OIDCVerifier needs OIDC_AUDIENCE")
         if not (settings.oidc_issuer or settings.oidc_jwks_url):
@@ -86,6 +148,7 @@ class OIDCVerifier:
         self.audience = settings.oidc_audience
         self.subjects = tuple(settings.oidc_allowed_subjects)
         self._clock = clock
+        self._wall_clock = wall_clock
         self.keys = KeySet(settings, transport=transport, clock=clock)
         # token bytes -> (claims, exp): only tokens that passed every check, subject included.
         self._verified: dict[bytes, tuple[dict[str, Any], float]] = {}
@@ -115,7 +178,7 @@ class OIDCVerifier:
         raw = token if isinstance(token, bytes) else token.encode()
         cached = self._verified.get(raw)
         if cached is not None:
-            if time.time() < cached[1] + self.settings.oidc_leeway_seconds:
+            if self._wall_clock() < cached[1] + self.settings.oidc_leeway_seconds:
                 return cached[0]
             del self._verified[raw]
         refused = self._refused.get(raw)
@@ -183,16 +246,29 @@ class OIDCVerifier:
         import jwt
 
         required = ["exp", "aud", "sub"] + (["iss"] if self.settings.oidc_issuer else [])
+        now, leeway = self._wall_clock(), self.settings.oidc_leeway_seconds
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[algorithm],
-                audience=self.audience,
-                issuer=self.settings.oidc_issuer,
-                leeway=self.settings.oidc_leeway_seconds,
-                options={"require": required},
-            )
+            try:
+                # The times are checked by `check_times`, against `wall_clock`, not PyJWT's.
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key.key,
+                    algorithms=[algorithm],
+                    audience=self.audience,
+                    issuer=self.settings.oidc_issuer,
+                    options={
+                        "require": required,
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                    },
+                )
+            except jwt.InvalidTokenError as error:
+                refused = _after_times(error, token)
+                if refused is not None:  # PyJWT would have refused it for its times first
+                    check_times(refused, now=now, leeway=leeway)
+                raise
+            check_times(claims, now=now, leeway=leeway)
         except (jwt.PyJWTError, ValueError, TypeError) as error:  # a key of another type
             raise Unauthenticated(_reason(error), invalid_token=True) from None
         return claims

@@ -149,15 +149,17 @@ def build_auth(
     transport: httpx.AsyncBaseTransport | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> AuthSetup:
     """Build the authentication the settings ask for; no I/O (the verifier fetches lazily).
 
     `clock` (monotonic seconds) times the verifier's intervals: the JWKS refresh bounds and how
-    long a refused token is remembered.
+    long a refused token is remembered; `wall_clock` (Unix seconds) is what tokens' `exp`,
+    `nbf` and `iat` are checked against.
     """
-    verifier = (
-        OIDCVerifier(settings, transport=transport, clock=clock) if settings.oidc_audience else None
-    )
+    verifier = None
+    if settings.oidc_audience:
+        verifier = OIDCVerifier(settings, transport=transport, clock=clock, wall_clock=wall_clock)
     return AuthSetup(
         verifier=verifier,
         delivery=DeliveryTokenAuth(verifier) if verifier else None,

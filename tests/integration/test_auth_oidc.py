@@ -54,12 +54,16 @@ async def oidc_client(
     recorder: Recorder | None = None,
     *,
     clock: Clock | None = None,
+    wall_clock: Clock | None = None,
     **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A function with OIDC on, trusting `issuer`; its verifier's intervals on `clock`."""
+    """A function with OIDC on, trusting `issuer`; its verifier's intervals on `clock`, the
+    tokens' times checked against `wall_clock`."""
     settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
     registry = (recorder or Recorder()).registry
-    app = create_app(settings, registry, clock=clock or time.monotonic)
+    app = create_app(
+        settings, registry, clock=clock or time.monotonic, wall_clock=wall_clock or time.time
+    )
     async with app_client(app) as client:
         yield client
 
@@ -190,13 +194,16 @@ async def test_a_remembered_token_is_refused_once_expired(issuer: Issuer) -> Non
     """Verified tokens are remembered for speed, but only until their `exp`."""
     token = issuer.token(expires_in=2)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
-    async with oidc_client(issuer, oidc_leeway_seconds=0) as client:
+    wall = Clock(now=time.time())
+    async with oidc_client(issuer, wall_clock=wall, oidc_leeway_seconds=0) as client:
         assert (await deliver(client, token=token)).status_code == 200
         assert (await deliver(client, token=token)).status_code == 200
-        # `exp` is Unix time, checked by PyJWT against the real wall clock: no clock of ours
-        # reaches it, so the test waits for the token to expire.
-        await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
-        assert_refused(await deliver(client, token=token), 401, token)
+        wall.now = expires - 0.01  # the last moment it is remembered
+        assert (await deliver(client, token=token)).status_code == 200
+        wall.now = expires  # `exp` is the first second it is refused in
+        refused = await deliver(client, token=token)
+        assert_refused(refused, 401, token)
+        assert refused.json()["detail"] == "the token has expired"
 
 
 async def test_unknown_kid_refreshes_once_then_401(issuer: Issuer) -> None:
