@@ -65,8 +65,7 @@ class RecordingSink(Sink):
             self._changed.wait_for(lambda: self.mode != "hang", timeout=self.max_hang)
         try:
             if self.delay:
-                # simulates a slow peer: the sink's server thread holds the request (real time)
-                time.sleep(self.delay)
+                time.sleep(self.delay)  # a slow peer, simulated in the sink's server thread
             with self._lock:
                 if self.mode == "ok" and not hung:
                     self.accepted.append(event_id)
