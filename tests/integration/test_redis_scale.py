@@ -8,8 +8,6 @@ changed. A failover during load is a real SIGKILL of the master.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +28,7 @@ from tests.helpers.support import (
     deliver,
     handler_client,
     new_id,
+    until,
 )
 
 pytestmark = pytest.mark.redis
@@ -154,12 +153,10 @@ async def test_the_live_feed_crosses_replicas_in_every_mode(
     try:
         subscription = receiver.subscribe()
         sent = event(7)
-        deadline = time.monotonic() + 10
-        message = None
-        while message is None and time.monotonic() < deadline:
-            sender.offer(sent)
-            with contextlib.suppress(TimeoutError):
-                message = await asyncio.wait_for(subscription.queue.get(), 0.2)
+        # The sender publishes once its probe has seen the receiver listen on the channel.
+        await until(lambda: sender._remote > 0, what="the sender sees a listener")
+        sender.offer(sent)
+        message = await subscription.queue.get()
         assert message is not None
         assert sent.id.encode() in message
     finally:
