@@ -1,7 +1,7 @@
 """What a function's own tests need: settings that ignore the environment, an in-process client.
 
     from eventfn.testing import function_client
-    from handler.functions import registry
+    from shop.functions import registry  # the function under test: its Registry
 
     async def test_an_order_is_accepted() -> None:
         async with function_client(registry) as client:
