@@ -40,6 +40,7 @@ RESPONSE = ANSWER.type
 SUITE_REGISTRY = "tests.functions:registry"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+PROBLEM = "application/problem+json"
 
 
 def new_id() -> str:
@@ -110,6 +111,31 @@ def make_app(settings: Settings | None = None, *, registry: Registry | None = No
     """The function as `create_app` builds it, on test settings and the suite's own function
     (`tests.functions`: whatever `handler/` and `schemas/` hold leaves the suites as they are)."""
     return create_app(settings or suite_settings(), registry=registry or suite_registry)
+
+
+def facade_path(app: FunctionApp | None = None) -> str:
+    """The facade route of the default type of `app` (the suite's function by default)."""
+    default = (app or make_app()).state.runtime.catalogue.default
+    assert default is not None
+    path: str = default.facade_path
+    return path
+
+
+def assert_problem(response: httpx.Response, status: int, *, retryable: bool = False) -> None:
+    """`response` is a problem+json answer with `status`; a retryable one (a 503 the broker
+    retries) says when, in whole seconds."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    if retryable:
+        assert int(response.headers["retry-after"]) >= 1
+
+
+def assert_bad_request(response: httpx.Response) -> None:
+    assert_problem(response, 400)
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert_problem(response, 503, retryable=True)
 
 
 def handler_client(

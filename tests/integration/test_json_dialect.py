@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from eventfn.binding import decode_batch, decode_structured, loads
@@ -20,10 +19,11 @@ from tests.helpers.faults import recording_sink
 from tests.helpers.support import (
     BATCH,
     STRUCTURED,
+    assert_bad_request,
     binary_headers,
     dumps,
     event_json,
-    make_app,
+    facade_path,
     new_id,
     suite_client,
 )
@@ -41,18 +41,6 @@ def structured_with(number: str) -> bytes:
     return (
         b'{"specversion":"1.0","id":"1","source":"/t","type":"t","data":' + data_with(number) + b"}"
     )
-
-
-def facade_path() -> str:
-    default = make_app().state.runtime.catalogue.default
-    assert default is not None
-    path: str = default.facade_path
-    return path
-
-
-def assert_bad_request(response: httpx.Response) -> None:
-    assert response.status_code == 400, response.text
-    assert response.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("number", NOT_JSON_NUMBERS)

@@ -26,7 +26,9 @@ from hypothesis import strategies as st
 from eventfn.app import FunctionApp
 from tests.helpers.support import (
     BATCH,
+    PROBLEM,
     STRUCTURED,
+    assert_bad_request,
     binary_headers,
     dumps,
     event_json,
@@ -35,13 +37,6 @@ from tests.helpers.support import (
     suite_client,
     suite_settings,
 )
-
-PROBLEM = "application/problem+json"
-
-
-def assert_bad_request(response: httpx.Response) -> None:
-    assert response.status_code == 400, response.text
-    assert response.headers["content-type"] == PROBLEM
 
 
 @pytest.mark.parametrize("cursor", ["99999999999999999999", "-1", str(2**63)])

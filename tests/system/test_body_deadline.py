@@ -23,7 +23,13 @@ import pytest
 from eventfn.app import FunctionApp
 from eventfn.ingress.deadline import BodyDeadline, RequestTimeout
 from tests.helpers.loop_time import advance, one_turn
-from tests.helpers.support import binary_headers, make_app, running_server, suite_settings
+from tests.helpers.support import (
+    binary_headers,
+    facade_path,
+    make_app,
+    running_server,
+    suite_settings,
+)
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -77,13 +83,6 @@ async def call(
 
 def quick_app(**overrides: Any) -> FunctionApp:
     return make_app(suite_settings(body_timeout_seconds=0.05, **overrides))
-
-
-def facade_path(app: FunctionApp) -> str:
-    default = app.state.runtime.catalogue.default
-    assert default is not None
-    path: str = default.facade_path
-    return path
 
 
 def assert_timed_out(status: int, headers: dict[str, str], body: bytes) -> None:

@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from eventfn.binding import Event
@@ -25,7 +24,14 @@ from eventfn.stores import sqlite as sqlite_module
 from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.stores.sqlite import SQLiteFile
-from tests.helpers.support import binary_headers, captured_logs, dumps, query, suite_client
+from tests.helpers.support import (
+    assert_unavailable,
+    binary_headers,
+    captured_logs,
+    dumps,
+    query,
+    suite_client,
+)
 
 
 def letter_event() -> Event:
@@ -94,12 +100,6 @@ async def test_a_failing_data_dir_is_logged_once_then_its_recovery(uncreatable: 
     events = [line["event"] for line in logs]
     assert events == ["sqlite_error", "sqlite_recovered"]
     assert logs[1]["failures"] == 5
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert int(response.headers["retry-after"]) >= 1
 
 
 async def test_an_uncreatable_data_dir_is_503_and_not_ready(uncreatable: Path) -> None:

@@ -27,7 +27,14 @@ from eventfn.stores.outbox import RedisOutbox
 from eventfn.stores.redis import redis_client
 from eventfn.stores.redis_outage import Outage, transient_errors
 from tests.helpers.redis_servers import Servers, cluster_servers
-from tests.helpers.support import binary_headers, dumps, free_port, query, suite_client
+from tests.helpers.support import (
+    assert_unavailable,
+    binary_headers,
+    dumps,
+    free_port,
+    query,
+    suite_client,
+)
 
 LIBRARY_ERRORS = sorted(
     (
@@ -130,12 +137,6 @@ def cluster_settings(port: int) -> dict[str, Any]:
         "dedupe_lease_seconds": 5.0,
         "k_sink": None,
     }
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert int(response.headers["retry-after"]) >= 1
 
 
 async def every_door(client: httpx.AsyncClient) -> dict[str, httpx.Response]:

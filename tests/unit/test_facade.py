@@ -13,6 +13,7 @@ from eventfn.dispatch.registry import Registry
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
 from tests.helpers.support import (
+    PROBLEM,
     QUERY,
     RESPONSE,
     dumps,
@@ -20,7 +21,6 @@ from tests.helpers.support import (
     suite_settings,
 )
 
-PROBLEM = "application/problem+json"
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z")
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from eventfn.dispatch.replies import reply_id
 from tests.helpers.support import (
     BATCH,
+    PROBLEM,
     QUERY,
     RESPONSE,
     STRUCTURED,
@@ -29,8 +30,6 @@ from tests.helpers.support import (
     suite_client,
     suite_settings,
 )
-
-PROBLEM = "application/problem+json"
 
 
 def assert_problem(

@@ -15,6 +15,7 @@ from eventfn import Catalogue, EventSpec, Registry
 from eventfn.testing import app_client
 from tests.functions import Question
 from tests.helpers.support import (
+    PROBLEM,
     STRUCTURED,
     binary_headers,
     make_app,
@@ -24,7 +25,6 @@ from tests.helpers.support import (
 )
 
 PLAN = {"query": "test query", "parameters": {"param1": "value1"}}
-PROBLEM = "application/problem+json"
 
 
 async def test_the_plans_curl_gets_the_result_and_its_metadata(client: httpx.AsyncClient) -> None:
