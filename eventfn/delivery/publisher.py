@@ -19,7 +19,8 @@ owns the record for `RetryPolicy.fast_path_lease` and gives up before it ends, s
 redeliverer never sends an event the fast path is still retrying.
 
 Knative's broker retries exactly that status set, so a sink behind a broker behaves the same
-whether the broker or this publisher does the retrying.
+whether the broker or this publisher does the retrying. One POST and the reading of its answer
+are `eventfn.delivery.sink.SinkClient`'s; what to do about the answer is the publisher's.
 """
 
 from __future__ import annotations
@@ -32,21 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from eventfn.binding import Event, Unencodable, to_binary
+from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.core.errors import FunctionError, StoreUnavailable
-from eventfn.delivery.identity import SinkToken, trust
-from eventfn.delivery.retry import (
-    LEASE_SLACK_SECONDS,
-    RETRYABLE,
-    Attempt,
-    RetryPolicy,
-    failure,
-    parse_retry_after,
-)
+from eventfn.delivery.retry import LEASE_SLACK_SECONDS, Attempt, RetryPolicy
+from eventfn.delivery.sink import SinkClient
 from eventfn.observability.logs import get_logger
 from eventfn.observability.metrics import Metrics
-from eventfn.observability.tracing import inject_headers
 from eventfn.stores.deadletters import DeadLetter, DeadLetterStore, letter_id
 from eventfn.stores.outbox import Outbox
 from eventfn.stores.records import event_key
@@ -73,7 +66,7 @@ def parse_overrides(raw: str | None) -> dict[str, Any]:
 
 
 class Publisher:
-    """Delivers events to K_SINK; a Component owning the process's one `httpx.AsyncClient`."""
+    """Delivers events to K_SINK; a Component (its `SinkClient` owns the one httpx client)."""
 
     def __init__(
         self,
@@ -91,18 +84,17 @@ class Publisher:
         self.outbox = outbox
         self.deadletters = deadletters
         self._settings = settings
-        self._transport = transport
         self._overrides = parse_overrides(settings.k_ce_overrides)
-        # The OIDC identity SinkBinding mounts; expected when the function itself verifies
-        # OIDC tokens (the cluster has the feature on) or SinkBinding mounted the token's
-        # directory (the setting alone says nothing: the rendered ConfigMap always sets it).
-        token_file = settings.oidc_sink_token_file
-        self.token = SinkToken(
-            token_file, expected=bool(settings.oidc_audience) or token_file.parent.is_dir()
-        )
         # Every wait and lease of every send, the redeliverer's too (it reads it from here).
         self.policy = RetryPolicy.from_settings(settings, rng)
-        self._client: httpx.AsyncClient | None = None
+        self.client = SinkClient(
+            settings,
+            sink=sink,
+            timeout=self.policy.attempt_timeout,
+            transport=transport,
+            metrics=metrics,
+        )
+        self.token = self.client.token  # the identity it sends (what SinkBinding mounts)
         self._pending: set[asyncio.Task[str]] = set()
         # When a write-ahead last failed (monotonic seconds): readiness reports the outbox
         # unusable for a while after it (`outbox_failing`).
@@ -114,19 +106,7 @@ class Publisher:
         self.observe = observe
 
     async def start(self) -> None:
-        import httpx
-
-        settings = self._settings
-        self.token.start()
-        limit = settings.publish_max_connections
-        self._client = httpx.AsyncClient(
-            transport=self._transport,
-            verify=trust(settings.k_ca_certs, settings.knative_custom_certs_dir),
-            timeout=httpx.Timeout(self._settings.publish_timeout_seconds),
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            # The trace of the event being handled goes on with every delivery.
-            event_hooks={"request": [inject_headers]},
-        )
+        await self.client.start()
 
     async def stop(self) -> None:
         """Flush: pending publishes get `publish_flush_seconds`, then park what is left."""
@@ -140,8 +120,7 @@ class Publisher:
                 task.cancel()  # the cancelled publish parks its event on the way out
             if late:
                 await asyncio.wait(late, timeout=1.0)
-        if self._client is not None:
-            await self._client.aclose()
+        await self.client.stop()
 
     @property
     def pending(self) -> int:
@@ -154,60 +133,8 @@ class Publisher:
         return Event({**event.attributes, **self._overrides}, event.data, event.json_data)
 
     async def attempt(self, event: Event) -> Attempt:
-        """One POST of `event` in binary mode; never raises for HTTP or network failures.
-
-        Cut at `publish_timeout_seconds` in all (httpx's timeout is per phase): the leases of
-        `RetryPolicy` count on an attempt never taking longer.
-        """
-        try:
-            async with asyncio.timeout(self.policy.attempt_timeout):
-                result = await self._post(event)
-        except TimeoutError:
-            result = Attempt(False, True, error="TimeoutError: the attempt took too long")
-        if self.metrics is not None:
-            self.metrics.published(result.delivered)
-        return result
-
-    async def _post(self, event: Event) -> Attempt:
-        import httpx  # already loaded by start(): a dictionary lookup
-
-        assert self._client is not None, "Publisher.start() was not called"  # noqa: S101
-        try:
-            headers, body = to_binary(event)
-        except Unencodable as exc:  # permanent: dead-lettered on this first attempt
-            return failure(exc)
-        bearer = self.token.header()
-        if bearer is not None:
-            headers.append((b"authorization", bearer.encode()))
-        try:
-            response = await self._client.post(self.sink, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return Attempt(False, True, error=f"{type(exc).__name__}: {exc}")
-        status = response.status_code
-        if 200 <= status < 300:
-            return Attempt(True, False, status)
-        text = response.text[:1024]
-        if status in (401, 403):
-            return self._refused(status, text)
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        retryable = status in RETRYABLE or status >= 500
-        return Attempt(False, retryable, status, retry_after, f"HTTP {status}: {text}")
-
-    def _refused(self, status: int, text: str) -> Attempt:
-        """A 401/403: the sink refused the function's identity (no OIDC token, an expired one, an
-        EventPolicy that does not let it in). Fixed outside the event, so neither retried at once
-        nor dead-lettered: the event waits in the outbox, `PUBLISH_REFUSED_HOLD_SECONDS` between
-        tries, with the sink's answer as its error, counted and logged."""
-        if self.metrics is not None:
-            self.metrics.sink_unauthorized += 1
-        log.error(
-            "publish_unauthorized",
-            sink=self.sink,
-            status=status,
-            identity="no token file" if self.token.missing else "token sent",
-        )
-        hold = self._settings.publish_refused_hold_seconds
-        return Attempt(False, True, status, hold, f"HTTP {status} (identity refused): {text}")
+        """One POST of `event` (`SinkClient.attempt`): what the redeliverer sends with too."""
+        return await self.client.attempt(event)
 
     async def publish(self, event: Event, *, written: bool = False) -> str:
         """Deliver `event` with retries: "delivered", "queued" (in the outbox) or "rejected".
