@@ -29,6 +29,7 @@ from eventfn.core.config import Settings
 from eventfn.testing import function_client, isolated_settings
 from tests.functions import ANSWER, ASK, Answer, registry_with
 from tests.functions import registry as suite_registry
+from tests.helpers.loop_time import one_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
@@ -390,7 +391,7 @@ class Counting:
         if self.gate is not None:
             await self.gate.wait()
         if self.suspends:
-            await asyncio.sleep(0)  # load-bearing: the handler suspends, as real I/O would
+            await one_turn()  # the handler suspends, as real I/O would
         if self.failures:
             self.failures -= 1
             raise RuntimeError("boom: secret internals")

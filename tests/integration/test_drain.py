@@ -21,6 +21,7 @@ import uvicorn
 from eventfn.server.drain import DrainingServer
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.testing import app_client
+from tests.helpers.loop_time import one_turn
 from tests.helpers.sink import Sink, running_sink
 from tests.helpers.support import (
     ServerProcess,
@@ -210,7 +211,7 @@ async def test_the_drain_is_one_signal_its_hooks_run_once_for_every_caller() -> 
 
     async def hook() -> None:
         ran.append("hook")
-        await asyncio.sleep(0)  # load-bearing: the hook suspends while the other callers wait
+        await one_turn()  # the hook suspends while the other callers wait
 
     runtime.on_drain.append(hook)
     await asyncio.gather(runtime.drain(), runtime.drain(), runtime.drain())
