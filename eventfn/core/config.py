@@ -1,6 +1,13 @@
 """Settings: read from the environment once, in the app factory, and passed in from there.
 
 Nothing reads `os.environ` anywhere else; tests build their own `Settings(...)`.
+
+Over 350 lines on purpose: it is one pydantic model, the function's whole environment with one
+field per variable, and the settings reference (docs/reference/configuration.md, `make
+docs-reference`) is generated from it, so a split would scatter one list over several files.
+`following_deliveries` stays beside the model because it rebuilds one (what was set explicitly,
+validated again), while `eventfn.core.policy`, which `Settings` imports, knows nothing of
+settings.
 """
 
 from __future__ import annotations
