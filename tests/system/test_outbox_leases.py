@@ -6,7 +6,6 @@ makes; a pass of many events to a slow sink takes far longer than any one lease.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from eventfn.binding import Event
 from eventfn.delivery.build import Delivery, build_delivery
 from tests.helpers import support
 from tests.helpers.faults import recording_sink
-from tests.helpers.support import RESPONSE, suite_settings
+from tests.helpers.support import RESPONSE, suite_settings, until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.server]
 
@@ -56,9 +55,14 @@ async def test_two_redeliverers_never_send_the_same_parked_event_at_once(tmp_pat
                 await a.publisher.outbox.park(parked, attempts=1, delay=0, error="down")
             async with replica(**settings):
                 await sink.until(lambda s: len(set(s.accepted)) == len(events), within=30)
-            # An absence: a second send of an id would come from a lease run out on the Redis
-            # server's clock, which no event announces; anything still in flight lands.
-            await asyncio.sleep(0.5)
+            outbox = a.publisher.outbox
+
+            async def emptied() -> bool:
+                return await outbox.depth() == 0
+
+            # Every entry removed, so nothing is left that a replica could take and send again;
+            # once this replica has stopped too, no attempt is in flight.
+            await until(emptied, what="every delivered event gone from the outbox")
     arrived, accepted = sink.snapshot()
     assert sink.max_overlap == 1
     assert sorted(set(accepted)) == sorted(e.id for e in events)
