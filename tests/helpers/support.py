@@ -25,6 +25,7 @@ import pytest
 
 from eventfn import Registry
 from eventfn.app import FunctionApp, create_app
+from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.testing import function_client, isolated_settings
 from tests.functions import ANSWER, ASK, Answer, registry_with
@@ -46,6 +47,14 @@ PROBLEM = "application/problem+json"
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def cloud_event(data: bytes = b"{}", **attributes: Any) -> Event:
+    """An event as the stores, the publisher and the feed hold it: a reply of the suite's
+    function with JSON `data` and a new id; `attributes` over those (id, source, type,
+    extensions)."""
+    base = {"specversion": "1.0", "id": new_id(), "source": "/tests", "type": RESPONSE}
+    return Event({**base, "datacontenttype": "application/json", **attributes}, data)
 
 
 def binary_headers(

@@ -14,12 +14,19 @@ from eventfn.binding import Event
 from eventfn.core.config import Settings
 from eventfn.observability.feed import LiveFeed, Subscription, channel_name
 from eventfn.runtime import build_feed_client
-from tests.helpers.support import QUERY, RESPONSE, free_port, redis_url, suite_settings, until
+from tests.helpers.support import (
+    QUERY,
+    RESPONSE,
+    cloud_event,
+    free_port,
+    redis_url,
+    suite_settings,
+    until,
+)
 
 
 def event(n: int = 0, type_: str = QUERY) -> Event:
-    attributes = {"specversion": "1.0", "id": f"e{n}", "source": "/tests", "type": type_}
-    return Event({**attributes, "datacontenttype": "application/json"}, data=b'{"n": %d}' % n)
+    return cloud_event(b'{"n": %d}' % n, id=f"e{n}", type=type_)
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from tests.helpers.support import (
     QUERY,
     RESPONSE,
     binary_headers,
+    cloud_event,
     dumps,
     event_json,
     make_app,
@@ -313,8 +314,7 @@ async def test_publisher_attempts_are_counted_and_carry_the_trace(tmp_path: Path
 
 
 def feed_event(n: int) -> Event:
-    attributes = {"specversion": "1.0", "id": f"f{n}", "source": "/tests", "type": QUERY}
-    return Event({**attributes, "datacontenttype": "application/json"}, b"{}")
+    return cloud_event(id=f"f{n}", type=QUERY)
 
 
 async def test_events_the_feed_pump_could_not_take_are_counted() -> None:

@@ -6,7 +6,6 @@ end-to-end tests use a real local HTTP sink that is down (nothing listening) and
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.helpers import support
 from tests.helpers.sink import Sink
 from tests.helpers.support import (
     RESPONSE,
+    cloud_event,
     make_app,
     query,
     suite_client,
@@ -33,17 +33,7 @@ STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 def event(data: bytes = b'{"n":1}') -> Event:
-    return Event(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "/tests/outbox",
-            "type": RESPONSE,
-            "datacontenttype": "application/json",
-            "cluster": "a",
-        },
-        data,
-    )
+    return cloud_event(data, source="/tests/outbox", cluster="a")
 
 
 @pytest.fixture(params=STORES)

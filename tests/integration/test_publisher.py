@@ -28,6 +28,7 @@ from tests.functions import ASK
 from tests.helpers.sink import running_sink
 from tests.helpers.support import (
     RESPONSE,
+    cloud_event,
     free_port,
     make_app,
     query,
@@ -41,15 +42,7 @@ SINK = "http://sink.test/events"
 
 def event(**extra: Any) -> Event:
     """A published event with JSON data."""
-    attributes = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "/tests/publisher",
-        "type": RESPONSE,
-        "datacontenttype": "application/json",
-        **extra,
-    }
-    return Event(attributes, b'{"result":{"answer":42}}')
+    return cloud_event(b'{"result":{"answer":42}}', source="/tests/publisher", **extra)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from tests.helpers import redis_servers, support
 from tests.helpers.support import (
     Counting,
     captured_logs,
+    cloud_event,
     deliver,
     handler_client,
     new_id,
@@ -100,8 +101,7 @@ async def test_readiness_is_200_on_a_usable_redis(redis_settings: dict[str, Any]
 
 
 def event(n: int) -> Event:
-    attributes = {"specversion": "1.0", "id": f"e-{n}-{new_id()}", "source": "/t", "type": "x"}
-    return Event(attributes, b'{"n": %d}' % n)
+    return cloud_event(b'{"n": %d}' % n, id=f"e-{n}-{new_id()}", source="/t", type="x")
 
 
 async def test_the_dead_letter_inbox_works_in_every_mode(redis_settings: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ makes; a pass of many events to a slow sink takes far longer than any one lease.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,13 @@ from eventfn.binding import Event
 from eventfn.delivery.build import Delivery, build_delivery
 from tests.helpers import support
 from tests.helpers.faults import recording_sink
-from tests.helpers.support import RESPONSE, suite_settings, until
+from tests.helpers.support import cloud_event, suite_settings, until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.server]
 
 
 def event() -> Event:
-    attributes = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/tests/leases",
-                  "type": RESPONSE, "datacontenttype": "application/json"}  # fmt: skip
-    return Event(attributes, b"{}")
+    return cloud_event(source="/tests/leases")
 
 
 @contextlib.asynccontextmanager
