@@ -21,7 +21,7 @@
     │   └── Reject                     4xx  a handler refuses the event (422 unless it says)
     └── TransientError                 503  the broker retries (Retry-After where known)
         ├── StoreUnavailable           503  dedupe/outbox/dead-letter store unreachable
-        ├── IssuerUnavailable          503  OIDC issuer/JWKS unreachable (in auth/oidc.py)
+        ├── IssuerUnavailable          503  OIDC issuer/JWKS unreachable (in auth/jwks.py)
         ├── HandlerTimeout             504  the handler exceeded its time budget
         ├── HandlerFailed              500  the handler raised something else
         └── Retry                      503  a handler asks for a retry (429 if it says)
