@@ -71,11 +71,11 @@ async def test_broker_traffic_through_a_frozen_then_restarted_redis(tmp_path: Pa
         deliveries = asyncio.gather(*(spread(n) for n in range(len(ids))))
         # A real redis-server frozen (SIGSTOP), thawed, then restarted while the broker's
         # deliveries run: its faults and the client timeouts they cause are on real time.
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # deliveries under way
         redis.freeze()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # frozen past the client timeout
         redis.thaw()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # thawed, then killed and restarted
         redis.restart()
         results = await deliveries
         log = server.stop()
