@@ -1,4 +1,5 @@
-"""Fault-injection helpers: a sink that hangs or fails on cue, and a Redis of our own to freeze.
+"""Fault-injection helpers: a sink that hangs or fails on cue, a Redis of our own to freeze, and
+small file systems to fill or mount read-only.
 
 `RecordingSink` records every request the moment it arrives (so a hanging one counts as "in
 flight"), how many sends of one event id overlapped, and which ids it accepted. `OwnRedis` is a
@@ -234,3 +235,40 @@ def own_redis(
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def tmpfs(*options: str, size: str = "256k") -> Iterator[Path]:
+    """A tmpfs of `size` mounted with `options` (e.g. "ro") for a DATA_DIR that can be filled or
+    refuse writes; the test is skipped where mounting is not allowed (it needs root)."""
+    with tempfile.TemporaryDirectory(prefix="knfn-tmpfs-") as folder:
+        mount_binary, umount_binary = shutil.which("mount"), shutil.which("umount")
+        if mount_binary is None or umount_binary is None:
+            pytest.skip("mount is not installed")
+        flags = ",".join((f"size={size}", *options))
+        mount = [mount_binary, "-t", "tmpfs", "-o", flags, "tmpfs", folder]
+        try:
+            done = subprocess.run(mount, capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        try:
+            yield Path(folder)
+        finally:
+            umount = [umount_binary, "-l", folder]
+            subprocess.run(umount, capture_output=True, timeout=10, check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill the file system of `disk` to the last byte; returns the file to remove to free it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 512, 1):  # big blocks, then what is left of the last one
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler

@@ -8,12 +8,7 @@ permissions); the chaos cases mount a read-only and a full tmpfs where the machi
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import sqlite3
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +19,7 @@ from eventfn.stores import sqlite as sqlite_module
 from eventfn.stores.deadletters import SQLiteDeadLetterStore, dead_letter_of
 from eventfn.stores.outbox import SQLiteOutbox
 from eventfn.stores.sqlite import SQLiteFile
+from tests.helpers.faults import fill, tmpfs
 from tests.helpers.support import (
     assert_unavailable,
     binary_headers,
@@ -121,35 +117,6 @@ async def test_a_usable_data_dir_is_ready(tmp_path: Path) -> None:
 
 
 # -- real file systems (chaos) ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(*options: str) -> Iterator[Path]:
-    """A small tmpfs mounted with `options`; the test is skipped where mounting is not allowed."""
-    with tempfile.TemporaryDirectory(prefix="knfn-tmpfs-") as folder:
-        mount_binary, umount_binary = shutil.which("mount"), shutil.which("umount")
-        if mount_binary is None or umount_binary is None:
-            pytest.skip("mount is not installed")
-        size = ",".join(("size=256k", *options))
-        mount = [mount_binary, "-t", "tmpfs", "-o", size, "tmpfs", folder]
-        try:
-            done = subprocess.run(mount, capture_output=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"cannot mount a tmpfs here: {exc}")
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        try:
-            yield Path(folder)
-        finally:
-            umount = [umount_binary, "-l", folder]
-            subprocess.run(umount, capture_output=True, timeout=10, check=False)
-
-
-def fill(folder: Path) -> None:
-    """Write to `folder` until its file system is full."""
-    with contextlib.suppress(OSError), (folder / "filler").open("wb", buffering=0) as filler:
-        while True:
-            filler.write(b"\0" * 4096)
 
 
 @pytest.mark.chaos

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,6 +33,7 @@ from eventfn import (
 )
 from eventfn.dispatch import dispatcher
 from eventfn.testing import app_client, isolated_settings
+from tests.helpers.faults import fill, tmpfs
 from tests.helpers.live import function_socket, receive, send, socket
 from tests.helpers.sink import Sink, running_sink
 from tests.helpers.support import captured_logs
@@ -553,35 +552,10 @@ async def test_the_outgoing_client_carries_the_trace_and_counts_by_host(tmp_path
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk() -> Iterator[Path]:
     """A 2 MiB tmpfs mounted for the test: a DATA_DIR that can be filled up."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["/usr/bin/mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(size="2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["/usr/bin/umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Fill `disk` to the last byte; returns the file to remove to free it."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (65536, 512, 1):  # big blocks, then what is left of the last one
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-    finally:
-        os.close(fd)
-    return filler
 
 
 @pytest.mark.chaos
