@@ -111,7 +111,7 @@ def _after_times(error: Exception, token: str) -> Mapping[str, Any] | None:
     return None
 
 
-def _reason(error: Exception) -> str:
+def refusal_reason(error: Exception) -> str:
     import jwt
 
     if isinstance(error, jwt.MissingRequiredClaimError):
@@ -270,5 +270,5 @@ class OIDCVerifier:
                 raise
             check_times(claims, now=now, leeway=leeway)
         except (jwt.PyJWTError, ValueError, TypeError) as error:  # a key of another type
-            raise Unauthenticated(_reason(error), invalid_token=True) from None
+            raise Unauthenticated(refusal_reason(error), invalid_token=True) from None
         return claims

@@ -34,7 +34,7 @@ _LEVELS["error"] = logging.ERROR
 SECRET_KEYS = frozenset({"authorization", "api_key", "x-api-key", "token", "password", "secret"})
 
 
-def _timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def add_timestamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     event_dict["timestamp"] = iso_now()
     return event_dict
 
@@ -169,7 +169,7 @@ def configure_logging(settings: Settings) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        _timestamp,
+        add_timestamp,
         _redact,
     ]
     renderer: Any

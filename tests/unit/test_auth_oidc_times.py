@@ -16,7 +16,7 @@ import httpx
 import jwt
 import pytest
 
-from eventfn.auth.oidc import OIDCVerifier, _reason, check_times
+from eventfn.auth.oidc import OIDCVerifier, check_times, refusal_reason
 from eventfn.core.errors import Unauthenticated
 from tests.helpers.oidc import AUDIENCE, SUBJECT, Issuer
 from tests.helpers.support import Clock, suite_settings
@@ -119,11 +119,11 @@ def test_a_time_that_is_no_integer_is_refused_as_pyjwt_refuses_it(
 
 def test_the_reasons_of_the_time_errors() -> None:
     """The 401's detail for each error `check_times` raises (the reasons are the verifier's)."""
-    assert _reason(jwt.ExpiredSignatureError()) == "the token has expired"
+    assert refusal_reason(jwt.ExpiredSignatureError()) == "the token has expired"
     immature = "the token is not valid yet (nbf or iat in the future)"
-    assert _reason(jwt.ImmatureSignatureError()) == immature
-    assert _reason(jwt.DecodeError()) == "the bearer token is not a well-formed JWT"
-    assert _reason(jwt.InvalidIssuedAtError()) == "invalid token"
+    assert refusal_reason(jwt.ImmatureSignatureError()) == immature
+    assert refusal_reason(jwt.DecodeError()) == "the bearer token is not a well-formed JWT"
+    assert refusal_reason(jwt.InvalidIssuedAtError()) == "invalid token"
 
 
 def test_the_times_are_checked_in_pyjwts_order() -> None:
@@ -282,7 +282,7 @@ async def test_a_token_wrong_in_several_ways_is_refused_for_pyjwts_reason(
             options={"require": ["exp", "aud", "sub", "iss"]},
         )
     except jwt.PyJWTError as error:
-        expected = _reason(error)
+        expected = refusal_reason(error)
     else:
         raise AssertionError(f"PyJWT accepts {case}")
     assert await detail(subject, token) == expected

@@ -16,7 +16,7 @@ from eventfn.binding import encode_header_value, event_from_json
 from eventfn.core.errors import MalformedEvent
 from eventfn.dispatch.budget import run_within
 from eventfn.dispatch.replies import REPLY_NAMESPACE, reply_id, rfc3339_now
-from eventfn.observability.logs import _timestamp
+from eventfn.observability.logs import add_timestamp
 from tests.helpers.loop_time import advance, one_turn
 
 # What the HTTP binding lets a header carry unescaped: printable ASCII but space, `"` and `%`.
@@ -42,7 +42,7 @@ def test_reply_time_is_rfc3339_millis_and_now() -> None:
 
 def test_log_timestamp_has_structlogs_iso_format() -> None:
     """The log timestamp looks like TimeStamper(fmt="iso", utc=True)'s and is now."""
-    text = _timestamp(None, "info", {})["timestamp"]
+    text = add_timestamp(None, "info", {})["timestamp"]
     assert ISO_MICROS.fullmatch(text)
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     assert abs(parsed - datetime.now(UTC)) < timedelta(seconds=1)
