@@ -131,6 +131,16 @@ class LiveFeed:
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
+    @property
+    def listeners_elsewhere(self) -> int:
+        """Replicas (other than this one) listening on the channel, as the last probe found."""
+        return self._remote
+
+    @property
+    def backlog(self) -> int:
+        """Events offered and not yet taken by the pump."""
+        return self._queue.qsize()
+
     def _changed(self) -> None:
         self._wanted = bool(self._subscriptions) or self._remote > 0
         if self._redis is None or self._stopped:

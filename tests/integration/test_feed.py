@@ -105,7 +105,7 @@ class TestInProcess:
             broken = Event({**event(0).attributes, "weird": object()})
             feed.offer(broken)
             # Once the queue is empty the pump holds the broken event as a batch of its own.
-            await until(feed._queue.empty)
+            await until(lambda: feed.backlog == 0)
             feed.offer(event(1))
             message = await next_event(subscription)
         assert message["event"]["id"] == "e1"
@@ -139,7 +139,7 @@ class TestAcrossReplicas:
         url = redis_url(13)
         async with running(self.settings(url)) as a, running(self.settings(url)) as b:
             subscription = a.subscribe()
-            await until(lambda: b._remote > 0)
+            await until(lambda: b.listeners_elsewhere > 0)
             b.offer(event(7))
             message = await next_event(subscription)
         assert message["event"]["id"] == "e7"
@@ -150,7 +150,7 @@ class TestAcrossReplicas:
         async with running(self.settings(url)) as a, running(self.settings(url)) as b:
             mine = a.subscribe()
             theirs = b.subscribe()  # someone elsewhere listens, so A publishes to Redis too
-            await until(lambda: a._remote > 0 and b._remote > 0)
+            await until(lambda: a.listeners_elsewhere > 0 and b.listeners_elsewhere > 0)
             a.offer(event(1))
             a.offer(event(2))
             ids = [(await next_event(mine))["event"]["id"] for _ in range(2)]
@@ -178,7 +178,7 @@ class TestAcrossReplicas:
                 before = await publishes(watcher)
                 for n in range(50):
                     feed.offer(event(n))
-                assert feed._queue.empty()  # nothing queued: nothing the pump could publish
+                assert feed.backlog == 0  # nothing queued: nothing the pump could publish
                 assert feed.overflows == 0
                 after = await publishes(watcher)
             finally:

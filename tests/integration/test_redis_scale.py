@@ -154,7 +154,7 @@ async def test_the_live_feed_crosses_replicas_in_every_mode(
         subscription = receiver.subscribe()
         sent = event(7)
         # The sender publishes once its probe has seen the receiver listen on the channel.
-        await until(lambda: sender._remote > 0, what="the sender sees a listener")
+        await until(lambda: sender.listeners_elsewhere > 0, what="the sender sees a listener")
         sender.offer(sent)
         message = await subscription.queue.get()
         assert message is not None
