@@ -16,14 +16,13 @@ pod; the UI's first request waits once per pod for the facade (a few hundred mil
 
 from __future__ import annotations
 
-import time
 import traceback
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from eventfn.auth.policy import header, log_posture
 from eventfn.binding import is_json, loads
+from eventfn.core.clock import Clocks
 from eventfn.core.config import Settings
 from eventfn.core.errors import (
     ClientError,
@@ -249,17 +248,15 @@ def create_app(
     settings: Settings,
     registry: Registry,
     *,
-    clock: Callable[[], float] = time.monotonic,
-    wall_clock: Callable[[], float] = time.time,
+    clocks: Clocks = Clocks(),  # noqa: B008 (frozen: one shared default is the point)
 ) -> FunctionApp:
     """Build the function: the one composition root of the runtime.
 
     `registry` is the function's handlers on its catalogue. The runtime never imports the user's
     code itself: the entry points resolve it from an import string (`eventfn.loading`).
-    `clock` (monotonic seconds) times the OIDC verifier's intervals (the JWKS refresh bounds, how
-    long a refused token is remembered) and `wall_clock` (Unix seconds) is what tokens' `exp`,
-    `nbf` and `iat` are checked against; a test passes clocks it moves by hand.
+    `clocks` are what every component that reads time is given (`eventfn.core.clock.Clocks`); a
+    test passes clocks it moves by hand.
     """
     configure_logging(settings)
     log_posture(settings)
-    return FunctionApp(Runtime(settings, registry, clock=clock, wall_clock=wall_clock))
+    return FunctionApp(Runtime(settings, registry, clocks=clocks))

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
 from eventfn.auth.policy import FacadeAuth, build_auth
+from eventfn.core.clock import Clocks
 from eventfn.core.config import Settings, following_deliveries
 from eventfn.core.http import Scope
 from eventfn.delivery.build import build_delivery
@@ -68,9 +69,12 @@ def build_redis(settings: Settings) -> Any:
     return build_client(settings)
 
 
-def build_dedupe(settings: Settings, redis: Any = None) -> DedupeStore:
+def build_dedupe(
+    settings: Settings, redis: Any = None, clock: Callable[[], float] = time.monotonic
+) -> DedupeStore:
     """The dedupe store the settings ask for: Redis (shared by replicas) when `redis_url` is
-    set, on the runtime's client `redis` (or one of its own), else in memory."""
+    set, on the runtime's client `redis` (or one of its own), else in memory, its leases on
+    `clock` (a Redis lease is the server's)."""
     if settings.redis_url:
         from eventfn.stores.dedupe_redis import RedisDedupeStore
         from eventfn.stores.redis import client_for
@@ -85,6 +89,7 @@ def build_dedupe(settings: Settings, redis: Any = None) -> DedupeStore:
         lease=settings.dedupe_lease_seconds,
         max_entries=settings.dedupe_max_entries,
         max_bytes=settings.dedupe_max_bytes,
+        clock=clock,
     )
 
 
@@ -105,11 +110,8 @@ class Runtime:
         settings: Settings,
         registry: Registry,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clocks: Clocks = Clocks(),  # noqa: B008 (frozen: one shared default is the point)
     ) -> None:
-        """`clock` (monotonic seconds) and `wall_clock` (Unix seconds) are the OIDC verifier's
-        (`build_auth`); tests move them."""
         # The dedupe window and lease follow the catalogue's delivery policies (unless set).
         settings = following_deliveries(settings, registry.catalogue.deliveries)
         redis = build_redis(settings)  # one client and pool for every store built here
@@ -125,7 +127,7 @@ class Runtime:
         self.metrics = Metrics(self.catalogue)
         # The live event feed the WebSocket subscribes to; the dispatcher offers it every event.
         self.feed = LiveFeed(settings, client=build_feed_client(settings, redis))
-        self.dedupe = build_dedupe(settings, redis)
+        self.dedupe = build_dedupe(settings, redis, clocks.monotonic)
         delivery = build_delivery(
             settings, redis=redis, metrics=self.metrics, observe=self.feed.offer
         )
@@ -147,7 +149,7 @@ class Runtime:
             function_settings=registry.build_settings(),
             http=self.outgoing.client,
         )
-        auth = build_auth(settings, clock=clock, wall_clock=wall_clock)
+        auth = build_auth(settings, clocks=clocks)
         # None means deliveries are not authenticated (local development).
         self.delivery_auth: DeliveryAuth | None = auth.delivery
         # None means the facade and WebSocket are open (neither API_KEYS nor OIDC_AUDIENCE set).

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eventfn.auth.oidc import OIDCVerifier, looks_like_jwt
+from eventfn.core.clock import Clocks
 from eventfn.core.config import Settings
 from eventfn.core.errors import Unauthenticated
 from eventfn.core.http import Scope
@@ -148,18 +148,15 @@ def build_auth(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None = None,
     *,
-    clock: Callable[[], float] = time.monotonic,
-    wall_clock: Callable[[], float] = time.time,
+    clocks: Clocks = Clocks(),  # noqa: B008 (frozen: one shared default is the point)
 ) -> AuthSetup:
-    """Build the authentication the settings ask for; no I/O (the verifier fetches lazily).
-
-    `clock` (monotonic seconds) times the verifier's intervals: the JWKS refresh bounds and how
-    long a refused token is remembered; `wall_clock` (Unix seconds) is what tokens' `exp`,
-    `nbf` and `iat` are checked against.
-    """
+    """Build the authentication the settings ask for; no I/O (the verifier fetches lazily),
+    the verifier on `clocks`."""
     verifier = None
     if settings.oidc_audience:
-        verifier = OIDCVerifier(settings, transport=transport, clock=clock, wall_clock=wall_clock)
+        verifier = OIDCVerifier(
+            settings, transport=transport, clock=clocks.monotonic, wall_clock=clocks.wall
+        )
     return AuthSetup(
         verifier=verifier,
         delivery=DeliveryTokenAuth(verifier) if verifier else None,

@@ -18,9 +18,9 @@ can be reported as a producer error.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -123,10 +123,6 @@ def _unpack(record: bytes) -> Reply:
     return Reply(record[at : at + time_len].decode(), record[at + time_len :], fingerprint)
 
 
-def _loop_time() -> float:
-    return asyncio.get_running_loop().time()
-
-
 class MemoryDedupeStore:
     """The embedded store: one process, bounded by the window (TTL) and by the memory it takes.
 
@@ -149,15 +145,13 @@ class MemoryDedupeStore:
         lease: float,
         max_entries: int | None = None,
         max_bytes: int | None = None,
-        clock: Any = None,
+        clock: Any = time.monotonic,
     ) -> None:
         self._ttl = ttl
         self._lease = lease
         self._max = max_entries
         self._max_bytes = max_bytes
-        # The running loop's clock by default: the leases and the renewals that keep them
-        # (timers of the loop) run on one clock.
-        self._clock = clock or _loop_time
+        self._clock = clock
         self._done: dict[str, bytes] = {}
         self._order: deque[str] = deque()  # the keys of _done, oldest completion first
         self._bytes = 0

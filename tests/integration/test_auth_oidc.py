@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from eventfn import create_app
+from eventfn.core.clock import Clocks
 from eventfn.dispatch.registry import Registry
 from eventfn.testing import app_client
 from tests.functions import ASK, ASK_CATALOGUE, Answer, Question
@@ -61,9 +62,8 @@ async def oidc_client(
     tokens' times checked against `wall_clock`."""
     settings = settings_for(**{"oidc_audience": AUDIENCE, "oidc_issuer": issuer.url, **overrides})
     registry = (recorder or Recorder()).registry
-    app = create_app(
-        settings, registry, clock=clock or time.monotonic, wall_clock=wall_clock or time.time
-    )
+    clocks = Clocks(monotonic=clock or time.monotonic, wall=wall_clock or time.time)
+    app = create_app(settings, registry, clocks=clocks)
     async with app_client(app) as client:
         yield client
 

@@ -17,14 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
+from eventfn.app import create_app
+from eventfn.core.clock import Clocks
 from eventfn.core.policy import BROKER_DELIVERY, BrokerDelivery
 from eventfn.dispatch.budget import run_within
 from eventfn.stores.dedupe import State
 from eventfn.stores.dedupe_redis import RedisDedupeStore
 from eventfn.stores.records import event_key
 from eventfn.stores.redis import redis_client
+from eventfn.testing import app_client
 from manifests import objects
-from tests.functions import ASK
+from tests.functions import ASK, registry_with
 from tests.helpers import support
 from tests.helpers.faults import own_redis
 from tests.helpers.loop_time import advance, one_turn
@@ -129,10 +132,13 @@ async def test_a_handler_working_past_its_lease_keeps_its_claim(store: str) -> N
     if store == "redis":
         extra.update(redis_url=support.redis_url(9), redis_timeout_seconds=0.1)
     event_id = new_id()
-    async with handler_client(handler, **extra) as client:
+    # In memory, the leases on the loop's (virtual) clock, as the renewals' timers are.
+    clocks = Clocks(monotonic=asyncio.get_running_loop().time) if store == "memory" else Clocks()
+    app = create_app(suite_settings(**extra), registry_with(handler), clocks=clocks)
+    async with app_client(app) as client:
         first = asyncio.create_task(deliver(client, event_id, "long"))
         await handler.entered.wait()
-        if store == "memory":  # the lease and its renewals on the loop's (virtual) clock
+        if store == "memory":
             await advance(0.8)
         else:
             # A lease in Redis is a PX its server expires on its own clock, which no clock of
