@@ -94,7 +94,6 @@ class Publisher:
             transport=transport,
             metrics=metrics,
         )
-        self.token = self.client.token  # the identity it sends (what SinkBinding mounts)
         self._pending: set[asyncio.Task[str]] = set()
         # When a write-ahead last failed (monotonic seconds): readiness reports the outbox
         # unusable for a while after it (`outbox_failing`).
@@ -133,7 +132,7 @@ class Publisher:
         return Event({**event.attributes, **self._overrides}, event.data, event.json_data)
 
     async def attempt(self, event: Event) -> Attempt:
-        """One POST of `event` (`SinkClient.attempt`): what the redeliverer sends with too."""
+        """One POST of `event` (`SinkClient.attempt`), for the redeliverer."""
         return await self.client.attempt(event)
 
     async def publish(self, event: Event, *, written: bool = False) -> str:
@@ -152,7 +151,7 @@ class Publisher:
         made = 0
         try:
             while made < policy.attempts and loop.time() < deadline:
-                result = await self.attempt(event)
+                result = await self.client.attempt(event)
                 made += 1
                 if result.delivered:
                     log.debug("published", id=event.id, type=event.type, attempts=made)

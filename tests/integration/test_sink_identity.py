@@ -255,4 +255,4 @@ def test_a_token_is_expected_only_where_oidc_is_on_or_mounted(
     )
     outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
     publisher = Publisher(settings, sink="http://127.0.0.1:9/", outbox=outbox)
-    assert publisher.token.expected is expected
+    assert publisher.client.token.expected is expected
