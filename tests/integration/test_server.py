@@ -76,12 +76,6 @@ class LiveServer:
             self._read_more.wait_for(lambda: len(found()) >= expected, timeout)
             return found()
 
-    def events_for(
-        self, event_id: str, expected: int = 1, timeout: float = 5.0
-    ) -> list[dict[str, Any]]:
-        """The `event` log lines carrying `event_id`, once `expected` of them arrived."""
-        return self.logged(event_id, expected=expected, timeout=timeout)
-
     def barrier(self) -> None:
         """Send one more event and wait for its line. It is sent once the requests before it
         were answered, and the process writes its lines in order (one stdout), so once this
@@ -90,7 +84,7 @@ class LiveServer:
         headers = binary_headers(id=marker, source="/barrier")
         response = httpx.post(self.url, headers=headers, content=dumps(query()), timeout=10)
         assert response.status_code == 200, response.text
-        assert self.events_for(marker), f"no line for {marker}"
+        assert self.logged(marker), f"no line for {marker}"
 
     def stop(self) -> None:
         proc = self.server.proc
@@ -230,7 +224,7 @@ def test_one_log_line_per_handled_event(live: LiveServer) -> None:
     assert (
         httpx.post(live.url, headers=headers, content=dumps(query()), timeout=10).status_code == 200
     )
-    (line,) = live.events_for(event_id)
+    (line,) = live.logged(event_id)
     assert line["type"] == QUERY
     assert line["source"] == "/logged"
     assert line["outcome"] == "ok"
@@ -239,7 +233,7 @@ def test_one_log_line_per_handled_event(live: LiveServer) -> None:
     assert line["level"] == "info"
     # an absence in a real process's log, proved by order: a second line would precede this one
     live.barrier()
-    assert len(live.events_for(event_id, expected=2, timeout=0)) == 1
+    assert len(live.logged(event_id, expected=2, timeout=0)) == 1
 
 
 def test_rejected_event_is_logged_with_its_problem(live: LiveServer) -> None:
@@ -248,7 +242,7 @@ def test_rejected_event_is_logged_with_its_problem(live: LiveServer) -> None:
     headers = binary_headers(id=event_id)
     response = httpx.post(live.url, headers=headers, content=b'{"query": ""}', timeout=10)
     assert response.status_code == 400
-    (line,) = live.events_for(event_id)
+    (line,) = live.logged(event_id)
     assert (line["outcome"], line["status"], line["problem"]) == (
         "rejected",
         400,
@@ -265,7 +259,7 @@ def test_changed_payload_under_the_same_identity_is_logged_as_a_producer_error(
     first = httpx.post(live.url, headers=headers, content=dumps(query("one")), timeout=10)
     second = httpx.post(live.url, headers=headers, content=dumps(query("two")), timeout=10)
     assert second.content == first.content
-    lines = live.events_for(event_id, expected=2)
+    lines = live.logged(event_id, expected=2)
     assert [line["outcome"] for line in lines] == ["ok", "duplicate"]
     warnings = live.logged(event_id, "producer_error_payload_changed")
     assert warnings
